@@ -1,0 +1,30 @@
+# Every target sets up what it needs: the project-local .venv (libtorch from the
+# torch==2.11.0 wheel, and the reference package for the test oracle) is created only
+# when missing, and a LIBTORCH or LIBTORCH_USE_PYTORCH you set yourself is kept.
+SHELL := /bin/bash
+ENV := source scripts/env.sh && lpips_libtorch_env &&
+A ?= assets/ex_ref.png
+B ?= assets/ex_p0.png
+
+.PHONY: demo build test oracle bench bench-compare lint
+
+demo:
+	$(ENV) cargo run --release --quiet --bin lpips -- compare $(A) $(B)
+
+build:
+	$(ENV) cargo build --release
+
+oracle:
+	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py
+
+test: oracle
+	$(ENV) cargo test --all-targets
+
+lint:
+	$(ENV) cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings
+
+bench:
+	$(ENV) cargo bench --bench trunks
+
+bench-compare:
+	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/bench_reference.py

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Writes the test oracle: the reference package's own outputs on seeded random trunks.
+
+Pretrained ImageNet trunks cannot be downloaded on the test machines, so each trunk is a
+seeded random torchvision model: same architecture and arithmetic as the reference, any
+weights. Everything lands in tests/oracle/ (git-ignored); the Rust tests read it.
+
+Run with the project's venv python (`make oracle` does). Does nothing when the oracle is
+up to date with this script; pass --force to rebuild.
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torchvision
+import lpips
+import cv2
+from safetensors.torch import save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "oracle")
+SEED = 20180612
+
+# Non-square, not multiples of anything, above each trunk's minimum side.
+SIZES = {"alex": (45, 67), "vgg": (36, 50), "squeeze": (41, 29)}
+BUILDERS = {
+    "alex": torchvision.models.alexnet,
+    "vgg": torchvision.models.vgg16,
+    "squeeze": torchvision.models.squeezenet1_1,
+}
+# (CLI label, reference version, reference lpips flag)
+LINS = [("v0.1", "0.1", True), ("v0.0", "0.0", True), ("none", "0.1", False)]
+BATCH = 3
+
+
+def script_digest():
+    with open(os.path.abspath(__file__), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def random_trunk(net, seed):
+    torch.manual_seed(seed)
+    full = BUILDERS[net](weights=None).state_dict()
+    # A whole torchvision state dict (classifier too) for squeeze, to exercise ignoring
+    # extra keys; features only for alex and vgg, whose classifiers are hundreds of MB.
+    if net == "squeeze":
+        return {k: v.contiguous() for k, v in full.items()}
+    return {k: v.contiguous() for k, v in full.items() if k.startswith("features.")}
+
+
+def reference_model(net, version, use_lin, trunk):
+    model = lpips.LPIPS(net=net, version=version, lpips=use_lin, pnet_rand=True, verbose=False)
+    # The reference slices torchvision's `features` into `slice{k}.{index}`: map back.
+    state = {}
+    for key in model.net.state_dict():
+        _, index, param = key.split(".", 2)
+        state[key] = trunk[f"features.{index}.{param}"]
+    model.net.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def smooth_images(gen, n, h, w):
+    """Smooth random images with some texture, in [-1, 1]."""
+    coarse = torch.rand(n, 3, max(h // 6, 2), max(w // 6, 2), generator=gen) * 2 - 1
+    up = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+    noise = (torch.rand(n, 3, h, w, generator=gen) * 2 - 1) * 0.25
+    return (up + noise).clamp(-1, 1)
+
+
+def write_png_pair(gen, net, h, w):
+    """Two 8-bit RGB PNGs plus a greyscale and an RGBA variant, as the CLI reads them."""
+    imgs = ((smooth_images(gen, 2, h, w) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    paths = []
+    for i in range(2):
+        rgb = imgs[i].permute(1, 2, 0).numpy()
+        path = os.path.join(OUT, f"img_{net}_{i}.png")
+        cv2.imwrite(path, np.ascontiguousarray(rgb[:, :, ::-1]))
+        paths.append(path)
+    grey = imgs[0].float().mean(0).round().to(torch.uint8).numpy()
+    cv2.imwrite(os.path.join(OUT, f"img_{net}_grey.png"), grey)
+    rgba = np.concatenate([imgs[1].permute(1, 2, 0).numpy()[:, :, ::-1], np.full((h, w, 1), 77, np.uint8)], axis=2)
+    cv2.imwrite(os.path.join(OUT, f"img_{net}_rgba.png"), np.ascontiguousarray(rgba))
+    return paths
+
+
+def main():
+    force = "--force" in sys.argv
+    stamp_path = os.path.join(OUT, "stamp")
+    digest = script_digest()
+    if not force and os.path.exists(stamp_path) and open(stamp_path).read().strip() == digest:
+        print(f"oracle up to date in {OUT}")
+        return
+    os.makedirs(OUT, exist_ok=True)
+    if os.path.exists(stamp_path):
+        os.remove(stamp_path)
+    torch.set_grad_enabled(False)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+    heads_dir = os.path.dirname(lpips.__file__)
+    for version in ["0.0", "0.1"]:
+        for net in BUILDERS:
+            state = torch.load(os.path.join(heads_dir, "weights", f"v{version}", f"{net}.pth"), map_location="cpu")
+            save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(OUT, f"heads_v{version}_{net}.safetensors"))
+
+    gen = torch.Generator().manual_seed(SEED)
+    cli = {}
+    for n_index, (net, (h, w)) in enumerate(SIZES.items()):
+        trunk = random_trunk(net, SEED + n_index)
+        save_file(trunk, os.path.join(OUT, f"trunk_{net}.safetensors"))
+        in0 = smooth_images(gen, BATCH, h, w)
+        in1 = smooth_images(gen, BATCH, h, w)
+        # Identical pair in the batch: distance exactly zero.
+        in1[BATCH - 1] = in0[BATCH - 1]
+        tensors = {"in0": in0.contiguous(), "in1": in1.contiguous()}
+        png_paths = write_png_pair(gen, net, h, w)
+        for label, version, use_lin in LINS:
+            model = reference_model(net, version, use_lin, trunk)
+            scalar, layers = model(in0, in1, retPerLayer=True)
+            tensors[f"{label}/scalar"] = scalar.contiguous()
+            for k, layer in enumerate(layers):
+                tensors[f"{label}/scalar_layer{k}"] = layer.contiguous()
+            tensors[f"{label}/normalized"] = model((in0 + 1) / 2, (in1 + 1) / 2, normalize=True).contiguous()
+            model.spatial = True
+            spatial, layers = model(in0, in1, retPerLayer=True)
+            tensors[f"{label}/spatial"] = spatial.contiguous()
+            for k, layer in enumerate(layers):
+                tensors[f"{label}/spatial_layer{k}"] = layer.contiguous()
+            # What `lpips compare` must print for the PNG pair, read the reference's way.
+            model.spatial = False
+            a = lpips.im2tensor(lpips.load_image(png_paths[0]))
+            b = lpips.im2tensor(lpips.load_image(png_paths[1]))
+            cli[f"{net}/{label}"] = float(model(a, b).item())
+            grey = lpips.im2tensor(lpips.load_image(os.path.join(OUT, f"img_{net}_grey.png")))
+            rgba = lpips.im2tensor(lpips.load_image(os.path.join(OUT, f"img_{net}_rgba.png")))
+            cli[f"{net}/{label}/grey_rgba"] = float(model(grey, rgba).item())
+            model.spatial = True
+            cli_map = model(a, b)[0, 0].numpy().astype("<f4")
+            np.save(os.path.join(OUT, f"cli_map_{net}_{label}.npy"), cli_map)
+        save_file(tensors, os.path.join(OUT, f"outputs_{net}.safetensors"))
+        print(f"{net}: {h}x{w}, batch {BATCH}: written")
+
+    with open(os.path.join(OUT, "cli.json"), "w") as f:
+        json.dump(cli, f, indent=1, sort_keys=True)
+    with open(os.path.join(OUT, "versions.json"), "w") as f:
+        json.dump({"torch": torch.__version__, "torchvision": torchvision.__version__, "lpips": "0.1.4"}, f)
+    with open(stamp_path, "w") as f:
+        f.write(digest + "\n")
+    print(f"oracle written to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

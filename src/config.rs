@@ -1,0 +1,209 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use crate::error::{LpipsError, Result};
+
+/// The pretrained trunk whose features LPIPS compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Net {
+    /// AlexNet (5 taps); the reference's default and the best forward metric.
+    #[default]
+    Alex,
+    /// VGG16 (5 taps); closest to a "perceptual loss" in the usual sense.
+    Vgg,
+    /// SqueezeNet 1.1 (7 taps); the smallest.
+    Squeeze,
+}
+
+impl Net {
+    /// All trunks, in the reference's order.
+    pub const ALL: [Net; 3] = [Net::Alex, Net::Vgg, Net::Squeeze];
+
+    /// The name the reference and the CLI use: `alex`, `vgg` or `squeeze`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Net::Alex => "alex",
+            Net::Vgg => "vgg",
+            Net::Squeeze => "squeeze",
+        }
+    }
+
+    /// Channels of each tapped layer.
+    pub fn channels(self) -> &'static [i64] {
+        match self {
+            Net::Alex => &[64, 192, 384, 256, 256],
+            Net::Vgg => &[64, 128, 256, 512, 512],
+            Net::Squeeze => &[64, 128, 256, 384, 384, 512, 512],
+        }
+    }
+
+    /// The smallest height and width the trunk accepts (alex 31, vgg 16, squeeze 17),
+    /// computed from its layers.
+    pub fn min_side(self) -> i64 {
+        crate::trunk::min_side(self)
+    }
+}
+
+impl fmt::Display for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Net {
+    type Err = LpipsError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "alex" | "alexnet" => Ok(Net::Alex),
+            "vgg" | "vgg16" => Ok(Net::Vgg),
+            "squeeze" | "squeezenet" | "squeezenet1_1" => Ok(Net::Squeeze),
+            _ => Err(LpipsError::Parse {
+                what: "net",
+                value: s.to_string(),
+                expected: "alex, vgg, squeeze",
+            }),
+        }
+    }
+}
+
+/// Release of the metric, as in the reference's `version` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Version {
+    /// v0.1: inputs pass the scaling layer first; heads trained that way. The default.
+    #[default]
+    #[serde(rename = "v0.1")]
+    V0_1,
+    /// v0.0: the original release, without the input scaling layer.
+    #[serde(rename = "v0.0")]
+    V0_0,
+}
+
+impl Version {
+    /// `"v0.1"` or `"v0.0"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Version::V0_1 => "v0.1",
+            Version::V0_0 => "v0.0",
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the per-channel squared differences are weighed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Heads {
+    /// The learned 1x1 linear heads of the chosen [`Version`] (the "lin" metric).
+    #[default]
+    Learned,
+    /// No heads: channels summed, layers weighted equally (the reference's `lpips=False`
+    /// baseline).
+    None,
+}
+
+/// The linear-head choice as the CLI spells it: `v0.1`, `v0.0` or `none`.
+///
+/// `v0.0` also drops the input scaling (the reference's `version='0.0'`); `none` keeps
+/// the v0.1 scaling with no heads (the reference's `lpips=False`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Lin {
+    /// Learned heads v0.1 with input scaling. The default.
+    #[default]
+    #[serde(rename = "v0.1")]
+    V0_1,
+    /// Learned heads v0.0 without input scaling.
+    #[serde(rename = "v0.0")]
+    V0_0,
+    /// No heads (uncalibrated baseline), v0.1 input scaling.
+    #[serde(rename = "none")]
+    None,
+}
+
+impl Lin {
+    /// The version and heads this choice stands for.
+    pub fn split(self) -> (Version, Heads) {
+        match self {
+            Lin::V0_1 => (Version::V0_1, Heads::Learned),
+            Lin::V0_0 => (Version::V0_0, Heads::Learned),
+            Lin::None => (Version::V0_1, Heads::None),
+        }
+    }
+}
+
+impl FromStr for Lin {
+    type Err = LpipsError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "v0.1" | "0.1" => Ok(Lin::V0_1),
+            "v0.0" | "0.0" => Ok(Lin::V0_0),
+            "none" => Ok(Lin::None),
+            _ => Err(LpipsError::Parse {
+                what: "lin",
+                value: s.to_string(),
+                expected: "v0.1, v0.0, none",
+            }),
+        }
+    }
+}
+
+/// The value range of input tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum InputRange {
+    /// Values in [-1, 1], as the reference expects by default.
+    #[default]
+    #[serde(rename = "-1..1")]
+    MinusOneToOne,
+    /// Values in [0, 1]; mapped to [-1, 1] first (the reference's `normalize=True`).
+    #[serde(rename = "0..1")]
+    ZeroToOne,
+}
+
+/// Parses `cpu`, `cuda`, `cuda:N`, `mps` or `auto` (CUDA when available, else CPU), and
+/// checks that the device exists.
+pub fn parse_device(s: &str) -> Result<Device> {
+    let unavailable = |reason: String| LpipsError::DeviceUnavailable {
+        device: s.to_string(),
+        reason,
+    };
+    let cuda = |index: usize| {
+        let count = tch::Cuda::device_count() as usize;
+        if count == 0 {
+            Err(unavailable(
+                "no CUDA device found (or this libtorch has no CUDA support)".into(),
+            ))
+        } else if index >= count {
+            Err(unavailable(format!("only {count} CUDA device(s)")))
+        } else {
+            Ok(Device::Cuda(index))
+        }
+    };
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available()),
+        "cuda" => cuda(0),
+        "mps" => {
+            if tch::utils::has_mps() {
+                Ok(Device::Mps)
+            } else {
+                Err(unavailable("this libtorch has no MPS support".into()))
+            }
+        }
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(index)) => cuda(index),
+            _ => Err(LpipsError::Parse {
+                what: "device",
+                value: s.to_string(),
+                expected: "cpu, cuda, cuda:N, mps, auto",
+            }),
+        },
+    }
+}

@@ -1,0 +1,171 @@
+use std::path::PathBuf;
+
+use crate::config::Net;
+
+/// Shorthand for results whose error is [`LpipsError`].
+pub type Result<T, E = LpipsError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in this crate, with the facts needed to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LpipsError {
+    /// An input tensor is not `N x 3 x H x W`.
+    #[error("input {which} has shape {shape:?}; expected N x 3 x H x W (RGB)")]
+    BadShape {
+        /// `"in0"` or `"in1"`.
+        which: &'static str,
+        /// The shape that was passed.
+        shape: Vec<i64>,
+    },
+    /// The two inputs have different shapes.
+    #[error("inputs differ in shape: {a:?} vs {b:?}")]
+    ShapeMismatch {
+        /// Shape of the first input.
+        a: Vec<i64>,
+        /// Shape of the second input.
+        b: Vec<i64>,
+    },
+    /// An input has no images in it.
+    #[error("input batch is empty (N = 0)")]
+    EmptyBatch,
+    /// An input is smaller than the trunk accepts.
+    #[error(
+        "input is {height}x{width} (HxW) but the {net} trunk needs at least {min} pixels on each side"
+    )]
+    TooSmall {
+        /// The trunk.
+        net: Net,
+        /// Its minimum side in pixels.
+        min: i64,
+        /// Input height.
+        height: i64,
+        /// Input width.
+        width: i64,
+    },
+    /// An input holds NaN or infinite values.
+    #[error("input {which} holds NaN or infinite values")]
+    NonFinite {
+        /// `"in0"` or `"in1"`.
+        which: &'static str,
+    },
+    /// A weight the model needs is absent from the weight source.
+    #[error("weight `{key}` (shape {expected:?}) is missing from {source_name}")]
+    MissingWeight {
+        /// The tensor name, in torchvision's naming.
+        key: String,
+        /// The shape it should have.
+        expected: Vec<i64>,
+        /// Where the weights came from.
+        source_name: String,
+    },
+    /// A weight has the wrong shape.
+    #[error("weight `{key}` in {source_name} has shape {found:?}, expected {expected:?}")]
+    WeightShape {
+        /// The tensor name.
+        key: String,
+        /// The shape the model needs.
+        expected: Vec<i64>,
+        /// The shape found in the file.
+        found: Vec<i64>,
+        /// Where the weights came from.
+        source_name: String,
+    },
+    /// A weight is stored in a type that cannot be converted to floats.
+    #[error("weight `{key}` in {source_name} has unsupported dtype {dtype}")]
+    WeightDtype {
+        /// The tensor name.
+        key: String,
+        /// The stored dtype.
+        dtype: String,
+        /// Where the weights came from.
+        source_name: String,
+    },
+    /// A weight holds NaN or infinite values.
+    #[error("weight `{key}` in {source_name} holds NaN or infinite values")]
+    NonFiniteWeight {
+        /// The tensor name.
+        key: String,
+        /// Where the weights came from.
+        source_name: String,
+    },
+    /// A weight file is corrupt or not what its name says.
+    #[error("cannot read weights from {source_name}: {reason}")]
+    WeightFormat {
+        /// Where the weights came from.
+        source_name: String,
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// A weight file format this build cannot read.
+    #[error("cannot read trunk weights {path}: {hint}")]
+    UnsupportedWeightFile {
+        /// The file.
+        path: PathBuf,
+        /// What to do instead.
+        hint: String,
+    },
+    /// No trunk weights were given and none were found.
+    #[error(
+        "no ImageNet weights for the {net} trunk: looked for {}. {hint}",
+        searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and ")
+    )]
+    TrunkNotFound {
+        /// The trunk.
+        net: Net,
+        /// The files looked for, in order.
+        searched: Vec<PathBuf>,
+        /// How to provide them.
+        hint: String,
+    },
+    /// An image could not be read or decoded.
+    #[error("cannot read image {}: {source}", path.display())]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// Why.
+        source: image::ImageError,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A name given for a setting is not one of its values.
+    #[error("unknown {what} `{value}`; expected one of: {expected}")]
+    Parse {
+        /// The setting.
+        what: &'static str,
+        /// What was given.
+        value: String,
+        /// The accepted values.
+        expected: &'static str,
+    },
+    /// The requested device cannot be used.
+    #[error("device `{device}` is not available: {reason}")]
+    DeviceUnavailable {
+        /// The device asked for.
+        device: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// libtorch reported an error.
+    #[error("libtorch: {}", first_line(&.0.to_string()))]
+    Torch(#[from] tch::TchError),
+}
+
+// libtorch messages carry a C++ backtrace after the first line; users need the first.
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or(message).trim()
+}
+
+impl LpipsError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        LpipsError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

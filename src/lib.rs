@@ -1,0 +1,16 @@
+//! LPIPS placeholder docs
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod image_io;
+mod model;
+mod trunk;
+mod weights;
+
+pub use config::{Heads, InputRange, Lin, Net, Version, parse_device};
+pub use error::{LpipsError, Result};
+pub use image_io::{image_to_tensor, load_image};
+pub use model::{LayerDistances, Lpips, LpipsBuilder};
+pub use tch::{Device, Tensor};
+pub use weights::{TrunkWeights, hub_checkpoint_dir, linear_heads, torchvision_file_name};

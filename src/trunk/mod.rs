@@ -1,0 +1,191 @@
+//! The three trunks, built with torchvision's variable names (`features.{i}.weight`) so
+//! that torchvision checkpoints load as they are. Each layer keeps its torchvision index;
+//! `taps` are the reference's slice ends (exclusive), after which features are read.
+
+mod alex;
+mod squeeze;
+mod vgg;
+
+use tch::{Tensor, nn, nn::Module};
+
+use crate::config::Net;
+
+/// One layer of a torchvision `features` stack.
+#[derive(Debug)]
+pub(crate) enum Layer {
+    Conv {
+        conv: nn::Conv2D,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+    },
+    Relu,
+    MaxPool {
+        kernel: i64,
+        stride: i64,
+        ceil: bool,
+    },
+    Fire(Fire),
+}
+
+/// SqueezeNet's fire module: squeeze 1x1, then expand 1x1 and 3x3 side by side.
+#[derive(Debug)]
+pub(crate) struct Fire {
+    squeeze: nn::Conv2D,
+    expand1x1: nn::Conv2D,
+    expand3x3: nn::Conv2D,
+}
+
+#[derive(Debug)]
+pub(crate) struct Trunk {
+    layers: Vec<Layer>,
+    taps: &'static [usize],
+}
+
+fn conv(p: &nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64) -> Layer {
+    let config = nn::ConvConfig {
+        stride,
+        padding,
+        ..Default::default()
+    };
+    Layer::Conv {
+        conv: nn::conv2d(p, cin, cout, kernel, config),
+        kernel,
+        stride,
+        padding,
+    }
+}
+
+fn fire(p: &nn::Path, cin: i64, squeeze: i64, expand: i64) -> Layer {
+    let one = |name: &str, cin, cout, kernel, padding| {
+        let config = nn::ConvConfig {
+            padding,
+            ..Default::default()
+        };
+        nn::conv2d(p / name, cin, cout, kernel, config)
+    };
+    Layer::Fire(Fire {
+        squeeze: one("squeeze", cin, squeeze, 1, 0),
+        expand1x1: one("expand1x1", squeeze, expand, 1, 0),
+        expand3x3: one("expand3x3", squeeze, expand, 3, 1),
+    })
+}
+
+fn pool(kernel: i64, stride: i64, ceil: bool) -> Layer {
+    Layer::MaxPool {
+        kernel,
+        stride,
+        ceil,
+    }
+}
+
+impl Layer {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            Layer::Conv { conv, .. } => conv.forward(x),
+            Layer::Relu => x.relu(),
+            Layer::MaxPool {
+                kernel,
+                stride,
+                ceil,
+            } => x.max_pool2d([*kernel; 2], [*stride; 2], [0, 0], [1, 1], *ceil),
+            Layer::Fire(f) => {
+                let s = f.squeeze.forward(x).relu();
+                Tensor::cat(
+                    &[
+                        f.expand1x1.forward(&s).relu(),
+                        f.expand3x3.forward(&s).relu(),
+                    ],
+                    1,
+                )
+            }
+        }
+    }
+
+    /// Output side for an input side, with libtorch's arithmetic; None when the layer
+    /// would reject the input.
+    fn out_side(&self, side: i64) -> Option<i64> {
+        let conv_out = |side: i64, kernel: i64, stride: i64, padding: i64| {
+            (side + 2 * padding - kernel).div_euclid(stride) + 1
+        };
+        let out = match self {
+            Layer::Conv {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => conv_out(side, *kernel, *stride, *padding),
+            Layer::Relu => side,
+            Layer::MaxPool {
+                kernel,
+                stride,
+                ceil,
+            } => {
+                let extra = if *ceil { stride - 1 } else { 0 };
+                let mut out = (side - kernel + extra).div_euclid(*stride) + 1;
+                // A window may not start in the padding (here: past the input).
+                if *ceil && (out - 1) * stride >= side {
+                    out -= 1;
+                }
+                out
+            }
+            Layer::Fire(_) => {
+                let s = conv_out(side, 1, 1, 0);
+                conv_out(s, 3, 1, 1).min(s)
+            }
+        };
+        (out >= 1).then_some(out)
+    }
+}
+
+impl Trunk {
+    /// Builds the trunk's variables under `p` (randomly initialised until loaded).
+    pub(crate) fn new(p: &nn::Path, net: Net) -> Trunk {
+        let features = p / "features";
+        match net {
+            Net::Alex => alex::build(&features),
+            Net::Vgg => vgg::build(&features),
+            Net::Squeeze => squeeze::build(&features),
+        }
+    }
+
+    /// Features at each tap, in order.
+    pub(crate) fn forward(&self, x: &Tensor) -> Vec<Tensor> {
+        let mut outs = Vec::with_capacity(self.taps.len());
+        let mut h = x.shallow_clone();
+        let mut start = 0;
+        for &end in self.taps {
+            for layer in &self.layers[start..end] {
+                h = layer.forward(&h);
+            }
+            outs.push(h.shallow_clone());
+            start = end;
+        }
+        outs
+    }
+
+    /// Whether an input side survives every layer up to the last tap.
+    fn accepts(&self, mut side: i64) -> bool {
+        let last = *self.taps.last().expect("a trunk has taps");
+        for layer in &self.layers[..last] {
+            match layer.out_side(side) {
+                Some(s) => side = s,
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// The smallest side the trunk accepts, from its layers' arithmetic.
+pub(crate) fn min_side(net: Net) -> i64 {
+    use std::sync::OnceLock;
+    static MIN: [OnceLock<i64>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    *MIN[net as usize].get_or_init(|| {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let trunk = Trunk::new(&vs.root(), net);
+        (1..=4096)
+            .find(|&side| trunk.accepts(side))
+            .expect("every trunk accepts 4096 px")
+    })
+}

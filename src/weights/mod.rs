@@ -1,0 +1,145 @@
+//! Where weights come from: the embedded linear heads, trunk files, the torch hub cache.
+//! Every source is read into a [`TensorMap`] and checked key by key against what the
+//! model expects, so a missing or misshapen tensor is an error that names it.
+
+mod hub;
+mod safetensors_file;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use tch::{Kind, Tensor};
+
+use crate::config::{Net, Version};
+use crate::error::{LpipsError, Result};
+
+pub use hub::{hub_checkpoint_dir, torchvision_file_name};
+use safetensors_file::SafetensorsBytes;
+
+/// Named tensors from one weight source, with a description of that source for errors.
+pub(crate) struct TensorMap {
+    tensors: HashMap<String, Tensor>,
+    file: Option<SafetensorsBytes>,
+    source_name: String,
+}
+
+impl TensorMap {
+    pub(crate) fn from_tensors(tensors: Vec<(String, Tensor)>, source_name: &str) -> TensorMap {
+        TensorMap {
+            tensors: tensors.into_iter().collect(),
+            file: None,
+            source_name: source_name.to_string(),
+        }
+    }
+
+    fn from_safetensors(bytes: SafetensorsBytes, source_name: &str) -> Result<TensorMap> {
+        safetensors_file::validate(&bytes, source_name)?;
+        Ok(TensorMap {
+            tensors: HashMap::new(),
+            file: Some(bytes),
+            source_name: source_name.to_string(),
+        })
+    }
+
+    /// Takes the tensor `key`, checking its shape and values; converted to f32.
+    pub(crate) fn take(&mut self, key: &str, expected: &[i64]) -> Result<Tensor> {
+        let tensor = match (self.tensors.remove(key), &self.file) {
+            (Some(t), _) => Some(t),
+            (None, Some(bytes)) => safetensors_file::read_tensor(bytes, key, &self.source_name)?,
+            (None, None) => None,
+        };
+        let tensor = tensor.ok_or_else(|| LpipsError::MissingWeight {
+            key: key.to_string(),
+            expected: expected.to_vec(),
+            source_name: self.source_name.clone(),
+        })?;
+        let found = tensor.size();
+        if found != expected {
+            return Err(LpipsError::WeightShape {
+                key: key.to_string(),
+                expected: expected.to_vec(),
+                found,
+                source_name: self.source_name.clone(),
+            });
+        }
+        let tensor = tensor.to_kind(Kind::Float);
+        if !bool::try_from(tensor.isfinite().all())? {
+            return Err(LpipsError::NonFiniteWeight {
+                key: key.to_string(),
+                source_name: self.source_name.clone(),
+            });
+        }
+        Ok(tensor)
+    }
+}
+
+/// Where the trunk's ImageNet weights come from.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub enum TrunkWeights {
+    /// Look in the torch hub cache under torchvision's file name (see
+    /// [`hub_checkpoint_dir`]); an error lists where it looked when nothing is there.
+    #[default]
+    Auto,
+    /// A weight file with torchvision's tensor names (`features.{i}.weight|bias`); a whole
+    /// torchvision state dict (classifier too) is fine, extra tensors are ignored.
+    File(PathBuf),
+    /// Tensors already in memory, named as in a file.
+    Tensors(Vec<(String, Tensor)>),
+    /// Random initialisation (libtorch's defaults); for benchmarks and training from
+    /// scratch, never for measuring.
+    RandomInit,
+}
+
+/// Reads a trunk weight file, choosing the reader by its extension.
+pub(crate) fn read_trunk_file(path: &Path) -> Result<TensorMap> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("safetensors") => {
+            TensorMap::from_safetensors(safetensors_file::open(path)?, &path.display().to_string())
+        }
+        Some("pth") | Some("pt") => Err(LpipsError::UnsupportedWeightFile {
+            path: path.to_path_buf(),
+            hint: "this build reads safetensors only; convert the checkpoint with \
+                   `python scripts/convert_trunk.py IN.pth OUT.safetensors`"
+                .into(),
+        }),
+        _ => Err(LpipsError::UnsupportedWeightFile {
+            path: path.to_path_buf(),
+            hint: "expected a .safetensors file with torchvision's tensor names".into(),
+        }),
+    }
+}
+
+/// Finds the trunk's weights in the torch hub cache.
+pub(crate) fn find_trunk(net: Net) -> Result<PathBuf> {
+    hub::find(net)
+}
+
+/// The reference's linear heads, embedded from `weights/`.
+fn head_bytes(net: Net, version: Version) -> &'static [u8] {
+    match (version, net) {
+        (Version::V0_1, Net::Alex) => include_bytes!("../../weights/v0.1/alex.safetensors"),
+        (Version::V0_1, Net::Vgg) => include_bytes!("../../weights/v0.1/vgg.safetensors"),
+        (Version::V0_1, Net::Squeeze) => include_bytes!("../../weights/v0.1/squeeze.safetensors"),
+        (Version::V0_0, Net::Alex) => include_bytes!("../../weights/v0.0/alex.safetensors"),
+        (Version::V0_0, Net::Vgg) => include_bytes!("../../weights/v0.0/vgg.safetensors"),
+        (Version::V0_0, Net::Squeeze) => include_bytes!("../../weights/v0.0/squeeze.safetensors"),
+    }
+}
+
+/// The linear-head weights, one `(1, C, 1, 1)` tensor per tap, named
+/// `lin{k}.model.1.weight` as in the reference's files.
+pub fn linear_heads(net: Net, version: Version) -> Result<Vec<Tensor>> {
+    let name = format!("embedded heads {version}/{net}");
+    let mut map =
+        TensorMap::from_safetensors(SafetensorsBytes::Static(head_bytes(net, version)), &name)?;
+    net.channels()
+        .iter()
+        .enumerate()
+        .map(|(k, &c)| map.take(&format!("lin{k}.model.1.weight"), &[1, c, 1, 1]))
+        .collect()
+}

@@ -1,0 +1,72 @@
+use std::fs::File;
+use std::ops::Deref;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+use tch::{Kind, Tensor};
+
+use crate::error::{LpipsError, Result};
+
+/// The bytes of a safetensors file: memory-mapped, so that only the tensors taken are
+/// read (a whole VGG16 state dict is 528 MB, its trunk 59 MB), or embedded in the binary.
+pub(crate) enum SafetensorsBytes {
+    Mapped(memmap2::Mmap),
+    Static(&'static [u8]),
+}
+
+impl Deref for SafetensorsBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SafetensorsBytes::Mapped(m) => m,
+            SafetensorsBytes::Static(s) => s,
+        }
+    }
+}
+
+/// Maps a safetensors file without reading its tensor data.
+pub(crate) fn open(path: &Path) -> Result<SafetensorsBytes> {
+    let file = File::open(path).map_err(|e| LpipsError::io(path, e))?;
+    // SAFETY: read-only map; a file truncated under us could fault, as with any mmap
+    // reader; weights are not expected to change while a model loads.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| LpipsError::io(path, e))?;
+    Ok(SafetensorsBytes::Mapped(mmap))
+}
+
+pub(crate) fn validate(bytes: &[u8], source_name: &str) -> Result<()> {
+    SafeTensors::deserialize(bytes)
+        .map(|_| ())
+        .map_err(|e| format_error(source_name, e))
+}
+
+fn format_error(source_name: &str, e: SafeTensorError) -> LpipsError {
+    LpipsError::WeightFormat {
+        source_name: source_name.to_string(),
+        reason: format!("not a valid safetensors file ({e:?})"),
+    }
+}
+
+/// Copies one tensor out of validated bytes; `Ok(None)` when there is no such key.
+pub(crate) fn read_tensor(bytes: &[u8], key: &str, source_name: &str) -> Result<Option<Tensor>> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format_error(source_name, e))?;
+    let view = match st.tensor(key) {
+        Ok(view) => view,
+        Err(SafeTensorError::TensorNotFound(_)) => return Ok(None),
+        Err(e) => return Err(format_error(source_name, e)),
+    };
+    let kind = match view.dtype() {
+        Dtype::F32 => Kind::Float,
+        Dtype::F64 => Kind::Double,
+        Dtype::F16 => Kind::Half,
+        Dtype::BF16 => Kind::BFloat16,
+        other => {
+            return Err(LpipsError::WeightDtype {
+                key: key.to_string(),
+                dtype: format!("{other:?}"),
+                source_name: source_name.to_string(),
+            });
+        }
+    };
+    let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+    Ok(Some(Tensor::f_from_data_size(view.data(), &shape, kind)?))
+}

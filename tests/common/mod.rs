@@ -1,0 +1,71 @@
+//! Shared by the integration tests: the reference's outputs, written by
+//! `scripts/gen_oracle.py` into tests/oracle/ (`make oracle`, or `make test`).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use lpips::{Lin, Lpips, Net, Tensor};
+
+pub const LINS: [(Lin, &str); 3] = [
+    (Lin::V0_1, "v0.1"),
+    (Lin::V0_0, "v0.0"),
+    (Lin::None, "none"),
+];
+
+/// The oracle folder; fails (never skips) when it has not been generated.
+pub fn oracle_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oracle");
+    assert!(
+        dir.join("stamp").is_file(),
+        "the reference oracle is missing from {}: run `make oracle` (or `make test`, which \
+         creates the venv and the oracle), i.e. `.venv/bin/python scripts/gen_oracle.py`",
+        dir.display()
+    );
+    dir
+}
+
+pub fn oracle_file(name: &str) -> PathBuf {
+    oracle_dir().join(name)
+}
+
+pub fn read_tensors(name: &str) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(oracle_file(name))
+        .unwrap_or_else(|e| panic!("reading oracle file {name}: {e}"))
+        .into_iter()
+        .collect()
+}
+
+pub fn model(net: Net, lin: Lin) -> Lpips {
+    Lpips::builder()
+        .net(net)
+        .lin(lin)
+        .trunk_file(oracle_file(&format!("trunk_{}.safetensors", net.name())))
+        .build()
+        .unwrap_or_else(|e| panic!("building {net} {lin:?}: {e}"))
+}
+
+/// Asserts |got - want| <= 1e-6 + 1e-4 * |want| element-wise, with the same shape.
+pub fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
+    assert_eq!(got.size(), want.size(), "{what}: shape");
+    let got = Vec::<f32>::try_from(got.detach().flatten(0, -1)).unwrap();
+    let want = Vec::<f32>::try_from(want.flatten(0, -1)).unwrap();
+    assert_close_slice(&got, &want, what);
+}
+
+pub fn assert_close_slice(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = 0f32;
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let tol = 1e-6 + 1e-4 * w.abs();
+        assert!(
+            (g - w).abs() <= tol && g.is_finite(),
+            "{what}[{i}]: got {g}, reference {w} (tolerance {tol})"
+        );
+        worst = worst.max((g - w).abs() / tol);
+    }
+    eprintln!(
+        "{what}: {} values, worst error {worst:.3} of tolerance",
+        got.len()
+    );
+}

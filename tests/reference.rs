@@ -1,0 +1,87 @@
+//! Every configuration against the reference package's outputs on the same seeded
+//! random trunks: 3 nets x v0.1/v0.0/none x scalar/spatial/per-layer, a batch of 3 at
+//! non-square sizes, plus the [0, 1] input option.
+
+mod common;
+
+use common::{LINS, assert_close, model, read_tensors};
+use lpips::{InputRange, Lpips, Net};
+
+fn check_net(net: Net) {
+    let oracle = read_tensors(&format!("outputs_{}.safetensors", net.name()));
+    let (in0, in1) = (&oracle["in0"], &oracle["in1"]);
+    for (lin, label) in LINS {
+        let scalar = model(net, lin);
+        let out = scalar.forward_layers(in0, in1).unwrap();
+        assert_close(
+            &out.total,
+            &oracle[&format!("{label}/scalar")],
+            &format!("{net} {label} scalar"),
+        );
+        assert_eq!(out.layers.len(), net.channels().len());
+        for (k, layer) in out.layers.iter().enumerate() {
+            let key = format!("{label}/scalar_layer{k}");
+            assert_close(layer, &oracle[&key], &format!("{net} {key}"));
+        }
+        let batch = scalar.distance_batch(in0, in1).unwrap();
+        let want = Vec::<f32>::try_from(oracle[&format!("{label}/scalar")].flatten(0, -1)).unwrap();
+        common::assert_close_slice(&batch, &want, &format!("{net} {label} distance_batch"));
+        // The last pair is identical: exactly zero.
+        assert_eq!(batch[batch.len() - 1], 0.0, "{net} {label}: identical pair");
+
+        let spatial = Lpips::builder()
+            .net(net)
+            .lin(lin)
+            .spatial(true)
+            .trunk_file(common::oracle_file(&format!(
+                "trunk_{}.safetensors",
+                net.name()
+            )))
+            .build()
+            .unwrap();
+        let out = spatial.forward_layers(in0, in1).unwrap();
+        assert_close(
+            &out.total,
+            &oracle[&format!("{label}/spatial")],
+            &format!("{net} {label} spatial"),
+        );
+        for (k, layer) in out.layers.iter().enumerate() {
+            let key = format!("{label}/spatial_layer{k}");
+            assert_close(layer, &oracle[&key], &format!("{net} {key}"));
+        }
+
+        let unit = Lpips::builder()
+            .net(net)
+            .lin(lin)
+            .input_range(InputRange::ZeroToOne)
+            .trunk_file(common::oracle_file(&format!(
+                "trunk_{}.safetensors",
+                net.name()
+            )))
+            .build()
+            .unwrap();
+        let got = unit
+            .forward(&((in0 + 1.0) / 2.0), &((in1 + 1.0) / 2.0))
+            .unwrap();
+        assert_close(
+            &got,
+            &oracle[&format!("{label}/normalized")],
+            &format!("{net} {label} normalize"),
+        );
+    }
+}
+
+#[test]
+fn alex_matches_reference() {
+    check_net(Net::Alex);
+}
+
+#[test]
+fn vgg_matches_reference() {
+    check_net(Net::Vgg);
+}
+
+#[test]
+fn squeeze_matches_reference() {
+    check_net(Net::Squeeze);
+}

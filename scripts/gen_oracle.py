@@ -143,6 +143,22 @@ def main():
         save_file(tensors, os.path.join(OUT, f"outputs_{net}.safetensors"))
         print(f"{net}: {h}x{w}, batch {BATCH}: written")
 
+    # The smallest square side the reference accepts, per trunk.
+    min_sides = {}
+    for net in BUILDERS:
+        model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
+        for side in range(1, 64):
+            try:
+                x = torch.zeros(1, 3, side, side)
+                model(x, x)
+            except RuntimeError:
+                continue
+            min_sides[net] = side
+            break
+    with open(os.path.join(OUT, "min_sides.json"), "w") as f:
+        json.dump(min_sides, f)
+    print(f"minimum sides: {min_sides}")
+
     with open(os.path.join(OUT, "cli.json"), "w") as f:
         json.dump(cli, f, indent=1, sort_keys=True)
     with open(os.path.join(OUT, "versions.json"), "w") as f:

@@ -50,10 +50,10 @@ pub(super) fn find(net: Net) -> Result<PathBuf> {
         searched,
         hint: format!(
             "Fix: pass a .safetensors trunk with torchvision's tensor names (`--trunk PATH` \
-             on the CLI, `TrunkWeights::File` in the library); or fetch torchvision's \
-             checkpoint into the hub cache with `make fetch-trunk NET={net}` (needs internet) \
-             and convert it with `make convert-trunk NET={net}`; or set TORCH_HOME to a \
-             torch home that already holds `hub/checkpoints/{pth}` and its conversion"
+             on the CLI, `TrunkWeights::File` in the library); or run `make trunk NET={net}` \
+             in the lpips repository, which fetches torchvision's checkpoint into the hub \
+             cache (needs internet) and converts it; or set TORCH_HOME to a torch home \
+             whose hub/checkpoints holds it"
         ),
     })
 }

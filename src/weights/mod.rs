@@ -104,7 +104,8 @@ pub(crate) fn read_trunk_file(path: &Path) -> Result<TensorMap> {
         Some("pth") | Some("pt") => Err(LpipsError::UnsupportedWeightFile {
             path: path.to_path_buf(),
             hint: "this build reads safetensors only; convert the checkpoint with \
-                   `python scripts/convert_trunk.py IN.pth OUT.safetensors`"
+                   `python scripts/convert_trunk.py IN.pth OUT.safetensors` \
+                   (in the lpips repository; `make trunk NET=...` for the hub cache)"
                 .into(),
         }),
         _ => Err(LpipsError::UnsupportedWeightFile {

@@ -65,7 +65,7 @@ pub fn assert_close_slice(got: &[f32], want: &[f32], what: &str) {
         worst = worst.max((g - w).abs() / tol);
     }
     eprintln!(
-        "{what}: {} values, worst error {worst:.3} of tolerance",
+        "{what}: {} values, worst error {worst:.2e} of tolerance",
         got.len()
     );
 }

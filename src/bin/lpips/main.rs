@@ -1,0 +1,165 @@
+//! The `lpips` command-line tool.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lpips::{Lin, Lpips, LpipsError, Net, TrunkWeights};
+
+#[derive(Parser)]
+#[command(
+    name = "lpips",
+    version,
+    about = "LPIPS perceptual image distance (Zhang et al., CVPR 2018)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Distance between two images of the same size (lower is more similar).
+    #[command(
+        after_help = "Examples:\n  lpips compare a.png b.png\n  lpips compare a.png b.png --net vgg --format json\n  lpips compare a.png b.png --trunk alexnet.safetensors --spatial-out map.png"
+    )]
+    Compare(CompareArgs),
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// First image.
+    img0: PathBuf,
+    /// Second image.
+    img1: PathBuf,
+    /// Trunk network.
+    #[arg(long, default_value = "alex", value_parser = parse_net)]
+    net: Net,
+    /// Linear heads: v0.1 (default), v0.0 (original release, no input scaling) or none
+    /// (uncalibrated baseline).
+    #[arg(long, default_value = "v0.1", value_parser = parse_lin)]
+    lin: Lin,
+    /// Trunk weights (.safetensors with torchvision's names); default: the torch hub cache.
+    #[arg(long)]
+    trunk: Option<PathBuf>,
+    /// Also write the spatial distance map: `.npy` (float32 H x W) or `.png` (heat map).
+    #[arg(long)]
+    spatial_out: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// cpu, cuda, cuda:N, mps or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn parse_net(s: &str) -> Result<Net, String> {
+    s.parse().map_err(|e: LpipsError| e.to_string())
+}
+
+fn parse_lin(s: &str) -> Result<Lin, String> {
+    s.parse().map_err(|e: LpipsError| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compare(args) => compare(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lpips: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum SpatialKind {
+    Npy,
+    Png,
+}
+
+fn spatial_kind(path: &std::path::Path) -> Result<SpatialKind, String> {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("npy") => Ok(SpatialKind::Npy),
+        Some("png") => Ok(SpatialKind::Png),
+        _ => Err(format!(
+            "--spatial-out {}: the name must end in .npy or .png",
+            path.display()
+        )),
+    }
+}
+
+fn compare(args: CompareArgs) -> Result<(), String> {
+    let spatial = args.spatial_out.as_deref().map(spatial_kind).transpose()?;
+    let device = lpips::parse_device(&args.device).map_err(|e| e.to_string())?;
+    let a = lpips::load_image(&args.img0).map_err(|e| e.to_string())?;
+    let b = lpips::load_image(&args.img1).map_err(|e| e.to_string())?;
+    if (a.width(), a.height()) != (b.width(), b.height()) {
+        return Err(format!(
+            "images differ in size: {} is {}x{}, {} is {}x{} (WxH)",
+            args.img0.display(),
+            a.width(),
+            a.height(),
+            args.img1.display(),
+            b.width(),
+            b.height()
+        ));
+    }
+    let trunk = match args.trunk {
+        Some(path) => TrunkWeights::File(path),
+        None => TrunkWeights::Auto,
+    };
+    let model = Lpips::builder()
+        .net(args.net)
+        .lin(args.lin)
+        .device(device)
+        .trunk(trunk)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let distance = model.distance(&a, &b).map_err(|e| e.to_string())?;
+    let mut spatial_max = None;
+    if let (Some(path), Some(kind)) = (&args.spatial_out, spatial) {
+        let map = model.distance_map(&a, &b).map_err(|e| e.to_string())?;
+        match kind {
+            SpatialKind::Npy => lpips::write_npy(path, &map).map_err(|e| e.to_string())?,
+            SpatialKind::Png => {
+                spatial_max =
+                    Some(lpips::write_heatmap(path, &map, None).map_err(|e| e.to_string())?);
+            }
+        }
+    }
+    match args.format {
+        Format::Text => {
+            println!("{distance}");
+            if let (Some(path), Some(max)) = (&args.spatial_out, spatial_max) {
+                eprintln!("heat map {}: colour scale 0 to {max}", path.display());
+            }
+        }
+        Format::Json => {
+            let out = serde_json::json!({
+                "distance": distance,
+                "img0": args.img0,
+                "img1": args.img1,
+                "net": args.net,
+                "lin": args.lin,
+                "spatial_out": args.spatial_out,
+                "spatial_scale_max": spatial_max,
+            });
+            println!("{out}");
+        }
+    }
+    Ok(())
+}

@@ -1,4 +1,79 @@
-//! LPIPS placeholder docs
+//! LPIPS, the learned perceptual image patch similarity of Zhang, Isola, Efros, Shechtman
+//! and Wang, ["The Unreasonable Effectiveness of Deep Features as a Perceptual
+//! Metric"](https://arxiv.org/abs/1801.03924) (CVPR 2018), on libtorch through `tch`.
+//!
+//! Two images go through a pretrained trunk (AlexNet, VGG16 or SqueezeNet 1.1 with
+//! torchvision's ImageNet weights); each tapped layer's features are unit-normalised
+//! along channels, their squared difference is weighed per channel by learned 1x1
+//! linear heads, averaged over space (or upsampled to a per-pixel map) and summed over
+//! layers. Numbers match the reference package `lpips` 0.1.4 to within 1e-6 + 1e-4·|d|.
+//!
+//! The linear heads are embedded in the crate. The trunk's ImageNet weights are read
+//! from a safetensors file with torchvision's names, by default from the torch hub cache
+//! (`$TORCH_HOME/hub/checkpoints`), where Python's torchvision keeps them.
+//!
+//! # One pair of images
+//!
+//! ```no_run
+//! let a = lpips::load_image("a.png")?;
+//! let b = lpips::load_image("b.png")?;
+//! let d = lpips::distance(&a, &b)?; // AlexNet, v0.1: lower is more similar
+//! println!("{d}");
+//! # Ok::<(), lpips::LpipsError>(())
+//! ```
+//!
+//! # Many comparisons with one model
+//!
+//! ```no_run
+//! use lpips::{Lin, Lpips, Net};
+//!
+//! let model = Lpips::builder()
+//!     .net(Net::Vgg)
+//!     .lin(Lin::V0_1)
+//!     .trunk_file("vgg16.safetensors")
+//!     .build()?;
+//! let reference = lpips::load_image("ref.png")?;
+//! for path in ["p0.png", "p1.png"] {
+//!     println!("{path}: {}", model.distance(&reference, &lpips::load_image(path)?)?);
+//! }
+//! # Ok::<(), lpips::LpipsError>(())
+//! ```
+//!
+//! # Batches of tensors, per-layer contributions and spatial maps
+//!
+//! ```no_run
+//! use lpips::{Lpips, Tensor};
+//!
+//! let model = Lpips::builder().spatial(true).build()?;
+//! let x = Tensor::rand([4, 3, 64, 96], (tch::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
+//! let y = Tensor::rand([4, 3, 64, 96], (tch::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
+//! let out = model.forward_layers(&x, &y)?; // total: 4 x 1 x 64 x 96
+//! println!("{} layers", out.layers.len());
+//! let map = model.distance_map(&lpips::load_image("a.png")?, &lpips::load_image("b.png")?)?;
+//! lpips::write_heatmap("map.png", &map, None)?;
+//! # Ok::<(), lpips::LpipsError>(())
+//! ```
+//!
+//! # As a training loss
+//!
+//! [`Lpips::forward`] keeps autograd; the model's own weights are frozen, so gradients
+//! reach the inputs only.
+//!
+//! ```no_run
+//! use lpips::{InputRange, Lpips, Tensor};
+//! use tch::nn::OptimizerConfig;
+//!
+//! let loss_fn = Lpips::builder().input_range(InputRange::ZeroToOne).build()?;
+//! let target = Tensor::rand([1, 3, 64, 64], (tch::Kind::Float, lpips::Device::Cpu));
+//! let vs = tch::nn::VarStore::new(lpips::Device::Cpu);
+//! let image = vs.root().var("image", &[1, 3, 64, 64], tch::nn::Init::Uniform { lo: 0.0, up: 1.0 });
+//! let mut opt = tch::nn::Adam::default().build(&vs, 1e-2)?;
+//! for _ in 0..100 {
+//!     let loss = loss_fn.forward(&image, &target)?.mean(tch::Kind::Float);
+//!     opt.backward_step(&loss);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 
 mod config;
@@ -12,7 +87,7 @@ mod weights;
 pub use config::{Heads, InputRange, Lin, Net, Version, parse_device};
 pub use error::{LpipsError, Result};
 pub use image_io::{image_to_tensor, load_image};
-pub use model::{LayerDistances, Lpips, LpipsBuilder};
+pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
 pub use spatial_io::{write_heatmap, write_npy};
 pub use tch::{Device, Tensor};
 pub use weights::{TrunkWeights, hub_checkpoint_dir, linear_heads, torchvision_file_name};

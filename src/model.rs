@@ -327,3 +327,10 @@ fn normalize(x: &Tensor) -> Tensor {
     let norm = x.square().sum_dim_intlist(1, true, None::<Kind>).sqrt();
     x / (norm + EPS)
 }
+
+/// The distance between two images with the reference's defaults: AlexNet trunk from the
+/// torch hub cache, v0.1 heads, CPU. Builds the model on each call: keep an [`Lpips`]
+/// to compare many images.
+pub fn distance(a: &DynamicImage, b: &DynamicImage) -> Result<f32> {
+    Lpips::builder().build()?.distance(a, b)
+}

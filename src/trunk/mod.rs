@@ -25,7 +25,7 @@ pub(crate) enum Layer {
         stride: i64,
         ceil: bool,
     },
-    Fire(Fire),
+    Fire(Box<Fire>),
 }
 
 /// SqueezeNet's fire module: squeeze 1x1, then expand 1x1 and 3x3 side by side.
@@ -64,11 +64,11 @@ fn fire(p: &nn::Path, cin: i64, squeeze: i64, expand: i64) -> Layer {
         };
         nn::conv2d(p / name, cin, cout, kernel, config)
     };
-    Layer::Fire(Fire {
+    Layer::Fire(Box::new(Fire {
         squeeze: one("squeeze", cin, squeeze, 1, 0),
         expand1x1: one("expand1x1", squeeze, expand, 1, 0),
         expand3x3: one("expand3x3", squeeze, expand, 3, 1),
-    })
+    }))
 }
 
 fn pool(kernel: i64, stride: i64, ceil: bool) -> Layer {

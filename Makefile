@@ -24,7 +24,9 @@ oracle:
 	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py
 
 test: oracle
-	$(ENV) cargo test --all-targets
+	$(ENV) cargo test --all-targets && cargo test --doc && \
+	  cargo run --quiet --example compare -- tests/oracle/img_alex_0.png tests/oracle/img_alex_1.png \
+	  --trunk tests/oracle/trunk_alex.safetensors
 
 lint:
 	$(ENV) cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings
@@ -32,5 +34,5 @@ lint:
 bench:
 	$(ENV) cargo bench --bench trunks
 
-bench-compare:
-	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/bench_reference.py
+bench-compare: bench
+	source scripts/env.sh && lpips_venv && "$$LPIPS_VENV/bin/python" scripts/bench_reference.py

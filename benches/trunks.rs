@@ -1,0 +1,44 @@
+//! Each trunk at 64x64 and 256x256, batch 1 and 8: `Lpips::distance_batch` on random
+//! inputs with a random trunk (the arithmetic does not depend on the weights).
+//! Threads: `LPIPS_BENCH_THREADS` (default: all cores); `scripts/bench_reference.py`
+//! times the reference package the same way and prints both.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use lpips::{Device, Lpips, Net, Tensor, TrunkWeights};
+
+fn threads() -> i32 {
+    std::env::var("LPIPS_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i32))
+}
+
+fn trunks(c: &mut Criterion) {
+    tch::set_num_threads(threads());
+    tch::manual_seed(0);
+    let mut group = c.benchmark_group("lpips");
+    group.sample_size(10);
+    for net in Net::ALL {
+        let model = Lpips::builder()
+            .net(net)
+            .trunk(TrunkWeights::RandomInit)
+            .build()
+            .unwrap();
+        for size in [64, 256] {
+            for batch in [1, 8] {
+                let input = || {
+                    Tensor::rand([batch, 3, size, size], (tch::Kind::Float, Device::Cpu)) * 2.0
+                        - 1.0
+                };
+                let (a, b) = (input(), input());
+                group.bench_function(format!("{net}_{size}_b{batch}"), |bench| {
+                    bench.iter(|| model.distance_batch(&a, &b).unwrap())
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, trunks);
+criterion_main!(benches);

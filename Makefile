@@ -31,7 +31,7 @@ test: oracle
 lint:
 	$(ENV) cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings
 
-bench:
+bench: oracle
 	$(ENV) cargo bench --bench trunks
 
 bench-compare: bench

@@ -1,5 +1,5 @@
 //! Each trunk at 64x64 and 256x256, batch 1 and 8: `Lpips::distance_batch` on random
-//! inputs with a random trunk (the arithmetic does not depend on the weights).
+//! inputs in [-1, 1].
 //! Threads: `LPIPS_BENCH_THREADS` (default: all cores); `scripts/bench_reference.py`
 //! times the reference package the same way and prints both.
 
@@ -13,6 +13,23 @@ fn threads() -> i32 {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i32))
 }
 
+/// The oracle's seeded torchvision-initialised trunk, which `scripts/bench_reference.py`
+/// loads into the reference too: weights change speed (denormals), so both use the same.
+/// Falls back to a random trunk when the oracle has not been generated.
+fn trunk(net: Net) -> TrunkWeights {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/oracle/trunk_{}.safetensors", net.name()));
+    if path.is_file() {
+        TrunkWeights::File(path)
+    } else {
+        eprintln!(
+            "{} missing (run `make oracle`): random trunk",
+            path.display()
+        );
+        TrunkWeights::RandomInit
+    }
+}
+
 fn trunks(c: &mut Criterion) {
     tch::set_num_threads(threads());
     tch::manual_seed(0);
@@ -21,7 +38,7 @@ fn trunks(c: &mut Criterion) {
     for net in Net::ALL {
         let model = Lpips::builder()
             .net(net)
-            .trunk(TrunkWeights::RandomInit)
+            .trunk(trunk(net))
             .build()
             .unwrap();
         for size in [64, 256] {

@@ -19,6 +19,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRITERION = os.path.join(ROOT, "target", "criterion", "lpips")
 
 
+def load_trunk(model, net):
+    """The same seeded trunk as the Rust bench (tests/oracle, from `make oracle`)."""
+    from safetensors.torch import load_file
+
+    trunk = load_file(os.path.join(ROOT, "tests", "oracle", f"trunk_{net}.safetensors"))
+    state = {}
+    for key in model.net.state_dict():
+        _, index, param = key.split(".", 2)
+        state[key] = trunk[f"features.{index}.{param}"]
+    model.net.load_state_dict(state, strict=True)
+
+
 def reference_median(model, a, b, min_time=3.0, min_runs=10):
     with torch.no_grad():
         model(a, b)  # warm-up
@@ -49,6 +61,7 @@ def main():
     print("|---|---|---|---|---|---|")
     for net in ["alex", "vgg", "squeeze"]:
         model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
+        load_trunk(model, net)
         for size in [64, 256]:
             for batch in [1, 8]:
                 a = torch.rand(batch, 3, size, size) * 2 - 1

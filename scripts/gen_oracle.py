@@ -124,6 +124,11 @@ def main():
             for k, layer in enumerate(layers):
                 tensors[f"{label}/scalar_layer{k}"] = layer.contiguous()
             tensors[f"{label}/normalized"] = model((in0 + 1) / 2, (in1 + 1) / 2, normalize=True).contiguous()
+            # Gradient of the summed distances with respect to the first input.
+            with torch.enable_grad():
+                x = in0.clone().requires_grad_(True)
+                model(x, in1).sum().backward()
+                tensors[f"{label}/grad_in0"] = x.grad.contiguous()
             model.spatial = True
             spatial, layers = model(in0, in1, retPerLayer=True)
             tensors[f"{label}/spatial"] = spatial.contiguous()

@@ -91,3 +91,8 @@ pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
 pub use spatial_io::{write_heatmap, write_npy};
 pub use tch::{Device, Tensor};
 pub use weights::{TrunkWeights, hub_checkpoint_dir, linear_heads, torchvision_file_name};
+
+// Compiles the README's Rust examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

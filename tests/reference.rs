@@ -85,3 +85,26 @@ fn vgg_matches_reference() {
 fn squeeze_matches_reference() {
     check_net(Net::Squeeze);
 }
+
+/// `forward` keeps autograd: the gradient reaching the input equals the reference's.
+#[test]
+fn input_gradient_matches_reference() {
+    for net in Net::ALL {
+        let oracle = read_tensors(&format!("outputs_{}.safetensors", net.name()));
+        for (lin, label) in LINS {
+            let m = model(net, lin);
+            let x = oracle["in0"].copy().set_requires_grad(true);
+            m.forward(&x, &oracle["in1"])
+                .unwrap()
+                .sum(tch::Kind::Float)
+                .backward();
+            let grad = x.grad();
+            assert!(grad.defined(), "{net} {label}: no gradient");
+            assert_close(
+                &grad,
+                &oracle[&format!("{label}/grad_in0")],
+                &format!("{net} {label} grad"),
+            );
+        }
+    }
+}

@@ -80,9 +80,16 @@ fn pool(kernel: i64, stride: i64, ceil: bool) -> Layer {
 }
 
 impl Layer {
-    fn forward(&self, x: &Tensor) -> Tensor {
+    /// `in_place` lets a ReLU overwrite its input: allowed when nothing else holds it
+    /// (not a tap), as torchvision's `ReLU(inplace=True)`; it saves a pass over memory.
+    fn forward(&self, x: Tensor, in_place: bool) -> Tensor {
         match self {
-            Layer::Conv { conv, .. } => conv.forward(x),
+            Layer::Conv { conv, .. } => conv.forward(&x),
+            Layer::Relu if in_place => {
+                let mut x = x;
+                let _ = x.relu_();
+                x
+            }
             Layer::Relu => x.relu(),
             Layer::MaxPool {
                 kernel,
@@ -90,14 +97,13 @@ impl Layer {
                 ceil,
             } => x.max_pool2d([*kernel; 2], [*stride; 2], [0, 0], [1, 1], *ceil),
             Layer::Fire(f) => {
-                let s = f.squeeze.forward(x).relu();
-                Tensor::cat(
-                    &[
-                        f.expand1x1.forward(&s).relu(),
-                        f.expand3x3.forward(&s).relu(),
-                    ],
-                    1,
-                )
+                let mut s = f.squeeze.forward(&x);
+                let _ = s.relu_();
+                let mut e1 = f.expand1x1.forward(&s);
+                let mut e3 = f.expand3x3.forward(&s);
+                let _ = e1.relu_();
+                let _ = e3.relu_();
+                Tensor::cat(&[e1, e3], 1)
             }
         }
     }
@@ -155,8 +161,9 @@ impl Trunk {
         let mut h = x.shallow_clone();
         let mut start = 0;
         for &end in self.taps {
-            for layer in &self.layers[start..end] {
-                h = layer.forward(&h);
+            for (i, layer) in self.layers[start..end].iter().enumerate() {
+                // The first layer of a slice reads the previous tap: never in place.
+                h = layer.forward(h, i > 0);
             }
             outs.push(h.shallow_clone());
             start = end;

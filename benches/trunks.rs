@@ -36,11 +36,7 @@ fn trunks(c: &mut Criterion) {
     let mut group = c.benchmark_group("lpips");
     group.sample_size(10);
     for net in Net::ALL {
-        let model = Lpips::builder()
-            .net(net)
-            .trunk(trunk(net))
-            .build()
-            .unwrap();
+        let model = Lpips::builder().net(net).trunk(trunk(net)).build().unwrap();
         for size in [64, 256] {
             for batch in [1, 8] {
                 let input = || {

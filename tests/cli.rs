@@ -221,29 +221,33 @@ fn trunk_found_in_torch_hub_cache() {
     )
     .unwrap();
     let want = cli_oracle()["squeeze/v0.1"].as_f64().unwrap();
-    let out = Command::cargo_bin("lpips")
-        .unwrap()
-        .env("TORCH_HOME", home.path())
-        .arg("compare")
-        .arg(oracle_file("img_squeeze_0.png"))
-        .arg(oracle_file("img_squeeze_1.png"))
-        .args(["--net", "squeeze"])
-        .assert()
-        .success();
-    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    close(text.trim().parse().unwrap(), want, "hub cache");
+    // Squeeze without --trunk, under the given environment: the distance printed.
+    let run = |env: (&str, &std::path::Path), unset: &str| {
+        let out = Command::cargo_bin("lpips")
+            .unwrap()
+            .env_remove(unset)
+            .env(env.0, env.1)
+            .arg("compare")
+            .arg(oracle_file("img_squeeze_0.png"))
+            .arg(oracle_file("img_squeeze_1.png"))
+            .args(["--net", "squeeze"])
+            .assert()
+            .success();
+        let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        text.trim().parse::<f64>().unwrap()
+    };
+    close(
+        run(("TORCH_HOME", home.path()), "XDG_CACHE_HOME"),
+        want,
+        "TORCH_HOME",
+    );
     // XDG_CACHE_HOME/torch is the fallback when TORCH_HOME is unset.
     let cache = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(cache.path().join("torch")).unwrap();
     std::fs::rename(home.path().join("hub"), cache.path().join("torch/hub")).unwrap();
-    Command::cargo_bin("lpips")
-        .unwrap()
-        .env_remove("TORCH_HOME")
-        .env("XDG_CACHE_HOME", cache.path())
-        .arg("compare")
-        .arg(oracle_file("img_squeeze_0.png"))
-        .arg(oracle_file("img_squeeze_1.png"))
-        .args(["--net", "squeeze"])
-        .assert()
-        .success();
+    close(
+        run(("XDG_CACHE_HOME", cache.path()), "TORCH_HOME"),
+        want,
+        "XDG_CACHE_HOME",
+    );
 }

@@ -87,6 +87,65 @@ def write_png_pair(gen, net, h, w):
     return paths
 
 
+class Evil:
+    """Pickles as a call to `func(arg)`: what a hostile checkpoint does."""
+
+    def __init__(self, func, arg):
+        self.func, self.arg = func, arg
+
+    def __reduce__(self):
+        return (self.func, (self.arg,))
+
+
+def save_both(obj, stem):
+    torch.save(obj, os.path.join(OUT, f"{stem}_zip.pth"))
+    torch.save(obj, os.path.join(OUT, f"{stem}_legacy.pth"), _use_new_zipfile_serialization=False)
+
+
+def write_checkpoints(heads_dir):
+    """torch.save checkpoints for the checkpoint reader, in both formats."""
+    for n_index, net in enumerate(SIZES):
+        torch.manual_seed(SEED + n_index)
+        full = BUILDERS[net](weights=None).state_dict()
+        if net == "alex":
+            # The whole state dict, classifier too, like torchvision's hub file (233 MB).
+            torch.save(full, os.path.join(OUT, "ckpt_alex_full_zip.pth"))
+            torch.save({k: v for k, v in full.items() if k.startswith("features.")},
+                       os.path.join(OUT, "ckpt_alex_legacy.pth"), _use_new_zipfile_serialization=False)
+        elif net == "vgg":
+            feats = {k: v for k, v in full.items() if k.startswith("features.")}
+            torch.save(feats, os.path.join(OUT, "ckpt_vgg_legacy.pth"), _use_new_zipfile_serialization=False)
+        else:
+            save_both(full, "ckpt_squeeze_full")
+    # Views: shared storages, offsets, strides, several dtypes; expected values beside.
+    base = torch.arange(60, dtype=torch.float32).reshape(6, 10)
+    views = {
+        "base": base,
+        "transposed": base.t(),
+        "row": base[2],
+        "column": base[:, 3],
+        "strided": base[1::2, ::3],
+        "half": torch.linspace(-2, 2, 7).half(),
+        "bfloat": torch.linspace(-2, 2, 7).bfloat16(),
+        "double": torch.linspace(-2, 2, 7).double(),
+        "long": torch.arange(-3, 4),
+        "empty": torch.zeros(0, 4),
+        "scalar": torch.tensor(3.5),
+    }
+    save_both(views, "views")
+    save_file({k: v.contiguous().clone() for k, v in views.items()}, os.path.join(OUT, "views_expected.safetensors"))
+    # Hostile files: nothing in them may run. The marker must never appear.
+    marker = os.path.join(OUT, "PWNED")
+    save_both({"weight": torch.zeros(2), "x": Evil(os.system, f"touch {marker}")}, "evil_system")
+    save_both({"x": Evil(eval, f"open({marker!r}, 'w')")}, "evil_eval")
+    # The reference's own (legacy-format) head files.
+    for version in ["0.0", "0.1"]:
+        for net in BUILDERS:
+            src = os.path.join(heads_dir, "weights", f"v{version}", f"{net}.pth")
+            with open(src, "rb") as f, open(os.path.join(OUT, f"heads_v{version}_{net}.pth"), "wb") as g:
+                g.write(f.read())
+
+
 def main():
     force = "--force" in sys.argv
     stamp_path = os.path.join(OUT, "stamp")
@@ -105,6 +164,8 @@ def main():
         for net in BUILDERS:
             state = torch.load(os.path.join(heads_dir, "weights", f"v{version}", f"{net}.pth"), map_location="cpu")
             save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(OUT, f"heads_v{version}_{net}.safetensors"))
+
+    write_checkpoints(heads_dir)
 
     gen = torch.Generator().manual_seed(SEED)
     cli = {}

@@ -96,6 +96,17 @@ pub enum LpipsError {
         /// What is wrong with them.
         reason: String,
     },
+    /// A checkpoint names a Python callable that a state dict never needs; refused
+    /// before anything could run.
+    #[error(
+        "refusing to load {source_name}: it names `{global}`, which a state dict never needs (nothing was executed)"
+    )]
+    ForbiddenGlobal {
+        /// The file.
+        source_name: String,
+        /// The Python global, as `module.name`.
+        global: String,
+    },
     /// A weight file format this build cannot read.
     #[error("cannot read trunk weights {path}: {hint}")]
     UnsupportedWeightFile {

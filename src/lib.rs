@@ -76,6 +76,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod config;
 mod error;
 mod image_io;
@@ -84,6 +85,7 @@ mod spatial_io;
 mod trunk;
 mod weights;
 
+pub use checkpoint::read_checkpoint;
 pub use config::{Heads, InputRange, Lin, Net, Version, parse_device};
 pub use error::{LpipsError, Result};
 pub use image_io::{image_to_tensor, load_image};

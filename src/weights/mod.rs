@@ -10,16 +10,23 @@ use std::path::{Path, PathBuf};
 
 use tch::{Kind, Tensor};
 
+use crate::checkpoint::Checkpoint;
 use crate::config::{Net, Version};
 use crate::error::{LpipsError, Result};
 
 pub use hub::{hub_checkpoint_dir, torchvision_file_name};
 use safetensors_file::SafetensorsBytes;
 
+/// A file whose tensors are copied out one by one, when taken.
+enum LazyFile {
+    Safetensors(SafetensorsBytes),
+    Checkpoint(Checkpoint),
+}
+
 /// Named tensors from one weight source, with a description of that source for errors.
 pub(crate) struct TensorMap {
     tensors: HashMap<String, Tensor>,
-    file: Option<SafetensorsBytes>,
+    file: Option<LazyFile>,
     source_name: String,
 }
 
@@ -36,16 +43,27 @@ impl TensorMap {
         safetensors_file::validate(&bytes, source_name)?;
         Ok(TensorMap {
             tensors: HashMap::new(),
-            file: Some(bytes),
+            file: Some(LazyFile::Safetensors(bytes)),
             source_name: source_name.to_string(),
         })
+    }
+
+    fn from_checkpoint(checkpoint: Checkpoint) -> TensorMap {
+        TensorMap {
+            tensors: HashMap::new(),
+            source_name: checkpoint.source_name().to_string(),
+            file: Some(LazyFile::Checkpoint(checkpoint)),
+        }
     }
 
     /// Takes the tensor `key`, checking its shape and values; converted to f32.
     pub(crate) fn take(&mut self, key: &str, expected: &[i64]) -> Result<Tensor> {
         let tensor = match (self.tensors.remove(key), &self.file) {
             (Some(t), _) => Some(t),
-            (None, Some(bytes)) => safetensors_file::read_tensor(bytes, key, &self.source_name)?,
+            (None, Some(LazyFile::Safetensors(bytes))) => {
+                safetensors_file::read_tensor(bytes, key, &self.source_name)?
+            }
+            (None, Some(LazyFile::Checkpoint(c))) => c.read(key)?,
             (None, None) => None,
         };
         let tensor = tensor.ok_or_else(|| LpipsError::MissingWeight {
@@ -91,27 +109,17 @@ pub enum TrunkWeights {
     RandomInit,
 }
 
-/// Reads a trunk weight file, choosing the reader by its extension.
+/// Reads a trunk weight file: safetensors by its extension, anything else as a
+/// `torch.save` checkpoint (zip or legacy format).
 pub(crate) fn read_trunk_file(path: &Path) -> Result<TensorMap> {
-    let ext = path
+    let is_safetensors = path
         .extension()
         .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("safetensors") => {
-            TensorMap::from_safetensors(safetensors_file::open(path)?, &path.display().to_string())
-        }
-        Some("pth") | Some("pt") => Err(LpipsError::UnsupportedWeightFile {
-            path: path.to_path_buf(),
-            hint: "this build reads safetensors only; convert the checkpoint with \
-                   `python scripts/convert_trunk.py IN.pth OUT.safetensors` \
-                   (in the lpips repository; `make trunk NET=...` for the hub cache)"
-                .into(),
-        }),
-        _ => Err(LpipsError::UnsupportedWeightFile {
-            path: path.to_path_buf(),
-            hint: "expected a .safetensors file with torchvision's tensor names".into(),
-        }),
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    if is_safetensors {
+        TensorMap::from_safetensors(safetensors_file::open(path)?, &path.display().to_string())
+    } else {
+        Ok(TensorMap::from_checkpoint(Checkpoint::open(path)?))
     }
 }
 

@@ -1,0 +1,118 @@
+//! PyTorch checkpoints (`torch.save`, zip and legacy formats) read without Python and
+//! without executing anything: `pickle.rs` accepts only what a state dict needs,
+//! `index.rs` locates each tensor's bytes, this file copies out the tensors asked for.
+
+pub(crate) mod index;
+pub(crate) mod pickle;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+
+use tch::{Kind, Tensor};
+
+use crate::error::{LpipsError, Result};
+use index::Index;
+use pickle::{Dtype, PickleError, TensorRef};
+
+/// A memory-mapped checkpoint and the index of its tensors; tensors are copied out only
+/// when taken, so a whole torchvision state dict costs only its trunk's bytes.
+pub(crate) struct Checkpoint {
+    bytes: memmap2::Mmap,
+    tensors: HashMap<String, TensorRef>,
+    storages: HashMap<String, std::ops::Range<usize>>,
+    source_name: String,
+}
+
+fn convert_error(source_name: &str, e: PickleError) -> LpipsError {
+    match e {
+        PickleError::Forbidden(global) => LpipsError::ForbiddenGlobal {
+            source_name: source_name.to_string(),
+            global,
+        },
+        PickleError::Malformed(reason) => LpipsError::WeightFormat {
+            source_name: source_name.to_string(),
+            reason,
+        },
+    }
+}
+
+fn kind(dtype: Dtype) -> Kind {
+    match dtype {
+        Dtype::F32 => Kind::Float,
+        Dtype::F64 => Kind::Double,
+        Dtype::F16 => Kind::Half,
+        Dtype::BF16 => Kind::BFloat16,
+        Dtype::I64 => Kind::Int64,
+        Dtype::I32 => Kind::Int,
+        Dtype::I16 => Kind::Int16,
+        Dtype::I8 => Kind::Int8,
+        Dtype::U8 => Kind::Uint8,
+        Dtype::Bool => Kind::Bool,
+    }
+}
+
+impl Checkpoint {
+    pub(crate) fn open(path: &Path) -> Result<Checkpoint> {
+        let source_name = path.display().to_string();
+        let file = File::open(path).map_err(|e| LpipsError::io(path, e))?;
+        // SAFETY: read-only map of a file that is not expected to change while read.
+        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| LpipsError::io(path, e))?;
+        let Index { tensors, storages } =
+            index::index(&bytes).map_err(|e| convert_error(&source_name, e))?;
+        Ok(Checkpoint {
+            bytes,
+            tensors: tensors.into_iter().collect(),
+            storages,
+            source_name,
+        })
+    }
+
+    pub(crate) fn source_name(&self) -> &str {
+        &self.source_name
+    }
+
+    /// Tensor names, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tensors.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Copies one tensor out (contiguous, its stored dtype); `None` without such a key.
+    pub(crate) fn read(&self, key: &str) -> Result<Option<Tensor>> {
+        let Some(t) = self.tensors.get(key) else {
+            return Ok(None);
+        };
+        // The index checked that the view lies inside its storage's bytes.
+        let storage = &self.bytes[self.storages[&t.storage.key].clone()];
+        let elements = index::element_range(t).map_err(|e| convert_error(&self.source_name, e))?;
+        let size = t.storage.dtype.size();
+        let (start, end) = (elements.start as usize, elements.end as usize);
+        let flat = Tensor::f_from_data_size(
+            &storage[start * size..end * size],
+            &[(end - start) as i64],
+            kind(t.storage.dtype),
+        )?;
+        let view = flat.f_as_strided(
+            t.size.as_slice(),
+            t.stride.as_slice(),
+            t.offset - start as i64,
+        )?;
+        Ok(Some(view.f_contiguous()?))
+    }
+}
+
+/// Reads every tensor of a `torch.save` checkpoint (`.pth`/`.pt`, zip or legacy format),
+/// by name, in name order, without Python and without executing any of it.
+pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
+    let checkpoint = Checkpoint::open(path.as_ref())?;
+    checkpoint
+        .names()
+        .into_iter()
+        .map(|name| {
+            let tensor = checkpoint.read(&name)?.expect("listed names exist");
+            Ok((name, tensor))
+        })
+        .collect()
+}

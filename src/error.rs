@@ -107,26 +107,34 @@ pub enum LpipsError {
         /// The Python global, as `module.name`.
         global: String,
     },
-    /// A weight file format this build cannot read.
-    #[error("cannot read trunk weights {path}: {hint}")]
-    UnsupportedWeightFile {
-        /// The file.
-        path: PathBuf,
-        /// What to do instead.
-        hint: String,
-    },
-    /// No trunk weights were given and none were found.
-    #[error(
-        "no ImageNet weights for the {net} trunk: looked for {}. {hint}",
-        searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and ")
-    )]
+    /// No trunk weights were given, none are in the hub cache and none could be
+    /// downloaded.
+    #[error("{}", trunk_not_found(*net, searched, reason))]
     TrunkNotFound {
         /// The trunk.
         net: Net,
         /// The files looked for, in order.
         searched: Vec<PathBuf>,
-        /// How to provide them.
-        hint: String,
+        /// Why no download happened or why it failed.
+        reason: String,
+    },
+    /// A download failed; nothing was left in the cache.
+    #[error("download of {url} failed: {reason}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A file's SHA-256 is not the published one; a download with it was discarded.
+    #[error("SHA-256 mismatch for {what}: expected {expected}, got {found}")]
+    DigestMismatch {
+        /// The URL or file.
+        what: String,
+        /// The published digest.
+        expected: String,
+        /// The digest of what was received.
+        found: String,
     },
     /// An image could not be read or decoded.
     #[error("cannot read image {}: {source}", path.display())]
@@ -165,6 +173,27 @@ pub enum LpipsError {
     /// libtorch reported an error.
     #[error("libtorch: {}", first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),
+}
+
+fn trunk_not_found(net: Net, searched: &[PathBuf], reason: &str) -> String {
+    let file = crate::weights::TorchvisionFile::of(net);
+    let looked = if searched.is_empty() {
+        "no torch hub cache folder (no TORCH_HOME, XDG_CACHE_HOME or HOME)".to_string()
+    } else {
+        searched
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    format!(
+        "no ImageNet weights for the {net} trunk: looked for {looked}; not downloaded: {reason}. \
+         Fix it one of three ways: (1) pass a file, `--trunk PATH` (.pth or .safetensors with \
+         torchvision's names); (2) put torchvision's {name} into the torch hub cache (set \
+         TORCH_HOME to a torch home that has it, or run torchvision once in Python); (3) allow \
+         the download: `lpips weights fetch {net}` with network access and LPIPS_OFFLINE unset",
+        name = file.file_name
+    )
 }
 
 // libtorch messages carry a C++ backtrace after the first line; users need the first.

@@ -92,7 +92,12 @@ pub use image_io::{image_to_tensor, load_image};
 pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
 pub use spatial_io::{write_heatmap, write_npy};
 pub use tch::{Device, Tensor};
-pub use weights::{TrunkWeights, hub_checkpoint_dir, linear_heads, torchvision_file_name};
+#[cfg(feature = "download")]
+pub use weights::download_verified;
+pub use weights::{
+    TORCHVISION_BASE_URL, TorchvisionFile, TrunkWeights, convert_trunk, fetch, find_cached,
+    hub_checkpoint_dir, linear_heads, offline, sha256_file, torchvision_file_name,
+};
 
 // Compiles the README's Rust examples as doctests.
 #[cfg(doctest)]

@@ -111,10 +111,9 @@ impl LpipsBuilder {
         };
         if let Some(mut source) = source {
             let _guard = tch::no_grad_guard();
-            let mut vars: Vec<_> = vs.variables().into_iter().collect();
-            vars.sort_by(|a, b| a.0.cmp(&b.0));
-            for (name, mut var) in vars {
-                let loaded = source.take(&name, &var.size())?;
+            let mut vars = vs.variables();
+            for (name, loaded) in weights::trunk_tensors(net, &mut source)? {
+                let var = vars.get_mut(&name).expect("same trunk, same names");
                 var.f_copy_(&loaded)?;
             }
         }

@@ -14,7 +14,8 @@ fn cli_oracle() -> serde_json::Value {
 fn lpips_cmd() -> Command {
     let mut cmd = Command::cargo_bin("lpips").unwrap();
     // Never let a developer's own hub cache leak into the tests.
-    cmd.env("TORCH_HOME", "/nonexistent/torch-home-for-tests");
+    cmd.env("TORCH_HOME", "/nonexistent/torch-home-for-tests")
+        .env("LPIPS_OFFLINE", "1");
     cmd
 }
 

@@ -291,10 +291,7 @@ fn weight_files() {
 
     let pth = dir.path().join("alexnet.pth");
     std::fs::write(&pth, b"PK").unwrap();
-    assert!(matches!(
-        build(&pth),
-        Err(LpipsError::UnsupportedWeightFile { .. })
-    ));
+    assert!(matches!(build(&pth), Err(LpipsError::WeightFormat { .. })));
     let missing = dir.path().join("nope.safetensors");
     assert!(matches!(build(&missing), Err(LpipsError::Io { .. })));
 }

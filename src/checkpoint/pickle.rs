@@ -336,10 +336,8 @@ fn dismantle(mut work: Vec<Value>) {
                 }
             }
             Value::List(l) => work.extend(std::mem::take(&mut *l.items.borrow_mut())),
-            Value::Tuple(t) => {
-                if seen_tuples.insert(Rc::as_ptr(&t) as usize) {
-                    work.extend(t.1.iter().cloned());
-                }
+            Value::Tuple(t) if seen_tuples.insert(Rc::as_ptr(&t) as usize) => {
+                work.extend(t.1.iter().cloned());
             }
             _ => {}
         }

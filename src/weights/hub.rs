@@ -1,18 +1,84 @@
-//! The torch hub cache, where torch and torchvision keep downloaded checkpoints, so that
-//! Python and Rust share one copy.
+//! torchvision's ImageNet checkpoints in the torch hub cache, where torch and
+//! torchvision keep them, so that Python and Rust share one copy; and, with the
+//! `download` feature, verified downloads into it.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use crate::config::Net;
 use crate::error::{LpipsError, Result};
 
+/// torchvision's base URL for its ImageNet checkpoints.
+pub const TORCHVISION_BASE_URL: &str = "https://download.pytorch.org/models/";
+
+/// A torchvision ImageNet checkpoint as published: file name, full SHA-256, size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TorchvisionFile {
+    /// The trunk it holds.
+    pub net: Net,
+    /// File name in the hub cache and on the server.
+    pub file_name: &'static str,
+    /// SHA-256 of the whole file, lowercase hex (torch checks only the prefix in the name).
+    pub sha256: &'static str,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+impl TorchvisionFile {
+    /// The published checkpoint of a trunk.
+    pub fn of(net: Net) -> TorchvisionFile {
+        let (file_name, sha256, bytes) = match net {
+            Net::Alex => (
+                "alexnet-owt-7be5be79.pth",
+                "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+                244_408_911,
+            ),
+            Net::Vgg => (
+                "vgg16-397923af.pth",
+                "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+                553_433_881,
+            ),
+            Net::Squeeze => (
+                "squeezenet1_1-b8a52dc0.pth",
+                "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b",
+                4_958_839,
+            ),
+        };
+        TorchvisionFile {
+            net,
+            file_name,
+            sha256,
+            bytes,
+        }
+    }
+
+    /// Where to download it: `$LPIPS_DOWNLOAD_BASE` + file name when that is set, else
+    /// torchvision's URL.
+    pub fn url(&self) -> String {
+        let base = std::env::var("LPIPS_DOWNLOAD_BASE")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| TORCHVISION_BASE_URL.to_string());
+        let sep = if base.ends_with('/') { "" } else { "/" };
+        format!("{base}{sep}{}", self.file_name)
+    }
+
+    /// Its path in the hub cache (which may not exist).
+    pub fn cache_path(&self) -> Option<PathBuf> {
+        hub_checkpoint_dir().map(|d| d.join(self.file_name))
+    }
+
+    /// Whether a file's SHA-256 is the published one.
+    pub fn verify(&self, path: &Path) -> Result<bool> {
+        Ok(sha256_file(path)? == self.sha256)
+    }
+}
+
 /// torchvision's checkpoint file name for a trunk, as torch stores it in the hub cache.
 pub fn torchvision_file_name(net: Net) -> &'static str {
-    match net {
-        Net::Alex => "alexnet-owt-7be5be79.pth",
-        Net::Vgg => "vgg16-397923af.pth",
-        Net::Squeeze => "squeezenet1_1-b8a52dc0.pth",
-    }
+    TorchvisionFile::of(net).file_name
 }
 
 /// `$TORCH_HOME/hub/checkpoints`, where `TORCH_HOME` defaults to `$XDG_CACHE_HOME/torch`,
@@ -28,32 +94,94 @@ pub fn hub_checkpoint_dir() -> Option<PathBuf> {
     Some(torch_home.join("hub").join("checkpoints"))
 }
 
-/// The trunk file in the hub cache: a safetensors conversion beside torchvision's
-/// checkpoint first (readable by this build), then the checkpoint itself.
-pub(super) fn find(net: Net) -> Result<PathBuf> {
-    let pth = torchvision_file_name(net);
-    let mut searched = Vec::new();
-    if let Some(dir) = hub_checkpoint_dir() {
-        let converted = dir.join(pth.replace(".pth", ".safetensors"));
-        if converted.is_file() {
-            return Ok(converted);
+/// Whether `LPIPS_OFFLINE` forbids network access (`1`, `true` or `yes`).
+pub fn offline() -> bool {
+    std::env::var("LPIPS_OFFLINE")
+        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+        .unwrap_or(false)
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| LpipsError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| LpipsError::io(path, e))?;
+        if n == 0 {
+            break;
         }
-        searched.push(converted);
-        let checkpoint = dir.join(pth);
-        if checkpoint.is_file() {
-            return Ok(checkpoint);
-        }
-        searched.push(checkpoint);
+        hasher.update(&buf[..n]);
     }
-    Err(LpipsError::TrunkNotFound {
+    Ok(hex(&hasher.finalize()))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The trunk's file in the hub cache: torchvision's checkpoint, or else a safetensors
+/// conversion beside it. Returns the paths looked at when neither is there.
+pub fn find_cached(net: Net) -> std::result::Result<PathBuf, Vec<PathBuf>> {
+    let Some(checkpoint) = TorchvisionFile::of(net).cache_path() else {
+        return Err(Vec::new());
+    };
+    let converted = checkpoint.with_extension("safetensors");
+    for path in [&checkpoint, &converted] {
+        if path.is_file() {
+            return Ok(path.clone());
+        }
+    }
+    Err(vec![checkpoint, converted])
+}
+
+/// Downloads the trunk's checkpoint into the hub cache, verified (needs the `download`
+/// feature); returns its path. A file already there is kept as it is, like torch does.
+pub fn fetch(net: Net, progress: bool) -> Result<PathBuf> {
+    let file = TorchvisionFile::of(net);
+    let dest = file.cache_path().ok_or_else(|| LpipsError::Download {
+        url: file.url(),
+        reason: "no torch hub cache folder: set TORCH_HOME (or HOME)".into(),
+    })?;
+    if dest.is_file() {
+        return Ok(dest);
+    }
+    if offline() {
+        return Err(LpipsError::Download {
+            url: file.url(),
+            reason: "LPIPS_OFFLINE forbids network access".into(),
+        });
+    }
+    #[cfg(feature = "download")]
+    {
+        super::download::download_verified(
+            &file.url(),
+            file.sha256,
+            Some(file.bytes),
+            &dest,
+            progress,
+        )?;
+        Ok(dest)
+    }
+    #[cfg(not(feature = "download"))]
+    {
+        let _ = progress;
+        Err(LpipsError::Download {
+            url: file.url(),
+            reason: "this build of lpips has no `download` feature".into(),
+        })
+    }
+}
+
+/// The trunk's weights: from the hub cache, else downloaded into it.
+pub(crate) fn resolve(net: Net) -> Result<PathBuf> {
+    let searched = match find_cached(net) {
+        Ok(path) => return Ok(path),
+        Err(searched) => searched,
+    };
+    fetch(net, true).map_err(|e| LpipsError::TrunkNotFound {
         net,
         searched,
-        hint: format!(
-            "Fix: pass a .safetensors trunk with torchvision's tensor names (`--trunk PATH` \
-             on the CLI, `TrunkWeights::File` in the library); or run `make trunk NET={net}` \
-             in the lpips repository, which fetches torchvision's checkpoint into the hub \
-             cache (needs internet) and converts it; or set TORCH_HOME to a torch home \
-             whose hub/checkpoints holds it"
-        ),
+        reason: e.to_string(),
     })
 }

@@ -2,6 +2,8 @@
 //! Every source is read into a [`TensorMap`] and checked key by key against what the
 //! model expects, so a missing or misshapen tensor is an error that names it.
 
+#[cfg(feature = "download")]
+mod download;
 mod hub;
 mod safetensors_file;
 
@@ -14,7 +16,12 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{Net, Version};
 use crate::error::{LpipsError, Result};
 
-pub use hub::{hub_checkpoint_dir, torchvision_file_name};
+#[cfg(feature = "download")]
+pub use download::download_verified;
+pub use hub::{
+    TORCHVISION_BASE_URL, TorchvisionFile, fetch, find_cached, hub_checkpoint_dir, offline,
+    sha256_file, torchvision_file_name,
+};
 use safetensors_file::SafetensorsBytes;
 
 /// A file whose tensors are copied out one by one, when taken.
@@ -95,8 +102,9 @@ impl TensorMap {
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub enum TrunkWeights {
-    /// Look in the torch hub cache under torchvision's file name (see
-    /// [`hub_checkpoint_dir`]); an error lists where it looked when nothing is there.
+    /// torchvision's checkpoint from the torch hub cache (see [`hub_checkpoint_dir`]),
+    /// downloaded and verified when missing (`download` feature, unless `LPIPS_OFFLINE`
+    /// is set); an error lists where it looked and how to fix it.
     #[default]
     Auto,
     /// A weight file with torchvision's tensor names (`features.{i}.weight|bias`); a whole
@@ -123,9 +131,9 @@ pub(crate) fn read_trunk_file(path: &Path) -> Result<TensorMap> {
     }
 }
 
-/// Finds the trunk's weights in the torch hub cache.
+/// Finds the trunk's weights in the torch hub cache, downloading them when missing.
 pub(crate) fn find_trunk(net: Net) -> Result<PathBuf> {
-    hub::find(net)
+    hub::resolve(net)
 }
 
 /// The reference's linear heads, embedded from `weights/`.
@@ -151,4 +159,58 @@ pub fn linear_heads(net: Net, version: Version) -> Result<Vec<Tensor>> {
         .enumerate()
         .map(|(k, &c)| map.take(&format!("lin{k}.model.1.weight"), &[1, c, 1, 1]))
         .collect()
+}
+
+/// The trunk's tensors from a weight source, every one checked for presence, shape and
+/// finite values, under torchvision's names, in name order.
+pub(crate) fn trunk_tensors(net: Net, source: &mut TensorMap) -> Result<Vec<(String, Tensor)>> {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _trunk = crate::trunk::Trunk::new(&vs.root(), net);
+    let mut vars: Vec<_> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars.into_iter()
+        .map(|(name, var)| {
+            let tensor = source.take(&name, &var.size())?;
+            Ok((name, tensor))
+        })
+        .collect()
+}
+
+/// Writes a trunk's tensors from any weight file (`.pth`/`.pt` checkpoint or
+/// safetensors) to a safetensors file with torchvision's names, f32; classifier and
+/// other tensors are left out. With `net` `None` the trunk is recognised from the
+/// tensors. The output is written to a temporary file and renamed into place.
+pub fn convert_trunk(input: &Path, output: &Path, net: Option<Net>) -> Result<Net> {
+    let candidates = match net {
+        Some(net) => vec![net],
+        None => Net::ALL.to_vec(),
+    };
+    let mut failures = Vec::new();
+    for net in candidates.iter().copied() {
+        match trunk_tensors(net, &mut read_trunk_file(input)?) {
+            Ok(tensors) => {
+                let dir = output
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let tmp = tempfile::Builder::new()
+                    .prefix(".lpips-convert-")
+                    .tempfile_in(dir)
+                    .map_err(|e| LpipsError::io(dir, e))?;
+                Tensor::write_safetensors(&tensors, tmp.path())?;
+                tmp.persist(output)
+                    .map_err(|e| LpipsError::io(output, e.error))?;
+                return Ok(net);
+            }
+            Err(e) if candidates.len() == 1 => return Err(e),
+            Err(e) => failures.push(format!("{net}: {e}")),
+        }
+    }
+    Err(LpipsError::WeightFormat {
+        source_name: input.display().to_string(),
+        reason: format!(
+            "not the trunk of any of alex, vgg, squeeze ({})",
+            failures.join("; ")
+        ),
+    })
 }

@@ -1,5 +1,7 @@
 //! The `lpips` command-line tool.
 
+mod weights;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,6 +26,12 @@ enum Command {
         after_help = "Examples:\n  lpips compare a.png b.png\n  lpips compare a.png b.png --net vgg --format json\n  lpips compare a.png b.png --trunk alexnet.safetensors --spatial-out map.png"
     )]
     Compare(CompareArgs),
+    /// The trunks' ImageNet weights: list, fetch, verify, convert.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  lpips weights list\n  lpips weights fetch alex\n  lpips weights verify\n  lpips weights convert alexnet-owt-7be5be79.pth alex.safetensors"
+    )]
+    Weights(weights::WeightsCommand),
 }
 
 #[derive(clap::Args)]
@@ -39,7 +47,8 @@ struct CompareArgs {
     /// (uncalibrated baseline).
     #[arg(long, default_value = "v0.1", value_parser = parse_lin)]
     lin: Lin,
-    /// Trunk weights (.safetensors with torchvision's names); default: the torch hub cache.
+    /// Trunk weights: a torch.save checkpoint (.pth/.pt) or .safetensors with
+    /// torchvision's names; default: the torch hub cache, else a verified download.
     #[arg(long)]
     trunk: Option<PathBuf>,
     /// Also write the spatial distance map: `.npy` (float32 H x W) or `.png` (heat map).
@@ -54,12 +63,12 @@ struct CompareArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Text,
     Json,
 }
 
-fn parse_net(s: &str) -> Result<Net, String> {
+pub(crate) fn parse_net(s: &str) -> Result<Net, String> {
     s.parse().map_err(|e: LpipsError| e.to_string())
 }
 
@@ -71,6 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compare(args) => compare(args),
+        Command::Weights(command) => weights::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,174 @@
+//! `lpips weights ...`: what is in the torch hub cache, fetching, verifying, converting.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use lpips::{Net, TorchvisionFile};
+
+#[derive(Subcommand)]
+pub enum WeightsCommand {
+    /// Each trunk: where its weights are, their size, whether their SHA-256 is torchvision's.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = crate::Format::Text)]
+        format: crate::Format,
+    },
+    /// Download trunks into the torch hub cache, verified (default: all three).
+    Fetch {
+        /// alex, vgg, squeeze.
+        #[arg(value_parser = crate::parse_net)]
+        nets: Vec<Net>,
+    },
+    /// Check cached trunks against torchvision's published SHA-256 (default: all found).
+    Verify {
+        /// alex, vgg, squeeze.
+        #[arg(value_parser = crate::parse_net)]
+        nets: Vec<Net>,
+    },
+    /// Write a checkpoint's trunk tensors as safetensors (torchvision's names, f32).
+    Convert {
+        /// A .pth/.pt checkpoint (zip or legacy format) or a safetensors file.
+        input: PathBuf,
+        /// The .safetensors file to write.
+        output: PathBuf,
+        /// The trunk (default: recognised from the tensors).
+        #[arg(long, value_parser = crate::parse_net)]
+        net: Option<Net>,
+    },
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+enum Check {
+    Verified,
+    Mismatch(String),
+    NoDigest,
+}
+
+fn check(file: &TorchvisionFile, path: &std::path::Path) -> Result<Check, String> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return Ok(Check::NoDigest);
+    }
+    let found = lpips::sha256_file(path).map_err(|e| e.to_string())?;
+    Ok(if found == file.sha256 {
+        Check::Verified
+    } else {
+        Check::Mismatch(found)
+    })
+}
+
+pub fn run(command: WeightsCommand) -> Result<(), String> {
+    match command {
+        WeightsCommand::List { format } => list(format),
+        WeightsCommand::Fetch { nets } => {
+            let nets = if nets.is_empty() {
+                Net::ALL.to_vec()
+            } else {
+                nets
+            };
+            let mut failures = Vec::new();
+            for &net in &nets {
+                let cached = lpips::find_cached(net).ok();
+                match lpips::fetch(net, true) {
+                    Ok(path) if cached.is_some() => {
+                        println!("{net}: already in the cache: {}", path.display())
+                    }
+                    Ok(path) => println!("{net}: downloaded and verified: {}", path.display()),
+                    Err(e) => failures.push(format!("{net}: {e}")),
+                }
+            }
+            finish(failures, nets.len())
+        }
+        WeightsCommand::Verify { nets } => {
+            let named = !nets.is_empty();
+            let nets = if named { nets } else { Net::ALL.to_vec() };
+            let mut failures = Vec::new();
+            for &net in &nets {
+                let file = TorchvisionFile::of(net);
+                match lpips::find_cached(net) {
+                    Err(_) if named => failures.push(format!("{net}: not in the torch hub cache")),
+                    Err(_) => println!("{net}: not in the cache"),
+                    Ok(path) => match check(&file, &path)? {
+                        Check::Verified => println!("{net}: ok {}", path.display()),
+                        Check::NoDigest => println!(
+                            "{net}: {} is a conversion: no published digest",
+                            path.display()
+                        ),
+                        Check::Mismatch(found) => failures.push(format!(
+                            "{net}: SHA-256 mismatch for {}: expected {}, got {found}",
+                            path.display(),
+                            file.sha256
+                        )),
+                    },
+                }
+            }
+            finish(failures, nets.len())
+        }
+        WeightsCommand::Convert { input, output, net } => {
+            let net = lpips::convert_trunk(&input, &output, net).map_err(|e| e.to_string())?;
+            println!("wrote {} ({net} trunk)", output.display());
+            Ok(())
+        }
+    }
+}
+
+fn list(format: crate::Format) -> Result<(), String> {
+    let mut rows = Vec::new();
+    for net in Net::ALL {
+        let file = TorchvisionFile::of(net);
+        let row = match lpips::find_cached(net) {
+            Ok(path) => {
+                let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                let status = match check(&file, &path)? {
+                    Check::Verified => "verified".to_string(),
+                    Check::NoDigest => "conversion (no published digest)".to_string(),
+                    Check::Mismatch(_) => "SHA-256 MISMATCH".to_string(),
+                };
+                serde_json::json!({"net": net, "path": path, "bytes": bytes, "status": status})
+            }
+            Err(_) => serde_json::json!({
+                "net": net,
+                "path": null,
+                "bytes": null,
+                "status": format!("not found (download: {}, {})", file.url(), mib(file.bytes)),
+            }),
+        };
+        rows.push(row);
+    }
+    match format {
+        crate::Format::Json => println!("{}", serde_json::Value::Array(rows)),
+        crate::Format::Text => {
+            if let Some(dir) = lpips::hub_checkpoint_dir() {
+                println!("torch hub cache: {}", dir.display());
+            }
+            for r in rows {
+                let path = r["path"].as_str().map(str::to_string).unwrap_or_default();
+                let size = r["bytes"].as_u64().map(mib).unwrap_or_default();
+                println!(
+                    "{:<8} {:<10} {} {}",
+                    r["net"].as_str().unwrap_or(""),
+                    size,
+                    r["status"].as_str().unwrap_or(""),
+                    path
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One failure is the error itself; several are listed, then summed up.
+fn finish(failures: Vec<String>, total: usize) -> Result<(), String> {
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(failures.into_iter().next().expect("one")),
+        n => {
+            for f in &failures {
+                eprintln!("lpips: error: {f}");
+            }
+            Err(format!("{n} of {total} failed"))
+        }
+    }
+}

@@ -6,19 +6,13 @@ ENV := source scripts/env.sh && lpips_libtorch_env &&
 A ?= assets/ex_ref.png
 B ?= assets/ex_p0.png
 
-.PHONY: demo build test oracle trunk bench bench-compare lint
+.PHONY: demo build test oracle bench bench-compare lint
 
 demo:
 	$(ENV) cargo run --release --quiet --bin lpips -- compare $(A) $(B)
 
 build:
 	$(ENV) cargo build --release
-
-NET ?= alex
-# torchvision's ImageNet trunk into the torch hub cache (downloaded when missing), plus
-# the safetensors conversion beside it that lpips reads by default.
-trunk:
-	source scripts/env.sh && lpips_venv && "$$LPIPS_VENV/bin/python" scripts/convert_trunk.py $(NET)
 
 oracle:
 	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py
@@ -32,7 +26,7 @@ lint:
 	$(ENV) cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings
 
 bench: oracle
-	$(ENV) cargo bench --bench trunks
+	$(ENV) cargo bench --bench trunks --bench loading
 
 bench-compare: bench
 	source scripts/env.sh && lpips_venv && "$$LPIPS_VENV/bin/python" scripts/bench_reference.py

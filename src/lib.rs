@@ -8,9 +8,11 @@
 //! linear heads, averaged over space (or upsampled to a per-pixel map) and summed over
 //! layers. Numbers match the reference package `lpips` 0.1.4 to within 1e-6 + 1e-4·|d|.
 //!
-//! The linear heads are embedded in the crate. The trunk's ImageNet weights are read
-//! from a safetensors file with torchvision's names, by default from the torch hub cache
-//! (`$TORCH_HOME/hub/checkpoints`), where Python's torchvision keeps them.
+//! The linear heads are embedded in the crate. The trunk's ImageNet weights are
+//! torchvision's checkpoints, read natively (zip or legacy `torch.save` format, through a
+//! restricted unpickler that executes nothing) or as safetensors: by default from the
+//! torch hub cache (`$TORCH_HOME/hub/checkpoints`), where Python's torchvision keeps them,
+//! else downloaded there and verified against the full SHA-256.
 //!
 //! # One pair of images
 //!

@@ -4,12 +4,8 @@
 mod common;
 
 use assert_cmd::Command;
-use common::{LINS, oracle_file};
+use common::{LINS, cli_oracle, oracle_file};
 use lpips::Net;
-
-fn cli_oracle() -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(oracle_file("cli.json")).unwrap()).unwrap()
-}
 
 fn lpips_cmd() -> Command {
     let mut cmd = Command::cargo_bin("lpips").unwrap();
@@ -213,32 +209,16 @@ fn errors_are_one_line_and_non_zero() {
 
 #[test]
 fn trunk_found_in_torch_hub_cache() {
-    let home = tempfile::tempdir().unwrap();
-    let checkpoints = home.path().join("hub/checkpoints");
-    std::fs::create_dir_all(&checkpoints).unwrap();
-    std::fs::copy(
-        oracle_file("trunk_squeeze.safetensors"),
-        checkpoints.join("squeezenet1_1-b8a52dc0.safetensors"),
-    )
-    .unwrap();
+    let home = common::torch_home_with(
+        "trunk_squeeze.safetensors",
+        "squeezenet1_1-b8a52dc0.safetensors",
+    );
     let want = cli_oracle()["squeeze/v0.1"].as_f64().unwrap();
-    // Squeeze without --trunk, under the given environment: the distance printed.
-    let run = |env: (&str, &std::path::Path), unset: &str| {
-        let out = Command::cargo_bin("lpips")
-            .unwrap()
-            .env_remove(unset)
-            .env(env.0, env.1)
-            .arg("compare")
-            .arg(oracle_file("img_squeeze_0.png"))
-            .arg(oracle_file("img_squeeze_1.png"))
-            .args(["--net", "squeeze"])
-            .assert()
-            .success();
-        let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-        text.trim().parse::<f64>().unwrap()
-    };
+    let mut cmd = Command::cargo_bin("lpips").unwrap();
+    cmd.env_remove("XDG_CACHE_HOME")
+        .env("TORCH_HOME", home.path());
     close(
-        run(("TORCH_HOME", home.path()), "XDG_CACHE_HOME"),
+        common::printed_distance(common::compare_squeeze_pair(&mut cmd)),
         want,
         "TORCH_HOME",
     );
@@ -246,8 +226,11 @@ fn trunk_found_in_torch_hub_cache() {
     let cache = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(cache.path().join("torch")).unwrap();
     std::fs::rename(home.path().join("hub"), cache.path().join("torch/hub")).unwrap();
+    let mut cmd = Command::cargo_bin("lpips").unwrap();
+    cmd.env_remove("TORCH_HOME")
+        .env("XDG_CACHE_HOME", cache.path());
     close(
-        run(("XDG_CACHE_HOME", cache.path()), "TORCH_HOME"),
+        common::printed_distance(common::compare_squeeze_pair(&mut cmd)),
         want,
         "XDG_CACHE_HOME",
     );

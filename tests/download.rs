@@ -167,11 +167,7 @@ fn cli_fetch_rejects_wrong_digest_and_dropped_connections() {
     }
     // `compare` without --trunk tries the same download and says how to fix it.
     let server = serve(body.clone(), Serve::Full);
-    let out = cli(home.path(), &server.base)
-        .arg("compare")
-        .arg(oracle_file("img_squeeze_0.png"))
-        .arg(oracle_file("img_squeeze_1.png"))
-        .args(["--net", "squeeze"])
+    let out = common::compare_squeeze_pair(&mut cli(home.path(), &server.base))
         .assert()
         .failure();
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
@@ -186,19 +182,14 @@ fn cli_fetch_rejects_wrong_digest_and_dropped_connections() {
 fn offline_mode_makes_no_request() {
     let home = tempfile::tempdir().unwrap();
     let server = serve(vec![0; 10], Serve::Full);
-    for args in [
-        vec!["weights", "fetch", "alex"],
-        vec!["compare", "a.png", "b.png"],
-    ] {
-        let mut cmd = cli(home.path(), &server.base);
-        if args[0] == "compare" {
-            cmd = cli(home.path(), &server.base);
-            cmd.arg("compare")
-                .arg(oracle_file("img_alex_0.png"))
-                .arg(oracle_file("img_alex_1.png"));
-        } else {
-            cmd.args(&args);
-        }
+    let mut fetch = cli(home.path(), &server.base);
+    fetch.args(["weights", "fetch", "alex"]);
+    let mut compare = cli(home.path(), &server.base);
+    compare
+        .arg("compare")
+        .arg(oracle_file("img_alex_0.png"))
+        .arg(oracle_file("img_alex_1.png"));
+    for mut cmd in [fetch, compare] {
         let out = cmd.env("LPIPS_OFFLINE", "1").assert().failure();
         let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
         assert!(stderr.contains("LPIPS_OFFLINE"), "{stderr}");
@@ -209,29 +200,15 @@ fn offline_mode_makes_no_request() {
 
 #[test]
 fn cached_checkpoint_is_used_without_network_and_verify_reports_it() {
-    let home = tempfile::tempdir().unwrap();
+    let home =
+        common::torch_home_with("ckpt_squeeze_full_legacy.pth", "squeezenet1_1-b8a52dc0.pth");
     let checkpoints = home.path().join("hub/checkpoints");
-    std::fs::create_dir_all(&checkpoints).unwrap();
-    std::fs::copy(
-        oracle_file("ckpt_squeeze_full_legacy.pth"),
-        checkpoints.join("squeezenet1_1-b8a52dc0.pth"),
-    )
-    .unwrap();
     let server = serve(vec![0; 10], Serve::Full);
-    let want: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(oracle_file("cli.json")).unwrap()).unwrap();
-    let out = cli(home.path(), &server.base)
-        .arg("compare")
-        .arg(oracle_file("img_squeeze_0.png"))
-        .arg(oracle_file("img_squeeze_1.png"))
-        .args(["--net", "squeeze"])
-        .assert()
-        .success();
-    let got: f64 = String::from_utf8(out.get_output().stdout.clone())
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let want = common::cli_oracle();
+    let got = common::printed_distance(common::compare_squeeze_pair(&mut cli(
+        home.path(),
+        &server.base,
+    )));
     let want = want["squeeze/v0.1"].as_f64().unwrap();
     assert!(
         (got - want).abs() <= 1e-6 + 1e-4 * want.abs(),
@@ -276,18 +253,10 @@ fn cached_checkpoint_is_used_without_network_and_verify_reports_it() {
         .arg(&converted)
         .assert()
         .success();
-    let out = cli(home.path(), &server.base)
-        .arg("compare")
-        .arg(oracle_file("img_squeeze_0.png"))
-        .arg(oracle_file("img_squeeze_1.png"))
-        .args(["--net", "squeeze", "--trunk"])
-        .arg(&converted)
-        .assert()
-        .success();
-    let again: f64 = String::from_utf8(out.get_output().stdout.clone())
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let again = common::printed_distance(
+        common::compare_squeeze_pair(&mut cli(home.path(), &server.base))
+            .arg("--trunk")
+            .arg(&converted),
+    );
     assert_eq!(again, got);
 }

@@ -69,3 +69,34 @@ pub fn assert_close_slice(got: &[f32], want: &[f32], what: &str) {
         got.len()
     );
 }
+
+/// The reference's distances for the CLI's PNG pairs (`cli.json`).
+pub fn cli_oracle() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(oracle_file("cli.json")).unwrap()).unwrap()
+}
+
+/// Adds `compare` of the squeeze PNG pair (no `--trunk`) to a command.
+pub fn compare_squeeze_pair(cmd: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
+    cmd.arg("compare")
+        .arg(oracle_file("img_squeeze_0.png"))
+        .arg(oracle_file("img_squeeze_1.png"))
+        .args(["--net", "squeeze"])
+}
+
+/// The distance a command printed, asserting it succeeded.
+pub fn printed_distance(cmd: &mut assert_cmd::Command) -> f64 {
+    let out = cmd.assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a distance: {text}"))
+}
+
+/// A torch home whose hub cache holds the oracle file `file` under the name `name`.
+pub fn torch_home_with(file: &str, name: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let checkpoints = home.path().join("hub/checkpoints");
+    std::fs::create_dir_all(&checkpoints).unwrap();
+    std::fs::copy(oracle_file(file), checkpoints.join(name)).unwrap();
+    home
+}

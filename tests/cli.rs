@@ -235,3 +235,17 @@ fn trunk_found_in_torch_hub_cache() {
         "XDG_CACHE_HOME",
     );
 }
+
+#[test]
+fn trunk_checkpoints_in_both_formats() {
+    let want = cli_oracle()["alex/v0.1"].as_f64().unwrap();
+    for file in ["ckpt_alex_full_zip.pth", "ckpt_alex_legacy.pth"] {
+        let mut cmd = lpips_cmd();
+        cmd.arg("compare")
+            .arg(oracle_file("img_alex_0.png"))
+            .arg(oracle_file("img_alex_1.png"))
+            .arg("--trunk")
+            .arg(oracle_file(file));
+        close(common::printed_distance(&mut cmd), want, file);
+    }
+}

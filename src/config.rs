@@ -167,6 +167,68 @@ pub enum InputRange {
     ZeroToOne,
 }
 
+/// Numeric precision of the trunk (normalisation, heads and averages stay in f32, so
+/// that sums of squares cannot overflow half precision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Single precision: the reference's, and the default.
+    #[default]
+    F32,
+    /// Half precision (for GPUs).
+    F16,
+    /// bfloat16 (GPUs and recent CPUs).
+    BF16,
+}
+
+impl Precision {
+    pub(crate) fn kind(self) -> tch::Kind {
+        match self {
+            Precision::F32 => tch::Kind::Float,
+            Precision::F16 => tch::Kind::Half,
+            Precision::BF16 => tch::Kind::BFloat16,
+        }
+    }
+}
+
+impl FromStr for Precision {
+    type Err = LpipsError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" | "fp32" | "float" => Ok(Precision::F32),
+            "f16" | "fp16" | "half" => Ok(Precision::F16),
+            "bf16" | "bfloat16" => Ok(Precision::BF16),
+            _ => Err(LpipsError::Parse {
+                what: "precision",
+                value: s.to_string(),
+                expected: "f32, f16, bf16",
+            }),
+        }
+    }
+}
+
+/// What to do when the two images of a pair differ in size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resize {
+    /// Refuse: [`LpipsError::ShapeMismatch`]. The default: LPIPS compares aligned pixels.
+    #[default]
+    Error,
+    /// Resize the second image to the first one's height and width, bilinearly
+    /// (half-pixel centres, antialiased when shrinking), on the [-1, 1] values.
+    SecondToFirst,
+}
+
+impl InputRange {
+    /// The declared bounds.
+    pub fn bounds(self) -> (f64, f64) {
+        match self {
+            InputRange::MinusOneToOne => (-1.0, 1.0),
+            InputRange::ZeroToOne => (0.0, 1.0),
+        }
+    }
+}
+
 /// Parses `cpu`, `cuda`, `cuda:N`, `mps` or `auto` (CUDA when available, else CPU), and
 /// checks that the device exists.
 pub fn parse_device(s: &str) -> Result<Device> {

@@ -42,6 +42,34 @@ pub enum LpipsError {
         /// Input width.
         width: i64,
     },
+    /// An input's values lie clearly outside its declared range (by more than a tenth of
+    /// the range): most often [0, 1] or 0..255 data declared as [-1, 1], or the reverse.
+    #[error(
+        "input {which} has values in [{min}, {max}] but was declared {declared:?} ({lo} to {hi}); \
+         declare its real range (InputRange), or map it first"
+    )]
+    OutOfRange {
+        /// `"in0"` or `"in1"`.
+        which: &'static str,
+        /// The declared range.
+        declared: crate::config::InputRange,
+        /// Lower bound of the declared range.
+        lo: f64,
+        /// Upper bound of the declared range.
+        hi: f64,
+        /// The smallest value found.
+        min: f64,
+        /// The largest value found.
+        max: f64,
+    },
+    /// A single pair was expected but the inputs hold several images.
+    #[error("expected one image on each side, got batches of {a} and {b}")]
+    NotSingle {
+        /// Images on the first side.
+        a: i64,
+        /// Images on the second side.
+        b: i64,
+    },
     /// An input holds NaN or infinite values.
     #[error("input {which} holds NaN or infinite values")]
     NonFinite {

@@ -82,16 +82,18 @@ mod checkpoint;
 mod config;
 mod error;
 mod image_io;
+mod input;
 mod model;
 mod spatial_io;
 mod trunk;
 mod weights;
 
 pub use checkpoint::read_checkpoint;
-pub use config::{Heads, InputRange, Lin, Net, Version, parse_device};
+pub use config::{Heads, InputRange, Lin, Net, Precision, Resize, Version, parse_device};
 pub use error::{LpipsError, Result};
 pub use image_io::{image_to_tensor, load_image};
-pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
+pub use input::{Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged};
+pub use model::{Features, LayerDistances, Lpips, LpipsBuilder, distance};
 pub use spatial_io::{write_heatmap, write_npy};
 pub use tch::{Device, Tensor};
 #[cfg(feature = "download")]

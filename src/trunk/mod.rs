@@ -6,19 +6,75 @@ mod alex;
 mod squeeze;
 mod vgg;
 
-use tch::{Tensor, nn, nn::Module};
+use tch::{Kind, Tensor, nn};
 
 use crate::config::Net;
+
+/// A convolution with its weights, which handles can share (see [`Trunk::share`]).
+#[derive(Debug)]
+pub(crate) struct Conv {
+    weight: Tensor,
+    bias: Tensor,
+    kernel: i64,
+    stride: i64,
+    padding: i64,
+}
+
+impl Conv {
+    fn new(p: &nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64) -> Conv {
+        let config = nn::ConvConfig {
+            stride,
+            padding,
+            ..Default::default()
+        };
+        // The path names the variables (`features.{i}.weight`); libtorch's default
+        // initialisation serves `TrunkWeights::RandomInit`.
+        let c = nn::conv2d(p, cin, cout, kernel, config);
+        Conv {
+            weight: c.ws,
+            bias: c.bs.expect("convolutions have a bias"),
+            kernel,
+            stride,
+            padding,
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv2d(
+            &self.weight,
+            Some(&self.bias),
+            [self.stride; 2],
+            [self.padding; 2],
+            [1, 1],
+            1,
+        )
+    }
+
+    fn share(&self) -> Conv {
+        Conv {
+            weight: self.weight.shallow_clone(),
+            bias: self.bias.shallow_clone(),
+            ..*self
+        }
+    }
+
+    fn to_kind(&self, kind: Kind) -> Conv {
+        Conv {
+            weight: self.weight.to_kind(kind),
+            bias: self.bias.to_kind(kind),
+            ..*self
+        }
+    }
+
+    fn tensors(&self) -> [&Tensor; 2] {
+        [&self.weight, &self.bias]
+    }
+}
 
 /// One layer of a torchvision `features` stack.
 #[derive(Debug)]
 pub(crate) enum Layer {
-    Conv {
-        conv: nn::Conv2D,
-        kernel: i64,
-        stride: i64,
-        padding: i64,
-    },
+    Conv(Conv),
     Relu,
     MaxPool {
         kernel: i64,
@@ -31,9 +87,9 @@ pub(crate) enum Layer {
 /// SqueezeNet's fire module: squeeze 1x1, then expand 1x1 and 3x3 side by side.
 #[derive(Debug)]
 pub(crate) struct Fire {
-    squeeze: nn::Conv2D,
-    expand1x1: nn::Conv2D,
-    expand3x3: nn::Conv2D,
+    squeeze: Conv,
+    expand1x1: Conv,
+    expand3x3: Conv,
 }
 
 #[derive(Debug)]
@@ -43,31 +99,14 @@ pub(crate) struct Trunk {
 }
 
 fn conv(p: &nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64) -> Layer {
-    let config = nn::ConvConfig {
-        stride,
-        padding,
-        ..Default::default()
-    };
-    Layer::Conv {
-        conv: nn::conv2d(p, cin, cout, kernel, config),
-        kernel,
-        stride,
-        padding,
-    }
+    Layer::Conv(Conv::new(p, cin, cout, kernel, stride, padding))
 }
 
 fn fire(p: &nn::Path, cin: i64, squeeze: i64, expand: i64) -> Layer {
-    let one = |name: &str, cin, cout, kernel, padding| {
-        let config = nn::ConvConfig {
-            padding,
-            ..Default::default()
-        };
-        nn::conv2d(p / name, cin, cout, kernel, config)
-    };
     Layer::Fire(Box::new(Fire {
-        squeeze: one("squeeze", cin, squeeze, 1, 0),
-        expand1x1: one("expand1x1", squeeze, expand, 1, 0),
-        expand3x3: one("expand3x3", squeeze, expand, 3, 1),
+        squeeze: Conv::new(&(p / "squeeze"), cin, squeeze, 1, 1, 0),
+        expand1x1: Conv::new(&(p / "expand1x1"), squeeze, expand, 1, 1, 0),
+        expand3x3: Conv::new(&(p / "expand3x3"), squeeze, expand, 3, 1, 1),
     }))
 }
 
@@ -84,7 +123,7 @@ impl Layer {
     /// (not a tap), as torchvision's `ReLU(inplace=True)`; it saves a pass over memory.
     fn forward(&self, x: Tensor, in_place: bool) -> Tensor {
         match self {
-            Layer::Conv { conv, .. } => conv.forward(&x),
+            Layer::Conv(conv) => conv.forward(&x),
             Layer::Relu if in_place => {
                 let mut x = x;
                 let _ = x.relu_();
@@ -115,12 +154,7 @@ impl Layer {
             (side + 2 * padding - kernel).div_euclid(stride) + 1
         };
         let out = match self {
-            Layer::Conv {
-                kernel,
-                stride,
-                padding,
-                ..
-            } => conv_out(side, *kernel, *stride, *padding),
+            Layer::Conv(c) => conv_out(side, c.kernel, c.stride, c.padding),
             Layer::Relu => side,
             Layer::MaxPool {
                 kernel,
@@ -169,6 +203,62 @@ impl Trunk {
             start = end;
         }
         outs
+    }
+
+    /// Another handle on the same weights (no copy), for another thread.
+    pub(crate) fn share(&self) -> Trunk {
+        self.map(Conv::share)
+    }
+
+    /// A copy with weights in another precision.
+    pub(crate) fn to_kind(&self, kind: Kind) -> Trunk {
+        self.map(|c| c.to_kind(kind))
+    }
+
+    fn map(&self, f: impl Fn(&Conv) -> Conv) -> Trunk {
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| match layer {
+                Layer::Conv(c) => Layer::Conv(f(c)),
+                Layer::Relu => Layer::Relu,
+                Layer::MaxPool {
+                    kernel,
+                    stride,
+                    ceil,
+                } => Layer::MaxPool {
+                    kernel: *kernel,
+                    stride: *stride,
+                    ceil: *ceil,
+                },
+                Layer::Fire(fire) => Layer::Fire(Box::new(Fire {
+                    squeeze: f(&fire.squeeze),
+                    expand1x1: f(&fire.expand1x1),
+                    expand3x3: f(&fire.expand3x3),
+                })),
+            })
+            .collect();
+        Trunk {
+            layers,
+            taps: self.taps,
+        }
+    }
+
+    /// Every weight tensor.
+    pub(crate) fn tensors(&self) -> Vec<&Tensor> {
+        let mut out = Vec::new();
+        for layer in &self.layers {
+            match layer {
+                Layer::Conv(c) => out.extend(c.tensors()),
+                Layer::Fire(f) => {
+                    for c in [&f.squeeze, &f.expand1x1, &f.expand3x3] {
+                        out.extend(c.tensors());
+                    }
+                }
+                Layer::Relu | Layer::MaxPool { .. } => {}
+            }
+        }
+        out
     }
 
     /// Whether an input side survives every layer up to the last tap.

@@ -1,0 +1,204 @@
+//! Everything that can be compared, converted by one path to an `N x 3 x H x W` f32
+//! tensor in [-1, 1] (the "canonical" form the model works on).
+
+use std::path::{Path, PathBuf};
+
+use image::DynamicImage;
+use ndarray::{ArrayView3, ArrayView4};
+use tch::{Kind, Tensor};
+
+use crate::config::InputRange;
+use crate::error::{LpipsError, Result};
+
+/// An image or a batch of images the model can compare.
+///
+/// Implemented for [`DynamicImage`] (every pixel type), file paths (any format the
+/// `image` crate reads), `ndarray` views with their layout and range stated ([`HwcU8`],
+/// [`Hwc`], [`Chw`], [`Nchw`]) and tch tensors ([`Ranged`], or a bare `Tensor` in the
+/// model's own [`InputRange`]).
+pub trait ImageInput {
+    /// The images as an `N x 3 x H x W` f32 tensor on the CPU, values in [-1, 1]
+    /// (before any range check), and the range they were declared in.
+    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)>;
+}
+
+/// An `H x W x C` u8 array (C = 1, 3 or 4; grey is replicated, alpha dropped), 0..255.
+#[derive(Debug, Clone, Copy)]
+pub struct HwcU8<'a>(pub ArrayView3<'a, u8>);
+
+/// An `H x W x 3` f32 array in the stated range.
+#[derive(Debug, Clone, Copy)]
+pub struct Hwc<'a>(pub ArrayView3<'a, f32>, pub InputRange);
+
+/// A `3 x H x W` f32 array in the stated range.
+#[derive(Debug, Clone, Copy)]
+pub struct Chw<'a>(pub ArrayView3<'a, f32>, pub InputRange);
+
+/// An `N x 3 x H x W` f32 array in the stated range.
+#[derive(Debug, Clone, Copy)]
+pub struct Nchw<'a>(pub ArrayView4<'a, f32>, pub InputRange);
+
+/// A tch tensor (`N x 3 x H x W`, or `3 x H x W` for one image) in the stated range.
+#[derive(Debug)]
+pub struct Ranged<'a>(pub &'a Tensor, pub InputRange);
+
+fn to_minus_one_one(x: Tensor, range: InputRange) -> Tensor {
+    match range {
+        InputRange::MinusOneToOne => x,
+        InputRange::ZeroToOne => x * 2.0 - 1.0,
+    }
+}
+
+fn bad_shape(shape: &[usize]) -> LpipsError {
+    LpipsError::BadShape {
+        which: "input",
+        shape: shape.iter().map(|&d| d as i64).collect(),
+    }
+}
+
+impl ImageInput for DynamicImage {
+    /// 8-bit images exactly as the reference reads them (`v / 127.5 - 1`); 16-bit and
+    /// float images at their full precision.
+    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+        let (w, h) = (self.width() as i64, self.height() as i64);
+        let eight_bit = matches!(
+            self,
+            DynamicImage::ImageLuma8(_)
+                | DynamicImage::ImageLumaA8(_)
+                | DynamicImage::ImageRgb8(_)
+                | DynamicImage::ImageRgba8(_)
+        );
+        let hwc = if eight_bit {
+            let data: Vec<f32> = self
+                .to_rgb8()
+                .into_raw()
+                .into_iter()
+                .map(|v| (f64::from(v) / 127.5 - 1.0) as f32)
+                .collect();
+            Tensor::from_slice(&data)
+        } else {
+            let data = self.to_rgb32f().into_raw();
+            Tensor::from_slice(&data) * 2.0 - 1.0
+        };
+        let x = hwc
+            .view([h, w, 3])
+            .permute([2, 0, 1])
+            .unsqueeze(0)
+            .contiguous();
+        Ok((x, InputRange::MinusOneToOne))
+    }
+}
+
+impl ImageInput for Path {
+    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+        crate::image_io::load_image(self)?.to_canonical(model_range)
+    }
+}
+
+impl ImageInput for PathBuf {
+    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+        self.as_path().to_canonical(model_range)
+    }
+}
+
+impl ImageInput for str {
+    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+        Path::new(self).to_canonical(model_range)
+    }
+}
+
+impl ImageInput for HwcU8<'_> {
+    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+        let (h, w, c) = self.0.dim();
+        if !matches!(c, 1 | 3 | 4) {
+            return Err(bad_shape(&[h, w, c]));
+        }
+        let data: Vec<f32> = self
+            .0
+            .iter()
+            .map(|&v| (f64::from(v) / 127.5 - 1.0) as f32)
+            .collect();
+        let x = Tensor::from_slice(&data)
+            .view([h as i64, w as i64, c as i64])
+            .permute([2, 0, 1]);
+        let x = match c {
+            1 => x.expand([3, h as i64, w as i64], false),
+            _ => x.narrow(0, 0, 3),
+        };
+        Ok((x.unsqueeze(0).contiguous(), InputRange::MinusOneToOne))
+    }
+}
+
+fn from_f32_view(data: Vec<f32>, shape: [i64; 4], range: InputRange) -> (Tensor, InputRange) {
+    (
+        to_minus_one_one(Tensor::from_slice(&data).view(shape), range),
+        range,
+    )
+}
+
+impl ImageInput for Hwc<'_> {
+    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+        let (h, w, c) = self.0.dim();
+        if c != 3 {
+            return Err(bad_shape(&[h, w, c]));
+        }
+        let chw = self.0.permuted_axes([2, 0, 1]);
+        let data: Vec<f32> = chw.iter().copied().collect();
+        Ok(from_f32_view(data, [1, 3, h as i64, w as i64], self.1))
+    }
+}
+
+impl ImageInput for Chw<'_> {
+    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+        let (c, h, w) = self.0.dim();
+        if c != 3 {
+            return Err(bad_shape(&[c, h, w]));
+        }
+        let data: Vec<f32> = self.0.iter().copied().collect();
+        Ok(from_f32_view(data, [1, 3, h as i64, w as i64], self.1))
+    }
+}
+
+impl ImageInput for Nchw<'_> {
+    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+        let (n, c, h, w) = self.0.dim();
+        if c != 3 {
+            return Err(bad_shape(&[n, c, h, w]));
+        }
+        let data: Vec<f32> = self.0.iter().copied().collect();
+        Ok(from_f32_view(
+            data,
+            [n as i64, 3, h as i64, w as i64],
+            self.1,
+        ))
+    }
+}
+
+fn tensor_canonical(t: &Tensor, range: InputRange) -> Result<(Tensor, InputRange)> {
+    let t = if t.dim() == 3 {
+        t.unsqueeze(0)
+    } else {
+        t.shallow_clone()
+    };
+    let t = t.to_kind(Kind::Float);
+    Ok((to_minus_one_one(t, range), range))
+}
+
+impl ImageInput for Ranged<'_> {
+    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+        tensor_canonical(self.0, self.1)
+    }
+}
+
+impl ImageInput for Tensor {
+    /// In the model's declared [`InputRange`].
+    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+        tensor_canonical(self, model_range)
+    }
+}
+
+impl<T: ImageInput + ?Sized> ImageInput for &T {
+    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+        (**self).to_canonical(model_range)
+    }
+}

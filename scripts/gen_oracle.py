@@ -178,6 +178,15 @@ def main():
         in1[BATCH - 1] = in0[BATCH - 1]
         tensors = {"in0": in0.contiguous(), "in1": in1.contiguous()}
         png_paths = write_png_pair(gen, net, h, w)
+        # Second inputs of other sizes, and how the reference would see them resized.
+        interp = torch.nn.functional.interpolate
+        big = interp(in1, size=(h + 13, w + 7), mode="bilinear", align_corners=False)
+        small = interp(in1, size=(h - 7, w - 5), mode="bilinear", align_corners=False, antialias=True)
+        tensors["resize_big"], tensors["resize_small"] = big.contiguous(), small.contiguous()
+        resized = {
+            "resize_down": interp(big, size=(h, w), mode="bilinear", align_corners=False, antialias=True),
+            "resize_up": interp(small, size=(h, w), mode="bilinear", align_corners=False),
+        }
         for label, version, use_lin in LINS:
             model = reference_model(net, version, use_lin, trunk)
             scalar, layers = model(in0, in1, retPerLayer=True)
@@ -185,6 +194,8 @@ def main():
             for k, layer in enumerate(layers):
                 tensors[f"{label}/scalar_layer{k}"] = layer.contiguous()
             tensors[f"{label}/normalized"] = model((in0 + 1) / 2, (in1 + 1) / 2, normalize=True).contiguous()
+            for key, other in resized.items():
+                tensors[f"{label}/{key}"] = model(in0, other).contiguous()
             # Gradient of the summed distances with respect to the first input.
             with torch.enable_grad():
                 x = in0.clone().requires_grad_(True)

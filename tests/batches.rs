@@ -15,7 +15,7 @@ fn one_against_many_broadcasts() {
         let first = in0.narrow(0, 0, 1);
         let one_vs_many = m.distances(&first, in1).unwrap();
         let expanded = m
-            .distances(&first.expand([n, -1, -1, -1], false).contiguous(), in1)
+            .distances(first.expand([n, -1, -1, -1], false).contiguous(), in1)
             .unwrap();
         assert_close_slice(&one_vs_many, &expanded, &format!("{net} broadcast"));
         // The first pair is a reference pair.
@@ -72,7 +72,7 @@ fn distance_matrix_matches_pairs_for_any_block_size() {
         for j in 0..n {
             if i != j {
                 want[[i as usize, j as usize]] = m
-                    .distances(&set.narrow(0, i, 1), &set.narrow(0, j, 1))
+                    .distances(set.narrow(0, i, 1), set.narrow(0, j, 1))
                     .unwrap()[0];
             }
         }

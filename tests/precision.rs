@@ -21,14 +21,18 @@ fn worst(precision: Precision) -> f64 {
                 .build()
                 .unwrap();
             let got = m.distances(&oracle["in0"], &oracle["in1"]).unwrap();
-            let want = Vec::<f32>::try_from(oracle[&format!("{label}/scalar")].flatten(0, -1)).unwrap();
+            let want =
+                Vec::<f32>::try_from(oracle[&format!("{label}/scalar")].flatten(0, -1)).unwrap();
             let (rel, abs) = match precision {
                 Precision::F16 => (2e-3, 1e-5),
                 _ => (1e-2, 1e-4),
             };
             for (g, w) in got.iter().zip(&want) {
                 let err = f64::from((g - w).abs());
-                assert!(err <= abs + rel * f64::from(w.abs()), "{precision:?} {net} {label}: {g} vs {w}");
+                assert!(
+                    err <= abs + rel * f64::from(w.abs()),
+                    "{precision:?} {net} {label}: {g} vs {w}"
+                );
                 if *w != 0.0 {
                     worst_rel = worst_rel.max(err / f64::from(w.abs()));
                 }

@@ -20,7 +20,9 @@ oracle:
 test: oracle
 	$(ENV) cargo test --all-targets && cargo test --doc && \
 	  cargo run --quiet --example compare -- tests/oracle/img_alex_0.png tests/oracle/img_alex_1.png \
-	  --trunk tests/oracle/trunk_alex.safetensors
+	  --trunk tests/oracle/trunk_alex.safetensors && \
+	  cargo run --quiet --example optimize -- tests/oracle/img_alex_0.png tests/oracle/img_alex_1.png \
+	  --trunk tests/oracle/trunk_alex.safetensors --steps 20 --lr 0.01 --out target/optimized.png
 
 lint:
 	$(ENV) cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings

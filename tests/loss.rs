@@ -129,3 +129,34 @@ fn repeated_steps_do_not_grow_memory() {
         "memory grew by {growth} bytes over 200 steps"
     );
 }
+
+/// The reference's `lpips_loss.py` loop (Adam on the pixels, clamped to [-1, 1]): the
+/// loss falls. `examples/optimize.rs` is the same loop as a program.
+#[test]
+fn optimising_an_image_lowers_the_loss() {
+    use tch::nn::OptimizerConfig;
+    let oracle = common::read_tensors("outputs_alex.safetensors");
+    let m = common::model(Net::Alex, Lin::V0_1);
+    let target = oracle["in0"].narrow(0, 0, 1);
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let mut image = vs.root().var_copy("image", &oracle["in1"].narrow(0, 0, 1));
+    let mut adam = tch::nn::Adam::default().build(&vs, 1e-2).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..30 {
+        let loss = m.forward(&image, &target).unwrap().sum(Kind::Float);
+        losses.push(loss.double_value(&[]));
+        adam.zero_grad();
+        loss.backward();
+        adam.step();
+        tch::no_grad(|| {
+            let _ = image.clamp_(-1.0, 1.0);
+        });
+    }
+    eprintln!("loss {} -> {}", losses[0], losses[29]);
+    assert!(
+        losses[29] < 0.7 * losses[0],
+        "loss {} -> {}",
+        losses[0],
+        losses[29]
+    );
+}

@@ -15,7 +15,10 @@ pub const LINS: [(Lin, &str); 3] = [
 
 /// The oracle folder; fails (never skips) when it has not been generated.
 pub fn oracle_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oracle");
+    // LPIPS_ORACLE_DIR: for test binaries run elsewhere (scripts/gpu_check.sh).
+    let dir = std::env::var_os("LPIPS_ORACLE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oracle"));
     assert!(
         dir.join("stamp").is_file(),
         "the reference oracle is missing from {}: run `make oracle` (or `make test`, which \

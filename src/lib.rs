@@ -56,6 +56,36 @@
 //! # Ok::<(), lpips::LpipsError>(())
 //! ```
 //!
+//! # Inputs of every kind, ranges stated
+//!
+//! ```no_run
+//! use lpips::{Hwc, HwcU8, InputRange, Lpips, Ranged};
+//!
+//! let model = Lpips::builder().build()?;
+//! let a = ndarray::Array3::<u8>::zeros((64, 64, 3));
+//! let b = ndarray::Array3::<f32>::zeros((64, 64, 3));
+//! let d = model.distance(HwcU8(a.view()), Hwc(b.view(), InputRange::ZeroToOne))?;
+//! let t = lpips::Tensor::zeros([1, 3, 64, 64], (tch::Kind::Float, lpips::Device::Cpu));
+//! let d = model.distance(Ranged(&t, InputRange::MinusOneToOne), "photo.png")?;
+//! # Ok::<(), lpips::LpipsError>(())
+//! ```
+//!
+//! # One reference, many candidates; all pairs of a set
+//!
+//! ```no_run
+//! use lpips::Lpips;
+//!
+//! let model = Lpips::builder().build()?;
+//! let reference = model.features("ref.png")?; // the trunk runs once for it
+//! for path in ["p0.png", "p1.png"] {
+//!     let d = model.distance_from_features(&reference, &model.features(path)?)?;
+//!     println!("{path}: {}", d.double_value(&[0, 0, 0, 0]));
+//! }
+//! let set = lpips::Tensor::rand([10, 3, 64, 64], (tch::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
+//! let matrix = model.distance_matrix(&set, 4)?; // 10 x 10, memory bounded by 4 images
+//! # Ok::<(), lpips::LpipsError>(())
+//! ```
+//!
 //! # As a training loss
 //!
 //! [`Lpips::forward`] keeps autograd; the model's own weights are frozen, so gradients

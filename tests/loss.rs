@@ -1,6 +1,7 @@
 //! LPIPS as a training loss: gradients reach the inputs (their values are checked against
 //! the reference's autograd in tests/reference.rs), the model's weights stay frozen,
-//! all-zero features give a finite gradient, and repeated steps do not grow memory.
+//! all-zero features give a finite gradient, an optimised image gets closer (memory over
+//! repeated steps: tests/memory.rs, alone in its process so that RSS means something).
 
 mod common;
 
@@ -86,48 +87,6 @@ fn zero_features_and_identical_inputs_give_finite_zero_gradients() {
             "{name}: gradient not zero"
         );
     }
-}
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
-#[test]
-fn repeated_steps_do_not_grow_memory() {
-    let oracle = common::read_tensors("outputs_alex.safetensors");
-    let m = common::model(Net::Alex, Lin::V0_1);
-    let x = oracle["in0"].copy().set_requires_grad(true);
-    let step = || {
-        let loss = m.forward(&x, &oracle["in1"]).unwrap().mean(Kind::Float);
-        loss.backward();
-        tch::no_grad(|| {
-            let _ = x.grad().zero_();
-        });
-        loss.double_value(&[])
-    };
-    for _ in 0..20 {
-        step();
-    }
-    let before = resident_bytes();
-    let mut last = 0.0;
-    for _ in 0..200 {
-        last = step();
-    }
-    let after = resident_bytes();
-    assert!(last.is_finite());
-    let growth = after.saturating_sub(before);
-    eprintln!("resident memory: {before} -> {after} bytes over 200 steps");
-    // One step's graph holds a few MB here; 200 retained graphs would hold hundreds.
-    assert!(
-        growth < 32 << 20,
-        "memory grew by {growth} bytes over 200 steps"
-    );
 }
 
 /// The reference's `lpips_loss.py` loop (Adam on the pixels, clamped to [-1, 1]): the

@@ -370,7 +370,13 @@ impl Lpips {
     /// Distances between two sets of features (one side may hold a single image),
     /// spatial or not as the model is configured; keeps autograd.
     pub fn distance_from_features(&self, a: &Features, b: &Features) -> Result<Tensor> {
-        Ok(self.compare(a, b, self.spatial, false)?.total)
+        self.compare_features(a, b, self.spatial)
+    }
+
+    /// Like [`Lpips::distance_from_features`], choosing per call between `N x 1 x 1 x 1`
+    /// distances and `N x 1 x H x W` maps.
+    pub fn compare_features(&self, a: &Features, b: &Features, spatial: bool) -> Result<Tensor> {
+        Ok(self.compare(a, b, spatial, false)?.total)
     }
 
     /// The symmetric `N x N` matrix of distances between all images of a set (zero

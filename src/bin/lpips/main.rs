@@ -1,5 +1,6 @@
 //! The `lpips` command-line tool.
 
+mod folders;
 mod weights;
 
 use std::path::PathBuf;
@@ -32,6 +33,47 @@ enum Command {
         after_help = "Examples:\n  lpips weights list\n  lpips weights fetch alex\n  lpips weights verify\n  lpips weights convert alexnet-owt-7be5be79.pth alex.safetensors"
     )]
     Weights(weights::WeightsCommand),
+    /// Pairs of files with the same name in two folders (like the reference's lpips_2dirs.py).
+    #[command(
+        after_help = "Examples:\n  lpips dirs originals/ outputs/\n  lpips dirs a/ b/ --format csv --out results.csv --recursive\n  lpips dirs a/ b/ --shard 2/8 --format jsonl --out part-2.jsonl   # 8 jobs, one each\n  lpips dirs a/ b/ --spatial-dir maps/ --spatial-format npy"
+    )]
+    Dirs {
+        /// First folder.
+        dir0: PathBuf,
+        /// Second folder.
+        dir1: PathBuf,
+        #[command(flatten)]
+        args: folders::FolderArgs,
+    },
+    /// Every unordered pair of images in a folder (like lpips_1dir_allpairs.py); each
+    /// image's features are computed once.
+    #[command(
+        after_help = "Examples:\n  lpips all-pairs samples/\n  lpips all-pairs samples/ --format json --out pairs.json"
+    )]
+    AllPairs {
+        /// The folder.
+        dir: PathBuf,
+        #[command(flatten)]
+        args: folders::FolderArgs,
+    },
+    /// One reference image against many (folders or files); its features are computed once.
+    #[command(
+        after_help = "Examples:\n  lpips ref target.png outputs/\n  lpips ref target.png a.png b.png c.png --format csv"
+    )]
+    Ref {
+        /// The reference image.
+        reference: PathBuf,
+        /// Folders and image files to compare with it.
+        #[arg(required = true)]
+        targets: Vec<PathBuf>,
+        #[command(flatten)]
+        args: folders::FolderArgs,
+    },
+    /// Print a shell completion script: `lpips completions bash > /etc/bash_completion.d/lpips`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(clap::Args)]
@@ -72,7 +114,7 @@ pub(crate) fn parse_net(s: &str) -> Result<Net, String> {
     s.parse().map_err(|e: LpipsError| e.to_string())
 }
 
-fn parse_lin(s: &str) -> Result<Lin, String> {
+pub(crate) fn parse_lin(s: &str) -> Result<Lin, String> {
     s.parse().map_err(|e: LpipsError| e.to_string())
 }
 
@@ -81,6 +123,18 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compare(args) => compare(args),
         Command::Weights(command) => weights::run(command),
+        Command::Dirs { dir0, dir1, args } => folders::run(folders::Mode::Dirs(dir0, dir1), args),
+        Command::AllPairs { dir, args } => folders::run(folders::Mode::AllPairs(dir), args),
+        Command::Ref {
+            reference,
+            targets,
+            args,
+        } => folders::run(folders::Mode::Ref(reference, targets), args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "lpips", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

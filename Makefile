@@ -6,7 +6,7 @@ ENV := source scripts/env.sh && lpips_libtorch_env &&
 A ?= assets/ex_ref.png
 B ?= assets/ex_p0.png
 
-.PHONY: demo build test oracle bench bench-compare lint
+.PHONY: demo build test oracle bench bench-compare bench-folders lint
 
 demo:
 	$(ENV) cargo run --release --quiet --bin lpips -- compare $(A) $(B)
@@ -32,3 +32,6 @@ bench: oracle
 
 bench-compare: bench
 	source scripts/env.sh && lpips_venv && "$$LPIPS_VENV/bin/python" scripts/bench_reference.py
+
+bench-folders: oracle
+	$(ENV) cargo build --release --bin lpips && "$$LPIPS_VENV/bin/python" scripts/bench_folders.py

@@ -192,7 +192,8 @@ impl Trunk {
     /// Features at each tap, in order.
     pub(crate) fn forward(&self, x: &Tensor) -> Vec<Tensor> {
         let mut outs = Vec::with_capacity(self.taps.len());
-        let mut h = x.shallow_clone();
+        // Weights are channels-last (see `to_channels_last`); so are the activations.
+        let mut h = channels_last(x);
         let mut start = 0;
         for &end in self.taps {
             for (i, layer) in self.layers[start..end].iter().enumerate() {
@@ -244,6 +245,15 @@ impl Trunk {
         }
     }
 
+    /// A copy with weights in channels-last layout.
+    pub(crate) fn to_channels_last(&self) -> Trunk {
+        self.map(|c| Conv {
+            weight: channels_last(&c.weight),
+            bias: c.bias.shallow_clone(),
+            ..*c
+        })
+    }
+
     /// Every weight tensor.
     pub(crate) fn tensors(&self) -> Vec<&Tensor> {
         let mut out = Vec::new();
@@ -285,4 +295,10 @@ pub(crate) fn min_side(net: Net) -> i64 {
             .find(|&side| trunk.accepts(side))
             .expect("every trunk accepts 4096 px")
     })
+}
+
+/// The same values with channels-last (NHWC) strides, which oneDNN convolves and pools
+/// without reordering.
+pub(crate) fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }

@@ -187,7 +187,7 @@ impl LpipsBuilder {
         let _guard = tch::no_grad_guard();
         if let Some(mut source) = source {
             let mut vars = vs.variables();
-            for (name, loaded) in weights::trunk_tensors(net, &mut source)? {
+            for (name, loaded) in weights::trunk_tensors(&vars, &mut source)? {
                 let var = vars.get_mut(&name).expect("same trunk, same names");
                 var.f_copy_(&loaded)?;
             }

@@ -162,17 +162,17 @@ pub fn linear_heads(net: Net, version: Version) -> Result<Vec<Tensor>> {
 }
 
 /// The trunk's tensors from a weight source, every one checked for presence, shape and
-/// finite values, under torchvision's names, in name order.
-pub(crate) fn trunk_tensors(net: Net, source: &mut TensorMap) -> Result<Vec<(String, Tensor)>> {
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _trunk = crate::trunk::Trunk::new(&vs.root(), net);
-    let mut vars: Vec<_> = vs.variables().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars.into_iter()
-        .map(|(name, var)| {
-            let tensor = source.take(&name, &var.size())?;
-            Ok((name, tensor))
-        })
+/// finite values, under torchvision's names, in name order. `expected` is the trunk's own
+/// variables (name and shape).
+pub(crate) fn trunk_tensors(
+    expected: &std::collections::HashMap<String, Tensor>,
+    source: &mut TensorMap,
+) -> Result<Vec<(String, Tensor)>> {
+    let mut names: Vec<&String> = expected.keys().collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| Ok((name.clone(), source.take(name, &expected[name].size())?)))
         .collect()
 }
 
@@ -187,7 +187,9 @@ pub fn convert_trunk(input: &Path, output: &Path, net: Option<Net>) -> Result<Ne
     };
     let mut failures = Vec::new();
     for net in candidates.iter().copied() {
-        match trunk_tensors(net, &mut read_trunk_file(input)?) {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let _trunk = crate::trunk::Trunk::new(&vs.root(), net);
+        match trunk_tensors(&vs.variables(), &mut read_trunk_file(input)?) {
             Ok(tensors) => {
                 let dir = output
                     .parent()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use clap::ValueEnum;
-use lpips::{Features, Lin, Lpips, Net, Tensor, TrunkWeights};
+use lpips::{Features, Lin, Lpips, Net, Tensor};
 use serde::Serialize;
 
 const DEFAULT_EXTS: &str =
@@ -285,17 +285,7 @@ pub fn run(mode: Mode, args: FolderArgs) -> Result<(), String> {
     }
 
     let device = lpips::parse_device(&args.device).map_err(|e| e.to_string())?;
-    let trunk = args
-        .trunk
-        .clone()
-        .map_or(TrunkWeights::Auto, TrunkWeights::File);
-    let model = Lpips::builder()
-        .net(args.net)
-        .lin(args.lin)
-        .device(device)
-        .trunk(trunk)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let model = crate::build_model(args.net, args.lin, args.trunk.clone(), device)?;
     if let Some(dir) = &args.spatial_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }

@@ -110,6 +110,22 @@ pub(crate) enum Format {
     Json,
 }
 
+/// The model the commands share: trunk from the given file, else the usual resolution.
+pub(crate) fn build_model(
+    net: Net,
+    lin: Lin,
+    trunk: Option<PathBuf>,
+    device: lpips::Device,
+) -> Result<Lpips, String> {
+    Lpips::builder()
+        .net(net)
+        .lin(lin)
+        .device(device)
+        .trunk(trunk.map_or(TrunkWeights::Auto, TrunkWeights::File))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 pub(crate) fn parse_net(s: &str) -> Result<Net, String> {
     s.parse().map_err(|e: LpipsError| e.to_string())
 }
@@ -182,17 +198,7 @@ fn compare(args: CompareArgs) -> Result<(), String> {
             b.height()
         ));
     }
-    let trunk = match args.trunk {
-        Some(path) => TrunkWeights::File(path),
-        None => TrunkWeights::Auto,
-    };
-    let model = Lpips::builder()
-        .net(args.net)
-        .lin(args.lin)
-        .device(device)
-        .trunk(trunk)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let model = build_model(args.net, args.lin, args.trunk, device)?;
     let distance = model.distance(&a, &b).map_err(|e| e.to_string())?;
     let mut spatial_max = None;
     if let (Some(path), Some(kind)) = (&args.spatial_out, spatial) {

@@ -20,7 +20,7 @@ const EPS: f64 = 1e-10;
 // Values are unchanged: such vectors normalise to zero either way.
 const MIN_SQUARED_NORM: f64 = 1e-30;
 // Batch x height x width up to which both inputs share one trunk pass (benches/trunks.rs).
-const JOINT_PASS_MAX_PIXELS: i64 = 64 * 64 * 4;
+const JOINT_PASS_MAX_PIXELS: i64 = 64 * 64 * 8;
 // Values may stray this far outside their declared range (a tenth of its width) before
 // the range check refuses them.
 const RANGE_SLACK: f64 = 0.1;

@@ -436,7 +436,11 @@ impl Lpips {
         if shape[0] == 0 {
             return Err(LpipsError::EmptyBatch);
         }
-        let (lo, hi) = tch::no_grad(|| (x.min().double_value(&[]), x.max().double_value(&[])));
+        // One pass for both bounds; NaN propagates into them.
+        let (lo, hi) = tch::no_grad(|| {
+            let (lo, hi) = x.aminmax(None, false);
+            (lo.double_value(&[]), hi.double_value(&[]))
+        });
         if !lo.is_finite() || !hi.is_finite() {
             return Err(LpipsError::NonFinite { which });
         }

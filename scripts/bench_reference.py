@@ -10,6 +10,7 @@ Threads: LPIPS_BENCH_THREADS (default: all cores), as in the Rust bench.
 import json
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -23,12 +24,10 @@ def load_trunk(model, net):
     """The same seeded trunk as the Rust bench (tests/oracle, from `make oracle`)."""
     from safetensors.torch import load_file
 
-    trunk = load_file(os.path.join(ROOT, "tests", "oracle", f"trunk_{net}.safetensors"))
-    state = {}
-    for key in model.net.state_dict():
-        _, index, param = key.split(".", 2)
-        state[key] = trunk[f"features.{index}.{param}"]
-    model.net.load_state_dict(state, strict=True)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from gen_oracle import load_trunk as load_named
+
+    load_named(model, load_file(os.path.join(ROOT, "tests", "oracle", f"trunk_{net}.safetensors")))
 
 
 def reference_median(model, a, b, min_time=3.0, min_runs=10):

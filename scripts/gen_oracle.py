@@ -54,13 +54,18 @@ def random_trunk(net, seed):
 
 def reference_model(net, version, use_lin, trunk):
     model = lpips.LPIPS(net=net, version=version, lpips=use_lin, pnet_rand=True, verbose=False)
-    # The reference slices torchvision's `features` into `slice{k}.{index}`: map back.
+    load_trunk(model, trunk)
+    return model.eval()
+
+
+def load_trunk(model, trunk):
+    """Loads torchvision-named trunk tensors into a reference model, whose trunk slices
+    torchvision's `features` into `slice{k}.{index}`."""
     state = {}
     for key in model.net.state_dict():
         _, index, param = key.split(".", 2)
         state[key] = trunk[f"features.{index}.{param}"]
     model.net.load_state_dict(state, strict=True)
-    return model.eval()
 
 
 def smooth_images(gen, n, h, w):

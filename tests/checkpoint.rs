@@ -198,6 +198,30 @@ mod craft {
         p
     }
 
+    /// 200,000 empty dicts in the memo, linked `memo[i - 1]["k"] = memo[i]` in the given
+    /// order of `i`; the pickle's value is `memo[0]`.
+    pub fn dict_chain(links: impl Iterator<Item = u32>) -> Vec<u8> {
+        let mut p = vec![0x80, 0x02];
+        for i in 0..200_000u32 {
+            p.push(b'}');
+            p.push(b'r');
+            p.extend(i.to_le_bytes());
+            p.push(b'0');
+        }
+        for i in links {
+            p.push(b'j');
+            p.extend((i - 1).to_le_bytes());
+            p.extend(s("k"));
+            p.push(b'j');
+            p.extend(i.to_le_bytes());
+            p.extend([b's', b'0']);
+        }
+        p.push(b'j');
+        p.extend(0u32.to_le_bytes());
+        p.push(b'.');
+        p
+    }
+
     pub fn legacy(main: &[u8], storage_count: u64, storage_bytes: usize) -> Vec<u8> {
         let mut out = vec![0x80, 0x02, 0x8a, 0x0a];
         out.extend(MAGIC);
@@ -284,44 +308,14 @@ fn crafted_streams() {
         assert_eq!(r, format!("forbidden {module}.{name}"));
     }
     // Deep nesting through later mutation: an error or a result, never a stack overflow.
-    let mut deep = vec![0x80, 0x02];
-    for i in 0..200_000u32 {
-        deep.push(b'}');
-        deep.push(b'r');
-        deep.extend(i.to_le_bytes());
-    }
-    for i in (1..200_000u32).rev() {
-        // memo[i - 1]["k"] = memo[i]
-        deep.push(b'j');
-        deep.extend((i - 1).to_le_bytes());
-        deep.extend(s("k"));
-        deep.push(b'j');
-        deep.extend(i.to_le_bytes());
-        deep.extend([b's', b'0']);
-    }
-    deep.push(b'.');
-    let r = format_error(&legacy(&deep, 0, 0), "deep.pth");
+    // Linked back to front, each insert sees the depth below it: refused on the way.
+    let r = format_error(
+        &legacy(&dict_chain((1..200_000u32).rev()), 0, 0),
+        "deep.pth",
+    );
     assert!(r.contains("nesting"), "{r}");
-    // The same chain linked front to back: each insert sees an empty dict, so the depth
-    // is only found by walking; the result must still be freed without recursion.
-    let mut chain = vec![0x80, 0x02];
-    for i in 0..200_000u32 {
-        chain.push(b'}');
-        chain.push(b'r');
-        chain.extend(i.to_le_bytes());
-        chain.push(b'0');
-    }
-    for i in 1..200_000u32 {
-        chain.push(b'j');
-        chain.extend((i - 1).to_le_bytes());
-        chain.extend(s("k"));
-        chain.push(b'j');
-        chain.extend(i.to_le_bytes());
-        chain.extend([b's', b'0']);
-    }
-    chain.push(b'j');
-    chain.extend(0u32.to_le_bytes());
-    chain.push(b'.');
-    let r = format_error(&legacy(&chain, 0, 0), "chain.pth");
+    // Linked front to back, each insert sees an empty dict, so the depth is only found by
+    // walking; the result must still be freed without recursion.
+    let r = format_error(&legacy(&dict_chain(1..200_000u32), 0, 0), "chain.pth");
     assert!(r.contains("no tensors"), "{r}");
 }

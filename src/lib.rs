@@ -108,6 +108,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bapps;
 mod checkpoint;
 mod config;
 mod error;

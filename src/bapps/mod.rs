@@ -1,0 +1,11 @@
+//! The paper's evaluation on BAPPS (Berkeley-Adobe Perceptual Patch Similarity): 2AFC
+//! and JND scores, the L2/SSIM baselines, and training new linear heads, each computed as
+//! the reference's `lpips/trainer.py` and its repository's scripts compute them.
+
+mod baseline;
+mod image;
+mod score;
+
+pub use baseline::{Colorspace, dssim, l2};
+pub use image::{load_patch, read_judgement};
+pub use score::{jnd_map, two_afc_score, two_afc_scores, voc_ap};

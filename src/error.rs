@@ -201,6 +201,22 @@ pub enum LpipsError {
     /// libtorch reported an error.
     #[error("libtorch: {}", first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),
+    /// A BAPPS folder is not laid out as the reference's loaders expect.
+    #[error("dataset {}: {reason}", path.display())]
+    Dataset {
+        /// The folder (or file) at fault.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
+    /// A training checkpoint cannot be used as asked.
+    #[error("checkpoint {}: {reason}", path.display())]
+    TrainCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 fn trunk_not_found(net: Net, searched: &[PathBuf], reason: &str) -> String {

@@ -91,6 +91,7 @@ pub struct LpipsBuilder {
     precision: Precision,
     device: Option<Device>,
     trunk: TrunkWeights,
+    heads_file: Option<std::path::PathBuf>,
 }
 
 impl LpipsBuilder {
@@ -165,6 +166,19 @@ impl LpipsBuilder {
         self
     }
 
+    /// Linear heads from a file instead of the embedded ones: a safetensors file written
+    /// by `lpips train` (or any file with `lin{k}.model.1.weight` tensors of shape
+    /// `(1, C, 1, 1)`), or a checkpoint from the reference's own training
+    /// (`torch.save`d `lpips.LPIPS` state dict). As the reference's `model_path` does,
+    /// a trunk stored in the same file (a `--tune` or `--scratch` run) is used too, unless
+    /// [`LpipsBuilder::trunk`] chose another source. The input scaling stays the chosen
+    /// [`Version`]'s (v0.1, as the reference trains with, by default).
+    pub fn heads_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.heads_file = Some(path.into());
+        self.heads = Heads::Learned;
+        self
+    }
+
     /// Shorthand for `trunk(TrunkWeights::File(path))`.
     pub fn trunk_file(self, path: impl Into<std::path::PathBuf>) -> Self {
         self.trunk(TrunkWeights::File(path.into()))
@@ -176,7 +190,19 @@ impl LpipsBuilder {
         let net = self.net;
         let vs = nn::VarStore::new(device);
         let trunk = Trunk::new(&vs.root(), net);
+        let mut heads_map = match &self.heads_file {
+            Some(path) => {
+                let mut map = weights::read_trunk_file(path)?;
+                map.alias_reference_trunk();
+                Some(map)
+            }
+            None => None,
+        };
+        let trunk_in_heads_file = heads_map
+            .as_ref()
+            .is_some_and(|m| m.contains("features.0.weight"));
         let source = match self.trunk {
+            TrunkWeights::Auto if trunk_in_heads_file => heads_map.take(),
             TrunkWeights::Auto => Some(weights::read_trunk_file(&weights::find_trunk(net)?)?),
             TrunkWeights::File(path) => Some(weights::read_trunk_file(&path)?),
             TrunkWeights::Tensors(tensors) => {
@@ -185,9 +211,10 @@ impl LpipsBuilder {
             TrunkWeights::RandomInit => None,
         };
         let _guard = tch::no_grad_guard();
-        if let Some(mut source) = source {
+        let mut source = source;
+        if let Some(source) = source.as_mut() {
             let mut vars = vs.variables();
-            for (name, loaded) in weights::trunk_tensors(&vars, &mut source)? {
+            for (name, loaded) in weights::trunk_tensors(&vars, source)? {
                 let var = vars.get_mut(&name).expect("same trunk, same names");
                 var.f_copy_(&loaded)?;
             }
@@ -203,7 +230,16 @@ impl LpipsBuilder {
         for t in trunk.tensors() {
             let _ = t.set_requires_grad(false);
         }
+        if trunk_in_heads_file && heads_map.is_none() {
+            heads_map = source.take();
+        }
         let lins = match self.heads {
+            Heads::Learned if heads_map.is_some() => Some(
+                weights::heads_from(net, heads_map.as_mut().expect("checked"))?
+                    .into_iter()
+                    .map(|w| w.to_device(device).set_requires_grad(false))
+                    .collect(),
+            ),
             Heads::Learned => Some(
                 weights::linear_heads(net, self.version)?
                     .into_iter()
@@ -231,6 +267,7 @@ impl LpipsBuilder {
             trunk,
             lins,
             scaling,
+            train_dropout: None,
         })
     }
 }
@@ -256,6 +293,8 @@ pub struct Lpips {
     trunk: Trunk,
     lins: Option<Vec<Tensor>>,
     scaling: Option<(Tensor, Tensor)>,
+    // Dropout before the heads while training them (the reference's `use_dropout`).
+    train_dropout: Option<f64>,
 }
 
 impl Lpips {
@@ -309,6 +348,37 @@ impl Lpips {
             out.extend(lins.iter().map(Tensor::shallow_clone));
         }
         out
+    }
+
+    /// Replaces the linear heads (training).
+    pub(crate) fn set_heads(&mut self, heads: Vec<Tensor>) {
+        self.lins = Some(heads);
+    }
+
+    /// The linear heads, if the model has any.
+    pub(crate) fn heads(&self) -> Option<&[Tensor]> {
+        self.lins.as_deref()
+    }
+
+    /// The trunk's weights under torchvision's names, as handles on the model's own.
+    pub(crate) fn trunk_tensors(&self) -> Vec<(String, Tensor)> {
+        self.trunk
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.shallow_clone()))
+            .collect()
+    }
+
+    /// Dropout probability applied to the squared differences before the heads, for
+    /// training; `None` (the default) for measuring.
+    pub(crate) fn set_train_dropout(&mut self, p: Option<f64>) {
+        self.train_dropout = p;
+    }
+
+    /// Features of a canonical batch (`N x 3 x H x W`, [-1, 1], on the model's device)
+    /// without checks; keeps autograd.
+    pub(crate) fn features_unchecked(&self, x: &Tensor) -> Features {
+        self.features_canonical(x)
     }
 
     /// Distances between two batches `N x 3 x H x W` in the model's input range (one
@@ -556,6 +626,10 @@ impl Lpips {
         let mut layers = Vec::new();
         for (k, (fa, fb)) in a.layers.iter().zip(&b.layers).enumerate() {
             let diff = (fa - fb).square();
+            let diff = match self.train_dropout {
+                Some(p) if self.lins.is_some() => diff.dropout(p, true),
+                _ => diff,
+            };
             let d = match &self.lins {
                 Some(lins) => diff.conv2d(&lins[k], None::<Tensor>, [1, 1], [0, 0], [1, 1], 1),
                 None => diff.sum_dim_intlist(1, true, None::<Kind>),

@@ -271,6 +271,32 @@ impl Trunk {
         out
     }
 
+    /// Every weight tensor with its torchvision name (`features.{i}.weight`, and
+    /// `features.{i}.squeeze.weight` etc. inside SqueezeNet's fire modules).
+    pub(crate) fn named_tensors(&self) -> Vec<(String, &Tensor)> {
+        let mut convs: Vec<(String, &Conv)> = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            match layer {
+                Layer::Conv(c) => convs.push((format!("features.{i}"), c)),
+                Layer::Fire(f) => {
+                    convs.push((format!("features.{i}.squeeze"), &f.squeeze));
+                    convs.push((format!("features.{i}.expand1x1"), &f.expand1x1));
+                    convs.push((format!("features.{i}.expand3x3"), &f.expand3x3));
+                }
+                Layer::Relu | Layer::MaxPool { .. } => {}
+            }
+        }
+        convs
+            .into_iter()
+            .flat_map(|(prefix, c)| {
+                [
+                    (format!("{prefix}.weight"), &c.weight),
+                    (format!("{prefix}.bias"), &c.bias),
+                ]
+            })
+            .collect()
+    }
+
     /// Whether an input side survives every layer up to the last tap.
     fn accepts(&self, mut side: i64) -> bool {
         let last = *self.taps.last().expect("a trunk has taps");

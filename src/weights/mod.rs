@@ -35,6 +35,8 @@ pub(crate) struct TensorMap {
     tensors: HashMap<String, Tensor>,
     file: Option<LazyFile>,
     source_name: String,
+    // Other names a tensor may be stored under (wanted name -> stored name).
+    aliases: HashMap<String, String>,
 }
 
 impl TensorMap {
@@ -43,6 +45,7 @@ impl TensorMap {
             tensors: tensors.into_iter().collect(),
             file: None,
             source_name: source_name.to_string(),
+            aliases: HashMap::new(),
         }
     }
 
@@ -52,6 +55,7 @@ impl TensorMap {
             tensors: HashMap::new(),
             file: Some(LazyFile::Safetensors(bytes)),
             source_name: source_name.to_string(),
+            aliases: HashMap::new(),
         })
     }
 
@@ -60,11 +64,51 @@ impl TensorMap {
             tensors: HashMap::new(),
             source_name: checkpoint.source_name().to_string(),
             file: Some(LazyFile::Checkpoint(checkpoint)),
+            aliases: HashMap::new(),
+        }
+    }
+
+    /// Every tensor name in the source, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tensors.keys().cloned().collect();
+        match &self.file {
+            Some(LazyFile::Safetensors(bytes)) => {
+                if let Ok(st) = safetensors::SafeTensors::deserialize(bytes) {
+                    names.extend(st.names().into_iter().cloned());
+                }
+            }
+            Some(LazyFile::Checkpoint(c)) => names.extend(c.names()),
+            None => {}
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Whether a tensor can be taken under `key` (directly or through an alias).
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        let key = self.aliases.get(key).map_or(key, String::as_str);
+        self.names().iter().any(|n| n == key)
+    }
+
+    /// Lets the reference's training checkpoints (`net.slice{k}.{i}.weight`, the trunk as
+    /// `lpips.LPIPS` names it) serve torchvision's names (`features.{i}.weight`); the
+    /// slices keep torchvision's layer indices, so only the prefix changes.
+    pub(crate) fn alias_reference_trunk(&mut self) {
+        for name in self.names() {
+            let Some(rest) = name.strip_prefix("net.slice") else {
+                continue;
+            };
+            if let Some((_, tail)) = rest.split_once('.') {
+                self.aliases.insert(format!("features.{tail}"), name.clone());
+            }
         }
     }
 
     /// Takes the tensor `key`, checking its shape and values; converted to f32.
     pub(crate) fn take(&mut self, key: &str, expected: &[i64]) -> Result<Tensor> {
+        let key = self.aliases.get(key).cloned().unwrap_or_else(|| key.to_string());
+        let key = key.as_str();
         let tensor = match (self.tensors.remove(key), &self.file) {
             (Some(t), _) => Some(t),
             (None, Some(LazyFile::Safetensors(bytes))) => {
@@ -154,10 +198,16 @@ pub fn linear_heads(net: Net, version: Version) -> Result<Vec<Tensor>> {
     let name = format!("embedded heads {version}/{net}");
     let mut map =
         TensorMap::from_safetensors(SafetensorsBytes::Static(head_bytes(net, version)), &name)?;
+    heads_from(net, &mut map)
+}
+
+/// Linear heads from a weight source (`lin{k}.model.1.weight`, shape `(1, C, 1, 1)`),
+/// each checked for presence, shape and finite values.
+pub(crate) fn heads_from(net: Net, source: &mut TensorMap) -> Result<Vec<Tensor>> {
     net.channels()
         .iter()
         .enumerate()
-        .map(|(k, &c)| map.take(&format!("lin{k}.model.1.weight"), &[1, c, 1, 1]))
+        .map(|(k, &c)| source.take(&format!("lin{k}.model.1.weight"), &[1, c, 1, 1]))
         .collect()
 }
 

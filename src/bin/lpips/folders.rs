@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use clap::ValueEnum;
-use lpips::{Features, Lin, Lpips, Net, Tensor};
+use lpips::{Features, Lpips, Net, Tensor};
 use serde::Serialize;
 
 const DEFAULT_EXTS: &str =
@@ -20,9 +20,9 @@ pub struct FolderArgs {
     /// Trunk network.
     #[arg(long, default_value = "alex", value_parser = crate::parse_net)]
     net: Net,
-    /// Linear heads: v0.1, v0.0 or none.
+    /// Linear heads: v0.1, v0.0, none, or a heads file written by `lpips train`.
     #[arg(long, default_value = "v0.1", value_parser = crate::parse_lin)]
-    lin: Lin,
+    lin: crate::LinArg,
     /// Trunk weights (.pth or .safetensors); default: the torch hub cache, else a download.
     #[arg(long)]
     trunk: Option<PathBuf>,
@@ -285,7 +285,7 @@ pub fn run(mode: Mode, args: FolderArgs) -> Result<(), String> {
     }
 
     let device = lpips::parse_device(&args.device).map_err(|e| e.to_string())?;
-    let model = crate::build_model(args.net, args.lin, args.trunk.clone(), device)?;
+    let model = crate::build_model(args.net, args.lin.clone(), args.trunk.clone(), device)?;
     if let Some(dir) = &args.spatial_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -613,8 +613,15 @@ fn write_output(
             }
         }
     }
-    match &args.out {
-        None => std::io::stdout().write_all(&buf).map_err(io),
+    emit(args.out.as_deref(), &buf)
+}
+
+/// Writes a command's output to stdout, or whole to a file (a temporary file renamed
+/// into place, so a reader never sees half of it).
+pub(crate) fn emit(out: Option<&Path>, buf: &[u8]) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    match out {
+        None => std::io::stdout().write_all(buf).map_err(io),
         Some(path) => {
             let dir = path
                 .parent()
@@ -624,7 +631,7 @@ fn write_output(
                 .prefix(".lpips-out-")
                 .tempfile_in(dir)
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
-            tmp.write_all(&buf).map_err(io)?;
+            tmp.write_all(buf).map_err(io)?;
             tmp.persist(path)
                 .map_err(|e| format!("{}: {}", path.display(), e.error))?;
             Ok(())

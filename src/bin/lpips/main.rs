@@ -1,6 +1,8 @@
 //! The `lpips` command-line tool.
 
+mod eval;
 mod folders;
+mod train;
 mod weights;
 
 use std::path::PathBuf;
@@ -69,6 +71,15 @@ enum Command {
         #[command(flatten)]
         args: folders::FolderArgs,
     },
+    /// BAPPS scores as in the paper: 2AFC and JND, for LPIPS and the L2/SSIM baselines.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
+    /// Train linear heads (and optionally the trunk) on BAPPS 2AFC data, with the
+    /// reference's recipe.
+    #[command(
+        after_help = "Examples:\n  lpips train dataset/2afc/train --out checkpoints/alex-lin\n  lpips train dataset/2afc/train --net vgg --tune --out checkpoints/vgg-tune --val dataset/2afc/val\n  lpips train dataset/2afc/train --resume checkpoints/alex-lin/latest.safetensors --out checkpoints/alex-lin\n  lpips eval 2afc dataset/2afc/val --lin checkpoints/alex-lin/latest.safetensors"
+    )]
+    Train(train::TrainArgs),
     /// Print a shell completion script: `lpips completions bash > /etc/bash_completion.d/lpips`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -85,10 +96,10 @@ struct CompareArgs {
     /// Trunk network.
     #[arg(long, default_value = "alex", value_parser = parse_net)]
     net: Net,
-    /// Linear heads: v0.1 (default), v0.0 (original release, no input scaling) or none
-    /// (uncalibrated baseline).
+    /// Linear heads: v0.1 (default), v0.0 (original release, no input scaling), none
+    /// (uncalibrated baseline), or a heads file written by `lpips train`.
     #[arg(long, default_value = "v0.1", value_parser = parse_lin)]
-    lin: Lin,
+    lin: LinArg,
     /// Trunk weights: a torch.save checkpoint (.pth/.pt) or .safetensors with
     /// torchvision's names; default: the torch hub cache, else a verified download.
     #[arg(long)]
@@ -105,21 +116,40 @@ struct CompareArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum Format {
+pub enum Format {
     Text,
     Json,
+}
+
+/// `--lin`: the embedded heads by release, none, or a heads file (from `lpips train`).
+#[derive(Clone, Debug)]
+pub(crate) enum LinArg {
+    Builtin(Lin),
+    File(PathBuf),
+}
+
+impl serde::Serialize for LinArg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LinArg::Builtin(lin) => lin.serialize(s),
+            LinArg::File(path) => path.serialize(s),
+        }
+    }
 }
 
 /// The model the commands share: trunk from the given file, else the usual resolution.
 pub(crate) fn build_model(
     net: Net,
-    lin: Lin,
+    lin: LinArg,
     trunk: Option<PathBuf>,
     device: lpips::Device,
 ) -> Result<Lpips, String> {
-    Lpips::builder()
-        .net(net)
-        .lin(lin)
+    let builder = Lpips::builder().net(net);
+    let builder = match lin {
+        LinArg::Builtin(lin) => builder.lin(lin),
+        LinArg::File(path) => builder.heads_file(path),
+    };
+    builder
         .device(device)
         .trunk(trunk.map_or(TrunkWeights::Auto, TrunkWeights::File))
         .build()
@@ -130,8 +160,18 @@ pub(crate) fn parse_net(s: &str) -> Result<Net, String> {
     s.parse().map_err(|e: LpipsError| e.to_string())
 }
 
-pub(crate) fn parse_lin(s: &str) -> Result<Lin, String> {
-    s.parse().map_err(|e: LpipsError| e.to_string())
+pub(crate) fn parse_lin(s: &str) -> Result<LinArg, String> {
+    if let Ok(lin) = s.parse::<Lin>() {
+        return Ok(LinArg::Builtin(lin));
+    }
+    let path = PathBuf::from(s);
+    if path.is_file() {
+        Ok(LinArg::File(path))
+    } else {
+        Err(format!(
+            "`{s}` is neither v0.1, v0.0, none nor a heads file (from `lpips train`)"
+        ))
+    }
 }
 
 fn main() -> ExitCode {
@@ -146,6 +186,8 @@ fn main() -> ExitCode {
             targets,
             args,
         } => folders::run(folders::Mode::Ref(reference, targets), args),
+        Command::Eval(command) => eval::run(command),
+        Command::Train(args) => train::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "lpips", &mut std::io::stdout());
@@ -198,7 +240,7 @@ fn compare(args: CompareArgs) -> Result<(), String> {
             b.height()
         ));
     }
-    let model = build_model(args.net, args.lin, args.trunk, device)?;
+    let model = build_model(args.net, args.lin.clone(), args.trunk, device)?;
     let distance = model.distance(&a, &b).map_err(|e| e.to_string())?;
     let mut spatial_max = None;
     if let (Some(path), Some(kind)) = (&args.spatial_out, spatial) {

@@ -1,0 +1,265 @@
+//! Scoring a distance on BAPPS subsets, as the reference's `score_2afc_dataset` and
+//! `score_jnd_dataset` do, with the patches decoded on a second thread while the model
+//! runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+
+use ndarray::{Array3, Axis};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use super::dataset::{JndSet, TwoAfcSet};
+use super::{Colorspace, dssim, jnd_map, l2, load_patch, read_judgement, two_afc_score};
+use crate::config::InputRange;
+use crate::error::{LpipsError, Result};
+use crate::input::Ranged;
+use crate::model::Lpips;
+
+/// The distance being scored: the paper's LPIPS or one of its baselines.
+#[derive(Debug)]
+pub enum Metric<'a> {
+    /// An LPIPS model (any trunk and heads).
+    Lpips(&'a Lpips),
+    /// The reference's `L2` (mean squared difference, in RGB on [-1, 1] values or in Lab).
+    L2(Colorspace),
+    /// The reference's `DSSIM`: `(1 - SSIM) / 2`, in RGB (0..255) or Lab.
+    Ssim(Colorspace),
+}
+
+/// The patch side the reference's loaders resize to (`load_size`).
+pub const LOAD_SIZE: u32 = 64;
+
+/// One subset's 2AFC result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TwoAfcResult {
+    /// The subset's name.
+    pub name: String,
+    /// Its folder.
+    pub root: PathBuf,
+    /// The 2AFC score in [0, 1]: how often the metric agrees with people (ties count half).
+    pub score: f64,
+    /// Distances reference-p0, one per triplet.
+    pub d0: Vec<f64>,
+    /// Distances reference-p1.
+    pub d1: Vec<f64>,
+    /// Judgements (fraction preferring p1).
+    pub judge: Vec<f64>,
+}
+
+/// One subset's JND result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JndResult {
+    /// The subset's name.
+    pub name: String,
+    /// Its folder.
+    pub root: PathBuf,
+    /// Mean average precision of detecting "same" pairs by small distance, in [0, 1].
+    pub map: f64,
+    /// Distances p0-p1, one per pair.
+    pub d: Vec<f64>,
+    /// Judgements (fraction answering "same").
+    pub same: Vec<f64>,
+}
+
+/// Scores a 2AFC subset; `batch` triplets go through the model at a time (the reference
+/// uses 50; the baselines work one at a time either way). `progress` is told how many
+/// triplets are done.
+pub fn score_2afc(
+    metric: &Metric,
+    set: &TwoAfcSet,
+    batch: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<TwoAfcResult> {
+    let (mut d0, mut d1, mut judge) = (Vec::new(), Vec::new(), Vec::new());
+    let n = set.len();
+    let batch = batch.max(1);
+    let load = |start: usize| -> Result<(Vec<[Array3<f32>; 3]>, Vec<f64>)> {
+        let end = (start + batch).min(n);
+        let mut patches = Vec::with_capacity(end - start);
+        let mut judges = Vec::with_capacity(end - start);
+        for i in start..end {
+            patches.push([
+                load_patch(&set.refs[i], LOAD_SIZE)?,
+                load_patch(&set.p0[i], LOAD_SIZE)?,
+                load_patch(&set.p1[i], LOAD_SIZE)?,
+            ]);
+            judges.push(read_judgement(&set.judges[i])?);
+        }
+        Ok((patches, judges))
+    };
+    prefetched(n, batch, load, |(patches, judges)| {
+        match metric {
+            Metric::Lpips(model) => {
+                let k = patches.len();
+                let all: Vec<&Array3<f32>> = (0..3)
+                    .flat_map(|j| patches.iter().map(move |t| &t[j]))
+                    .collect();
+                let x = stack(&all, &set.refs[0])?;
+                let _guard = tch::no_grad_guard();
+                let f = model.features(Ranged(&x, InputRange::MinusOneToOne))?;
+                let (fr, f0, f1) = (f.narrow(0, k as i64), f.narrow(k as i64, k as i64), {
+                    f.narrow(2 * k as i64, k as i64)
+                });
+                d0.extend(values(&model.compare_features(&fr, &f0, false)?)?);
+                d1.extend(values(&model.compare_features(&fr, &f1, false)?)?);
+            }
+            Metric::L2(cs) | Metric::Ssim(cs) => {
+                let f = if matches!(metric, Metric::L2(_)) {
+                    l2
+                } else {
+                    dssim
+                };
+                for [r, p0, p1] in &patches {
+                    same_size(r, p0, &set.root)?;
+                    same_size(r, p1, &set.root)?;
+                    d0.push(f64::from(f(r.view(), p0.view(), *cs)));
+                    d1.push(f64::from(f(r.view(), p1.view(), *cs)));
+                }
+            }
+        }
+        judge.extend(judges);
+        progress(judge.len());
+        Ok(())
+    })?;
+    Ok(TwoAfcResult {
+        name: set.name.clone(),
+        root: set.root.clone(),
+        score: two_afc_score(&d0, &d1, &judge),
+        d0,
+        d1,
+        judge,
+    })
+}
+
+/// Scores a JND subset (see [`score_2afc`] for `batch` and `progress`).
+///
+/// The reference's `score_jnd_dataset` collects an LPIPS model's `N x 1 x 1 x 1` output
+/// without flattening it, so its sort runs along a length-1 axis and its LPIPS mAP is
+/// not meaningful; its 2AFC loop and its baselines (1-D outputs) flatten. Here distances
+/// are always flat, which equals the reference for the baselines and for LPIPS with a
+/// flattening distance function.
+pub fn score_jnd(
+    metric: &Metric,
+    set: &JndSet,
+    batch: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<JndResult> {
+    let (mut d, mut same) = (Vec::new(), Vec::new());
+    let n = set.len();
+    let batch = batch.max(1);
+    let load = |start: usize| -> Result<(Vec<[Array3<f32>; 2]>, Vec<f64>)> {
+        let end = (start + batch).min(n);
+        let mut patches = Vec::with_capacity(end - start);
+        let mut sames = Vec::with_capacity(end - start);
+        for i in start..end {
+            patches.push([
+                load_patch(&set.p0[i], LOAD_SIZE)?,
+                load_patch(&set.p1[i], LOAD_SIZE)?,
+            ]);
+            sames.push(read_judgement(&set.sames[i])?);
+        }
+        Ok((patches, sames))
+    };
+    prefetched(n, batch, load, |(patches, sames)| {
+        match metric {
+            Metric::Lpips(model) => {
+                let k = patches.len() as i64;
+                let all: Vec<&Array3<f32>> = (0..2)
+                    .flat_map(|j| patches.iter().map(move |t| &t[j]))
+                    .collect();
+                let x = stack(&all, &set.p0[0])?;
+                let _guard = tch::no_grad_guard();
+                let f = model.features(Ranged(&x, InputRange::MinusOneToOne))?;
+                let dist = model.compare_features(&f.narrow(0, k), &f.narrow(k, k), false)?;
+                d.extend(values(&dist)?);
+            }
+            Metric::L2(cs) | Metric::Ssim(cs) => {
+                let f = if matches!(metric, Metric::L2(_)) {
+                    l2
+                } else {
+                    dssim
+                };
+                for [a, b] in &patches {
+                    same_size(a, b, &set.root)?;
+                    d.push(f64::from(f(a.view(), b.view(), *cs)));
+                }
+            }
+        }
+        same.extend(sames);
+        progress(same.len());
+        Ok(())
+    })?;
+    Ok(JndResult {
+        name: set.name.clone(),
+        root: set.root.clone(),
+        map: jnd_map(&d, &same),
+        d,
+        same,
+    })
+}
+
+/// Runs `consume` on batches `load`ed on another thread, one batch ahead.
+pub(crate) fn prefetched<T: Send>(
+    n: usize,
+    batch: usize,
+    load: impl Fn(usize) -> Result<T> + Sync,
+    mut consume: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel(1);
+        let load = &load;
+        s.spawn(move || {
+            for start in (0..n).step_by(batch) {
+                let item = load(start);
+                let failed = item.is_err();
+                if tx.send(item).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for item in rx {
+            consume(item?)?;
+        }
+        Ok(())
+    })
+}
+
+/// Patches of one size as an `N x 3 x H x W` tensor.
+pub(crate) fn stack(patches: &[&Array3<f32>], context: &Path) -> Result<Tensor> {
+    let views: Vec<_> = patches.iter().map(|p| p.view()).collect();
+    let shape = views[0].shape().to_vec();
+    if let Some(other) = views.iter().find(|v| v.shape() != shape.as_slice()) {
+        return Err(LpipsError::Dataset {
+            path: context.to_path_buf(),
+            reason: format!(
+                "patches differ in size ({:?} vs {:?}); BAPPS patches share one size",
+                &shape[1..],
+                &other.shape()[1..]
+            ),
+        });
+    }
+    let stacked = ndarray::stack(Axis(0), &views).expect("shapes checked");
+    let dims: Vec<i64> = stacked.shape().iter().map(|&d| d as i64).collect();
+    let data = stacked.as_standard_layout();
+    Ok(Tensor::from_slice(data.as_slice().expect("standard layout")).view(dims.as_slice()))
+}
+
+fn same_size(a: &Array3<f32>, b: &Array3<f32>, context: &Path) -> Result<()> {
+    if a.shape() != b.shape() {
+        return Err(LpipsError::Dataset {
+            path: context.to_path_buf(),
+            reason: format!(
+                "patches differ in size ({:?} vs {:?})",
+                &a.shape()[1..],
+                &b.shape()[1..]
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn values(t: &Tensor) -> Result<Vec<f64>> {
+    let v = Vec::<f32>::try_from(t.to_kind(Kind::Float).flatten(0, -1))?;
+    Ok(v.into_iter().map(f64::from).collect())
+}

@@ -1,0 +1,658 @@
+//! Training linear heads on 2AFC judgements with the reference's recipe (its `train.py`
+//! and `lpips/trainer.py`): random heads behind dropout, the small ranking network that
+//! maps the two distances to a predicted judgement, binary cross-entropy, Adam
+//! (lr 1e-4, beta1 0.5), the rate constant for `epochs` then decaying linearly over
+//! `decay_epochs`, heads clamped non-negative after every step.
+//!
+//! Differences from the reference, all deliberate: the reference image goes through the
+//! trunk once per triplet, not twice (same values and gradients); with a frozen trunk
+//! no graph is kept for it; only the heads are clamped (the reference clamps every 1x1
+//! convolution it finds, which with SqueezeNet includes the trunk's own 1x1 convolutions,
+//! even when the trunk is frozen); the optimiser's state is saved, so a run resumes
+//! where it stopped.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Reduction, Tensor};
+
+use super::dataset::TwoAfcSet;
+use super::eval::{LOAD_SIZE, prefetched, stack};
+use super::{load_patch, read_judgement};
+use crate::config::{Heads, Net, Version};
+use crate::error::{LpipsError, Result};
+use crate::model::Lpips;
+use crate::weights::{self, TrunkWeights};
+
+// The reference's Dist2LogitLayer: 5 inputs, 32 hidden channels, 1 output.
+const RANK_MID: i64 = 32;
+// The reference's epsilon in the ratio inputs d0 / (d1 + eps).
+const RANK_EPS: f64 = 0.1;
+// nn.Dropout()'s default probability, in front of each head.
+const DROPOUT: f64 = 0.5;
+const BETA2: f64 = 0.999;
+const ADAM_EPS: f64 = 1e-8;
+const FORMAT: &str = "lpips-train/1";
+
+/// What is trained, as the reference's `train.py` flags choose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainMode {
+    /// Heads only, on a frozen ImageNet trunk (the paper's "lin").
+    #[default]
+    Lin,
+    /// Heads and trunk, from the ImageNet trunk (`--train_trunk`, the paper's "tune").
+    Tune,
+    /// Heads and trunk, from a random trunk (`--from_scratch --train_trunk`, the paper's
+    /// "scratch").
+    Scratch,
+}
+
+impl TrainMode {
+    fn trains_trunk(self) -> bool {
+        self != TrainMode::Lin
+    }
+}
+
+/// The training recipe; the defaults are the reference's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The trunk.
+    pub net: Net,
+    /// What is trained.
+    pub mode: TrainMode,
+    /// Epochs at the base rate (`--nepoch`, 5).
+    pub epochs: usize,
+    /// Further epochs with the rate decaying linearly (`--nepoch_decay`, 5).
+    pub decay_epochs: usize,
+    /// Triplets per step (50).
+    pub batch_size: usize,
+    /// Adam's base learning rate (1e-4).
+    pub lr: f64,
+    /// Adam's beta1 (0.5).
+    pub beta1: f64,
+    /// Seed for the heads' initialisation, the shuffling and dropout.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            net: Net::Alex,
+            mode: TrainMode::Lin,
+            epochs: 5,
+            decay_epochs: 5,
+            batch_size: 50,
+            lr: 1e-4,
+            beta1: 0.5,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Total epochs.
+    pub fn total_epochs(&self) -> usize {
+        self.epochs + self.decay_epochs
+    }
+
+    /// The learning rate of epoch `epoch` (1-based), as the reference's schedule gives it:
+    /// it lowers the rate by `lr / decay_epochs` after each epoch past `epochs`.
+    pub fn learning_rate(&self, epoch: usize) -> f64 {
+        let decayed = epoch.saturating_sub(self.epochs + 1);
+        if self.decay_epochs == 0 {
+            return self.lr;
+        }
+        self.lr - decayed as f64 * self.lr / self.decay_epochs as f64
+    }
+}
+
+/// Loss and agreement over one epoch.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// The epoch (1-based).
+    pub epoch: usize,
+    /// Its learning rate.
+    pub lr: f64,
+    /// Mean ranking loss over its steps.
+    pub loss: f64,
+    /// Mean agreement with the judgements, as the reference's `compute_accuracy` counts it.
+    pub accuracy: f64,
+    /// Triplets seen.
+    pub triplets: usize,
+}
+
+/// Progress within an epoch, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct StepProgress {
+    /// Triplets done in this epoch.
+    pub done: usize,
+    /// Running mean loss.
+    pub loss: f64,
+}
+
+/// The small network that turns two distances into a predicted judgement.
+struct RankNet {
+    params: Vec<(String, Tensor)>,
+}
+
+impl RankNet {
+    fn new(device: Device) -> RankNet {
+        let shapes = [
+            ("0", [RANK_MID, 5]),
+            ("2", [RANK_MID, RANK_MID]),
+            ("4", [1, RANK_MID]),
+        ];
+        let mut params = Vec::new();
+        for (i, [out, inp]) in shapes {
+            // torch's default for Conv2d: uniform within 1 / sqrt(fan_in), bias too.
+            let bound = 1.0 / (inp as f64).sqrt();
+            let w = Tensor::empty([out, inp, 1, 1], (Kind::Float, device)).uniform_(-bound, bound);
+            let b = Tensor::empty([out], (Kind::Float, device)).uniform_(-bound, bound);
+            params.push((format!("rank.model.{i}.weight"), w));
+            params.push((format!("rank.model.{i}.bias"), b));
+        }
+        RankNet { params }
+    }
+
+    fn forward(&self, d0: &Tensor, d1: &Tensor) -> Tensor {
+        let x = Tensor::cat(
+            &[
+                d0.shallow_clone(),
+                d1.shallow_clone(),
+                d0 - d1,
+                d0 / (d1 + RANK_EPS),
+                d1 / (d0 + RANK_EPS),
+            ],
+            1,
+        );
+        let p = &self.params;
+        let conv = |x: &Tensor, k: usize| {
+            x.conv2d(&p[2 * k].1, Some(&p[2 * k + 1].1), [1, 1], [0, 0], [1, 1], 1)
+        };
+        // The reference's LeakyReLU(0.2).
+        let leaky = |t: Tensor| t.maximum(&(&t * 0.2));
+        let h = leaky(conv(&x, 0));
+        let h = leaky(conv(&h, 1));
+        conv(&h, 2).sigmoid()
+    }
+}
+
+/// Adam as `torch.optim.Adam` computes it (no weight decay, no amsgrad), with its state
+/// in the open so that checkpoints can carry it.
+struct Adam {
+    step: i64,
+    exp_avg: Vec<Tensor>,
+    exp_avg_sq: Vec<Tensor>,
+}
+
+impl Adam {
+    fn new(params: &[(String, Tensor)]) -> Adam {
+        Adam {
+            step: 0,
+            exp_avg: params.iter().map(|(_, p)| p.zeros_like()).collect(),
+            exp_avg_sq: params.iter().map(|(_, p)| p.zeros_like()).collect(),
+        }
+    }
+
+    fn update(&mut self, params: &[(String, Tensor)], lr: f64, beta1: f64) {
+        let _guard = tch::no_grad_guard();
+        self.step += 1;
+        let bc1 = 1.0 - beta1.powi(self.step as i32);
+        let bc2 = 1.0 - BETA2.powi(self.step as i32);
+        for (((_, p), m), v) in params
+            .iter()
+            .zip(&mut self.exp_avg)
+            .zip(&mut self.exp_avg_sq)
+        {
+            let g = p.grad();
+            if !g.defined() {
+                continue;
+            }
+            let _ = m.g_mul_scalar_(beta1).g_add_(&(&g * (1.0 - beta1)));
+            let _ = v.g_mul_scalar_(BETA2).g_add_(&(&g * &g * (1.0 - BETA2)));
+            let denom = v.sqrt() / bc2.sqrt() + ADAM_EPS;
+            let mut p = p.shallow_clone();
+            let _ = p.g_add_(&(&*m / denom * (-lr / bc1)));
+            let mut g = g;
+            let _ = g.zero_();
+        }
+    }
+}
+
+/// A training run: the model, the ranking network, the optimiser and how far it got.
+pub struct Trainer {
+    config: TrainConfig,
+    model: Lpips,
+    rank: RankNet,
+    adam: Adam,
+    epochs_done: usize,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("epochs_done", &self.epochs_done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trainer {
+    /// A fresh run: random heads and ranking network (seeded), the trunk from `trunk`
+    /// (ignored for [`TrainMode::Scratch`], whose trunk is initialised as torchvision
+    /// initialises an untrained one).
+    pub fn new(config: TrainConfig, trunk: TrunkWeights, device: Device) -> Result<Trainer> {
+        check_config(&config)?;
+        tch::manual_seed(config.seed as i64);
+        let trunk = match config.mode {
+            TrainMode::Scratch => TrunkWeights::RandomInit,
+            _ => trunk,
+        };
+        let mut model = Lpips::builder()
+            .net(config.net)
+            .version(Version::V0_1)
+            .heads(Heads::Learned)
+            .trunk(trunk)
+            .device(device)
+            .build()?;
+        if config.mode == TrainMode::Scratch {
+            torchvision_init(&model);
+        }
+        let heads = config
+            .net
+            .channels()
+            .iter()
+            .map(|&c| {
+                let bound = 1.0 / (c as f64).sqrt();
+                Tensor::empty([1, c, 1, 1], (Kind::Float, device)).uniform_(-bound, bound)
+            })
+            .collect();
+        model.set_heads(heads);
+        let rank = RankNet::new(device);
+        let mut trainer = Trainer {
+            adam: Adam {
+                step: 0,
+                exp_avg: vec![],
+                exp_avg_sq: vec![],
+            },
+            config,
+            model,
+            rank,
+            epochs_done: 0,
+        };
+        trainer.adam = Adam::new(&trainer.params());
+        trainer.set_requires_grad();
+        Ok(trainer)
+    }
+
+    /// Continues a run from a checkpoint written by [`Trainer::save`]. A [`TrainMode::Lin`]
+    /// run's checkpoint holds no trunk: give the same `trunk` as the run began with.
+    pub fn resume(path: &Path, trunk: TrunkWeights, device: Device) -> Result<Trainer> {
+        let bad = |reason: String| LpipsError::TrainCheckpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let meta = read_metadata(path)?;
+        if meta.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(bad(format!(
+                "not a training checkpoint of this version (format {:?}, expected {FORMAT})",
+                meta.get("format")
+            )));
+        }
+        let field = |k: &str| meta.get(k).ok_or_else(|| bad(format!("metadata `{k}` missing")));
+        let config: TrainConfig = serde_json::from_str(field("config")?)
+            .map_err(|e| bad(format!("metadata `config` unreadable: {e}")))?;
+        let epochs_done: usize = field("epoch")?
+            .parse()
+            .map_err(|e| bad(format!("metadata `epoch` unreadable: {e}")))?;
+        let step: i64 = field("step")?
+            .parse()
+            .map_err(|e| bad(format!("metadata `step` unreadable: {e}")))?;
+        let trunk = if config.mode.trains_trunk() {
+            TrunkWeights::File(path.to_path_buf())
+        } else {
+            trunk
+        };
+        let model = Lpips::builder()
+            .net(config.net)
+            .version(Version::V0_1)
+            .heads_file(path)
+            .trunk(trunk)
+            .device(device)
+            .build()?;
+        let mut trainer = Trainer {
+            adam: Adam {
+                step,
+                exp_avg: vec![],
+                exp_avg_sq: vec![],
+            },
+            rank: RankNet::new(device),
+            config,
+            model,
+            epochs_done,
+        };
+        let mut map = weights::read_trunk_file(path)?;
+        for (name, p) in &trainer.rank.params {
+            let loaded = map.take(name, &p.size())?;
+            tch::no_grad(|| p.shallow_clone().copy_(&loaded.to_device(device)));
+        }
+        let params = trainer.params();
+        let mut moments = |which: &str| -> Result<Vec<Tensor>> {
+            params
+                .iter()
+                .map(|(name, p)| {
+                    Ok(map
+                        .take(&format!("adam.{which}.{name}"), &p.size())?
+                        .to_device(device))
+                })
+                .collect()
+        };
+        trainer.adam.exp_avg = moments("exp_avg")?;
+        trainer.adam.exp_avg_sq = moments("exp_avg_sq")?;
+        trainer.set_requires_grad();
+        Ok(trainer)
+    }
+
+    /// The recipe.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Epochs completed.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// Whether every epoch of the recipe is done.
+    pub fn finished(&self) -> bool {
+        self.epochs_done >= self.config.total_epochs()
+    }
+
+    /// The model as trained so far, for measuring (no dropout).
+    pub fn model(&self) -> &Lpips {
+        &self.model
+    }
+
+    /// Runs the next epoch over every triplet of `data`, in a seeded shuffled order.
+    pub fn train_epoch(
+        &mut self,
+        data: &[TwoAfcSet],
+        progress: &mut dyn FnMut(StepProgress),
+    ) -> Result<EpochStats> {
+        let epoch = self.epochs_done + 1;
+        let lr = self.config.learning_rate(epoch);
+        // Seeded per epoch, so that a resumed run shuffles as an uninterrupted one would.
+        tch::manual_seed(self.config.seed as i64 ^ ((epoch as i64) << 20));
+        let items: Vec<(usize, usize)> = data
+            .iter()
+            .enumerate()
+            .flat_map(|(s, set)| (0..set.len()).map(move |i| (s, i)))
+            .collect();
+        if items.is_empty() {
+            return Err(LpipsError::Dataset {
+                path: data
+                    .first()
+                    .map(|s| s.root.clone())
+                    .unwrap_or_else(|| ".".into()),
+                reason: "no triplets to train on".into(),
+            });
+        }
+        let order = Vec::<i64>::try_from(Tensor::randperm(items.len() as i64, (Kind::Int64, Device::Cpu)))?;
+        let order: Vec<(usize, usize)> = order.into_iter().map(|i| items[i as usize]).collect();
+        let batch = self.config.batch_size;
+        let load = |start: usize| -> Result<(Tensor, Tensor)> {
+            let end = (start + batch).min(order.len());
+            let mut patches = [Vec::new(), Vec::new(), Vec::new()];
+            let mut judges = Vec::new();
+            for &(s, i) in &order[start..end] {
+                let set = &data[s];
+                patches[0].push(load_patch(&set.refs[i], LOAD_SIZE)?);
+                patches[1].push(load_patch(&set.p0[i], LOAD_SIZE)?);
+                patches[2].push(load_patch(&set.p1[i], LOAD_SIZE)?);
+                judges.push(read_judgement(&set.judges[i])? as f32);
+            }
+            let all: Vec<_> = patches.iter().flatten().collect();
+            let x = stack(&all, &data[order[start].0].root)?;
+            Ok((x, Tensor::from_slice(&judges)))
+        };
+        let (mut loss_sum, mut acc_sum, mut steps, mut seen) = (0.0, 0.0, 0usize, 0usize);
+        self.model.set_train_dropout(Some(DROPOUT));
+        let result = prefetched(order.len(), batch, load, |(x, judge)| {
+            let (loss, acc) = self.step(&x, &judge, lr)?;
+            loss_sum += loss;
+            acc_sum += acc;
+            steps += 1;
+            seen += judge.size()[0] as usize;
+            progress(StepProgress {
+                done: seen,
+                loss: loss_sum / steps as f64,
+            });
+            Ok(())
+        });
+        self.model.set_train_dropout(None);
+        result?;
+        self.epochs_done = epoch;
+        Ok(EpochStats {
+            epoch,
+            lr,
+            loss: loss_sum / steps as f64,
+            accuracy: acc_sum / seen as f64,
+            triplets: seen,
+        })
+    }
+
+    /// One optimisation step on a batch (`3N x 3 x H x W`: references, p0s, p1s);
+    /// returns the loss and the summed agreement.
+    fn step(&mut self, x: &Tensor, judge: &Tensor, lr: f64) -> Result<(f64, f64)> {
+        let device = self.model.device();
+        let x = x.to_device(device);
+        let judge = judge.to_device(device);
+        let n = judge.size()[0];
+        let features = if self.config.mode.trains_trunk() {
+            self.model.features_unchecked(&x)
+        } else {
+            tch::no_grad(|| self.model.features_unchecked(&x))
+        };
+        let (fr, f0, f1) = (
+            features.narrow(0, n),
+            features.narrow(n, n),
+            features.narrow(2 * n, n),
+        );
+        let d0 = self.model.compare_features(&fr, &f0, false)?;
+        let d1 = self.model.compare_features(&fr, &f1, false)?;
+        let target = judge.view([n, 1, 1, 1]);
+        let predicted = self.rank.forward(&d0, &d1);
+        let loss = predicted.binary_cross_entropy(&target, None::<Tensor>, Reduction::Mean);
+        let accuracy = tch::no_grad(|| {
+            let j = judge.to_kind(Kind::Double);
+            let p1_closer = d1.lt_tensor(&d0).view([n]).to_kind(Kind::Double);
+            let agree: Tensor = &p1_closer * &j + (-&p1_closer + 1.0) * (-&j + 1.0);
+            agree.sum(Kind::Double).double_value(&[])
+        });
+        loss.backward();
+        let loss = loss.double_value(&[]);
+        if !loss.is_finite() {
+            return Err(LpipsError::NonFinite { which: "loss" });
+        }
+        let params = self.params();
+        self.adam.update(&params, lr, self.config.beta1);
+        tch::no_grad(|| {
+            for h in self.model.heads().expect("training has heads") {
+                let _ = h.shallow_clone().clamp_min_(0.0);
+            }
+        });
+        Ok((loss, accuracy))
+    }
+
+    /// Every trained tensor by name: heads, ranking network, and the trunk when trained.
+    fn params(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self
+            .model
+            .heads()
+            .expect("training has heads")
+            .iter()
+            .enumerate()
+            .map(|(k, h)| (format!("lin{k}.model.1.weight"), h.shallow_clone()))
+            .collect();
+        out.extend(
+            self.rank
+                .params
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone())),
+        );
+        if self.config.mode.trains_trunk() {
+            out.extend(self.model.trunk_tensors());
+        }
+        out
+    }
+
+    fn set_requires_grad(&self) {
+        for (_, p) in self.params() {
+            let _ = p.set_requires_grad(true);
+        }
+    }
+
+    /// Writes a checkpoint (safetensors): heads as `lin{k}.model.1.weight` (so the file
+    /// loads with `--lin PATH` / [`crate::LpipsBuilder::heads_file`]), the trunk under
+    /// torchvision's names when it was trained, the ranking network and the optimiser's
+    /// state; written to a temporary file, then renamed into place.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut tensors: Vec<(String, Tensor)> = self
+            .params()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach()))
+            .collect();
+        for ((name, _), (m, v)) in self
+            .params()
+            .iter()
+            .zip(self.adam.exp_avg.iter().zip(&self.adam.exp_avg_sq))
+        {
+            tensors.push((format!("adam.exp_avg.{name}"), m.shallow_clone()));
+            tensors.push((format!("adam.exp_avg_sq.{name}"), v.shallow_clone()));
+        }
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), FORMAT.to_string());
+        meta.insert(
+            "config".to_string(),
+            serde_json::to_string(&self.config).expect("config serialises"),
+        );
+        meta.insert("epoch".to_string(), self.epochs_done.to_string());
+        meta.insert("step".to_string(), self.adam.step.to_string());
+        meta.insert("version".to_string(), "0.1".to_string());
+        write_safetensors(path, &tensors, meta)
+    }
+}
+
+fn check_config(c: &TrainConfig) -> Result<()> {
+    let bad = |value: String, expected: &'static str| LpipsError::Parse {
+        what: "training setting",
+        value,
+        expected,
+    };
+    if c.batch_size == 0 {
+        return Err(bad("batch size 0".into(), "a batch size of at least 1"));
+    }
+    if !(c.lr.is_finite() && c.lr > 0.0) {
+        return Err(bad(format!("lr {}", c.lr), "a positive learning rate"));
+    }
+    if !(0.0..1.0).contains(&c.beta1) {
+        return Err(bad(format!("beta1 {}", c.beta1), "beta1 in [0, 1)"));
+    }
+    if c.total_epochs() == 0 {
+        return Err(bad("0 epochs".into(), "at least one epoch"));
+    }
+    Ok(())
+}
+
+/// Re-initialises the trunk as torchvision initialises an untrained one: AlexNet with
+/// torch's layer defaults, VGG with Kaiming-normal (fan-out) weights and zero biases,
+/// SqueezeNet with Kaiming-uniform weights and zero biases.
+fn torchvision_init(model: &Lpips) {
+    let _guard = tch::no_grad_guard();
+    for (name, t) in model.trunk_tensors() {
+        let size = t.size();
+        let mut t = t;
+        let is_weight = name.ends_with("weight");
+        let fan_in: i64 = size[1..].iter().product::<i64>().max(1);
+        let fan_out: i64 = size[0] * size[2..].iter().product::<i64>();
+        match (model.net(), is_weight) {
+            (Net::Alex, true) => {
+                let bound = 1.0 / (fan_in as f64).sqrt();
+                let _ = t.uniform_(-bound, bound);
+            }
+            (Net::Alex, false) => {
+                // torch's bias default uses the layer's fan-in, not the bias's.
+                let layer_fan_in = model
+                    .trunk_tensors()
+                    .into_iter()
+                    .find(|(n, _)| *n == name.replace("bias", "weight"))
+                    .map(|(_, w)| w.size()[1..].iter().product::<i64>())
+                    .unwrap_or(1);
+                let bound = 1.0 / (layer_fan_in as f64).sqrt();
+                let _ = t.uniform_(-bound, bound);
+            }
+            (Net::Vgg, true) => {
+                let std = (2.0 / fan_out as f64).sqrt();
+                let _ = t.normal_(0.0, std);
+            }
+            (Net::Squeeze, true) => {
+                let bound = (6.0 / fan_in as f64).sqrt();
+                let _ = t.uniform_(-bound, bound);
+            }
+            (_, false) => {
+                let _ = t.zero_();
+            }
+        }
+    }
+}
+
+fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    let bytes = std::fs::read(path).map_err(|e| LpipsError::io(path, e))?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| LpipsError::TrainCheckpoint {
+            path: path.to_path_buf(),
+            reason: format!("not a safetensors file ({e:?})"),
+        })?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    meta: HashMap<String, String>,
+) -> Result<()> {
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+            let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+            let values = Vec::<f32>::try_from(t.flatten(0, -1))?;
+            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            Ok((name.clone(), shape, bytes))
+        })
+        .collect::<Result<_>>()?;
+    let views: Vec<(&str, TensorView)> = data
+        .iter()
+        .map(|(name, shape, bytes)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree");
+            (name.as_str(), view)
+        })
+        .collect();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| LpipsError::io(dir, e))?;
+    safetensors::serialize_to_file(views, &Some(meta), tmp.path()).map_err(|e| {
+        LpipsError::WeightFormat {
+            source_name: path.display().to_string(),
+            reason: format!("cannot write ({e:?})"),
+        }
+    })?;
+    tmp.persist(path)
+        .map_err(|e| LpipsError::io(path, e.error))?;
+    Ok(())
+}

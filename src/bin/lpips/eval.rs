@@ -1,0 +1,267 @@
+//! `lpips eval 2afc|jnd`: the paper's BAPPS scores for LPIPS and its L2/SSIM baselines.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use lpips::bapps::{self, Colorspace, Metric};
+use lpips::{Lpips, Net};
+use serde::Serialize;
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// 2AFC score: how often the metric picks the distortion people judged closer.
+    #[command(
+        name = "2afc",
+        after_help = "Examples:\n  lpips eval 2afc dataset/2afc/val                      # all six subsets\n  lpips eval 2afc dataset/2afc/val/cnn --net vgg\n  lpips eval 2afc dataset/2afc/val --metric ssim --colorspace rgb\n  lpips eval 2afc dataset/2afc/val --lin checkpoints/alex/latest.safetensors --format json"
+    )]
+    TwoAfc(EvalArgs),
+    /// JND score: mean average precision of telling apart pairs people saw as the same.
+    #[command(
+        after_help = "Examples:\n  lpips eval jnd dataset/jnd/val\n  lpips eval jnd dataset/jnd/val --metric l2 --colorspace lab --limit 200"
+    )]
+    Jnd(EvalArgs),
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Subset folders (`2afc/val/cnn`) or folders of subsets (`2afc/val`).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// The distance: lpips, or the paper's l2 / ssim baselines.
+    #[arg(long, value_enum, default_value_t = MetricArg::Lpips)]
+    metric: MetricArg,
+    /// Colour space of the l2 and ssim baselines (the reference's default is lab).
+    #[arg(long, value_enum, default_value_t = ColorspaceArg::Lab)]
+    colorspace: ColorspaceArg,
+    /// Trunk network (lpips).
+    #[arg(long, default_value = "alex", value_parser = crate::parse_net)]
+    net: Net,
+    /// Linear heads (lpips): v0.1, v0.0, none, or a heads file written by `lpips train`.
+    #[arg(long, default_value = "v0.1", value_parser = crate::parse_lin)]
+    lin: crate::LinArg,
+    /// Trunk weights (lpips): .pth or .safetensors with torchvision's names; default: the
+    /// torch hub cache, else a verified download.
+    #[arg(long)]
+    trunk: Option<PathBuf>,
+    /// Items per model batch (lpips; the reference's test script uses 50).
+    #[arg(long, default_value_t = 50)]
+    batch_size: usize,
+    /// Only the first N items of each subset, for a quick look.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::Format::Text)]
+    format: crate::Format,
+    /// Also list every item's distances and judgement (json only).
+    #[arg(long)]
+    distances: bool,
+    /// Write the output to this file (written whole, then renamed) instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// cpu, cuda, cuda:N, mps or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum MetricArg {
+    Lpips,
+    L2,
+    Ssim,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ColorspaceArg {
+    Lab,
+    Rgb,
+}
+
+#[derive(Serialize)]
+struct SubsetRow {
+    name: String,
+    path: PathBuf,
+    n: usize,
+    score: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<serde_json::Value>,
+}
+
+pub fn run(command: EvalCommand) -> Result<(), String> {
+    let (task, args) = match command {
+        EvalCommand::TwoAfc(args) => (Task::TwoAfc, args),
+        EvalCommand::Jnd(args) => (Task::Jnd, args),
+    };
+    let colorspace = match args.colorspace {
+        ColorspaceArg::Lab => Colorspace::Lab,
+        ColorspaceArg::Rgb => Colorspace::Rgb,
+    };
+    // Every folder is checked before any model is built or any score computed.
+    let mut two_afc = Vec::new();
+    let mut jnd = Vec::new();
+    for dir in &args.dirs {
+        match task {
+            Task::TwoAfc => two_afc.extend(bapps::find_2afc_sets(dir).map_err(|e| e.to_string())?),
+            Task::Jnd => jnd.extend(bapps::find_jnd_sets(dir).map_err(|e| e.to_string())?),
+        }
+    }
+    if let Some(limit) = args.limit {
+        two_afc.iter_mut().for_each(|s| s.truncate(limit));
+        jnd.iter_mut().for_each(|s| s.truncate(limit));
+    }
+    let model: Option<Lpips> = match args.metric {
+        MetricArg::Lpips => {
+            let device = lpips::parse_device(&args.device).map_err(|e| e.to_string())?;
+            Some(crate::build_model(
+                args.net,
+                args.lin.clone(),
+                args.trunk.clone(),
+                device,
+            )?)
+        }
+        _ => None,
+    };
+    let metric = match (&model, args.metric) {
+        (Some(m), _) => Metric::Lpips(m),
+        (None, MetricArg::L2) => Metric::L2(colorspace),
+        (None, _) => Metric::Ssim(colorspace),
+    };
+    let total: usize = two_afc.iter().map(|s| s.len()).sum::<usize>()
+        + jnd.iter().map(|s| s.len()).sum::<usize>();
+    let bar = progress_bar(total as u64, args.quiet);
+    let mut rows = Vec::new();
+    let (mut pooled_a, mut pooled_b, mut pooled_j) = (Vec::new(), Vec::new(), Vec::new());
+    let mut done_before = 0u64;
+    for set in &two_afc {
+        bar.set_message(set.name.clone());
+        let r = bapps::score_2afc(&metric, set, args.batch_size, &mut |done| {
+            bar.set_position(done_before + done as u64)
+        })
+        .map_err(|e| e.to_string())?;
+        done_before += set.len() as u64;
+        rows.push(SubsetRow {
+            name: r.name.clone(),
+            path: r.root.clone(),
+            n: r.judge.len(),
+            score: r.score,
+            items: args
+                .distances
+                .then(|| serde_json::json!({"d0": r.d0, "d1": r.d1, "judge": r.judge})),
+        });
+        pooled_a.extend(r.d0);
+        pooled_b.extend(r.d1);
+        pooled_j.extend(r.judge);
+    }
+    for set in &jnd {
+        bar.set_message(set.name.clone());
+        let r = bapps::score_jnd(&metric, set, args.batch_size, &mut |done| {
+            bar.set_position(done_before + done as u64)
+        })
+        .map_err(|e| e.to_string())?;
+        done_before += set.len() as u64;
+        rows.push(SubsetRow {
+            name: r.name.clone(),
+            path: r.root.clone(),
+            n: r.same.len(),
+            score: r.map,
+            items: args
+                .distances
+                .then(|| serde_json::json!({"d": r.d, "same": r.same})),
+        });
+        pooled_a.extend(r.d);
+        pooled_j.extend(r.same);
+    }
+    bar.finish_and_clear();
+    let mean = rows.iter().map(|r| r.score).sum::<f64>() / rows.len() as f64;
+    let pooled = match task {
+        Task::TwoAfc => bapps::two_afc_score(&pooled_a, &pooled_b, &pooled_j),
+        Task::Jnd => bapps::jnd_map(&pooled_a, &pooled_j),
+    };
+    let describe = describe(&args, model.is_some());
+    let mut out = Vec::new();
+    match args.format {
+        crate::Format::Text => {
+            let (title, unit) = match task {
+                Task::TwoAfc => ("2AFC", "score %"),
+                Task::Jnd => ("JND", "mAP %"),
+            };
+            let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(28);
+            let w = &mut out;
+            let _ = writeln!(w, "{title}, {describe}");
+            let _ = writeln!(w, "{:<width$} {:>7} {:>8}", "subset", "n", unit);
+            for r in &rows {
+                let _ = writeln!(w, "{:<width$} {:>7} {:>8.2}", r.name, r.n, 100.0 * r.score);
+            }
+            let n: usize = rows.iter().map(|r| r.n).sum();
+            if rows.len() > 1 {
+                let label = "mean of subsets (paper's All)";
+                let _ = writeln!(w, "{label:<width$} {n:>7} {:>8.2}", 100.0 * mean);
+                let _ = writeln!(w, "{:<width$} {n:>7} {:>8.2}", "pooled", 100.0 * pooled);
+            }
+        }
+        crate::Format::Json => {
+            let json = serde_json::json!({
+                "task": match task { Task::TwoAfc => "2afc", Task::Jnd => "jnd" },
+                "metric": args.metric,
+                "colorspace": (model.is_none()).then_some(match args.colorspace {
+                    ColorspaceArg::Lab => "lab",
+                    ColorspaceArg::Rgb => "rgb",
+                }),
+                "net": model.is_some().then_some(args.net),
+                "lin": model.is_some().then_some(&args.lin),
+                "subsets": rows,
+                "mean": mean,
+                "pooled": pooled,
+            });
+            serde_json::to_writer_pretty(&mut out, &json).map_err(|e| e.to_string())?;
+            out.push(b'\n');
+        }
+    }
+    crate::folders::emit(args.out.as_deref(), &out)
+}
+
+#[derive(Clone, Copy)]
+enum Task {
+    TwoAfc,
+    Jnd,
+}
+
+fn describe(args: &EvalArgs, lpips: bool) -> String {
+    let cs = match args.colorspace {
+        ColorspaceArg::Lab => "Lab",
+        ColorspaceArg::Rgb => "RGB",
+    };
+    match (args.metric, lpips) {
+        (_, true) => {
+            let lin = match &args.lin {
+                crate::LinArg::Builtin(l) => serde_json::to_value(l)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                crate::LinArg::File(p) => p.display().to_string(),
+            };
+            format!("LPIPS {} (heads {lin})", args.net)
+        }
+        (MetricArg::L2, _) => format!("L2 in {cs}"),
+        _ => format!("SSIM in {cs}"),
+    }
+}
+
+fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}

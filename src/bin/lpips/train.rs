@@ -1,0 +1,218 @@
+//! `lpips train`: linear heads (and optionally the trunk) trained on BAPPS 2AFC data.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use lpips::bapps::{self, Metric, TrainConfig, TrainMode, Trainer};
+use lpips::{Net, TrunkWeights};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// 2AFC training subsets (`2afc/train/cnn`) or folders of subsets (`2afc/train`).
+    #[arg(required = true)]
+    data: Vec<PathBuf>,
+    /// Folder for the checkpoints: `latest.safetensors` and `epoch_N.safetensors`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Trunk network [default: alex].
+    #[arg(long, value_parser = crate::parse_net)]
+    net: Option<Net>,
+    /// Train the trunk too, starting from its ImageNet weights (the paper's "tune").
+    #[arg(long, conflicts_with = "scratch")]
+    tune: bool,
+    /// Train the trunk too, starting from random weights (the paper's "scratch").
+    #[arg(long)]
+    scratch: bool,
+    /// Trunk weights (lin and tune): .pth or .safetensors with torchvision's names;
+    /// default: the torch hub cache, else a verified download.
+    #[arg(long)]
+    trunk: Option<PathBuf>,
+    /// Epochs at the base learning rate [default: 5].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Further epochs with the rate decaying linearly to zero [default: 5].
+    #[arg(long)]
+    decay_epochs: Option<usize>,
+    /// Triplets per step [default: 50].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam's learning rate [default: 0.0001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Adam's beta1 [default: 0.5].
+    #[arg(long)]
+    beta1: Option<f64>,
+    /// Seed for initialisation, shuffling and dropout [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue from a checkpoint of an earlier run (its recipe is kept).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// 2AFC subsets to score after each epoch (e.g. `2afc/val`).
+    #[arg(long, num_args = 1..)]
+    val: Vec<PathBuf>,
+    /// Only the first N triplets of each subset (training and validation), for a quick try.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// cpu, cuda, cuda:N, mps or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: TrainArgs) -> Result<(), String> {
+    let err = |e: lpips::LpipsError| e.to_string();
+    let mut data = Vec::new();
+    for dir in &args.data {
+        data.extend(bapps::find_2afc_sets(dir).map_err(err)?);
+    }
+    let mut val = Vec::new();
+    for dir in &args.val {
+        val.extend(bapps::find_2afc_sets(dir).map_err(err)?);
+    }
+    if let Some(limit) = args.limit {
+        data.iter_mut().for_each(|s| s.truncate(limit));
+        val.iter_mut().for_each(|s| s.truncate(limit));
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let device = lpips::parse_device(&args.device).map_err(err)?;
+    let trunk = args
+        .trunk
+        .clone()
+        .map_or(TrunkWeights::Auto, TrunkWeights::File);
+    let mut trainer = match &args.resume {
+        Some(path) => {
+            let trainer = Trainer::resume(path, trunk, device).map_err(err)?;
+            check_same_recipe(&args, trainer.config())?;
+            trainer
+        }
+        None => Trainer::new(recipe(&args), trunk, device).map_err(err)?,
+    };
+    let config = trainer.config().clone();
+    let total = config.total_epochs();
+    let n: usize = data.iter().map(|s| s.len()).sum();
+    if trainer.finished() {
+        eprintln!("all {total} epochs are already done; nothing to train");
+    }
+    while !trainer.finished() {
+        let epoch = trainer.epochs_done() + 1;
+        let bar = progress_bar(n as u64, args.quiet, &format!("epoch {epoch}/{total}"));
+        let stats = trainer
+            .train_epoch(&data, &mut |p| {
+                bar.set_position(p.done as u64);
+                bar.set_message(format!("loss {:.4}", p.loss));
+            })
+            .map_err(err)?;
+        bar.finish_and_clear();
+        let latest = args.out.join("latest.safetensors");
+        trainer.save(&latest).map_err(err)?;
+        trainer
+            .save(&args.out.join(format!("epoch_{epoch}.safetensors")))
+            .map_err(err)?;
+        let mut line = format!(
+            "epoch {epoch}/{total}  lr {:.3e}  loss {:.4}  agreement {:.2}%",
+            stats.lr,
+            stats.loss,
+            100.0 * stats.accuracy
+        );
+        if !val.is_empty() {
+            let mut scores = Vec::new();
+            for set in &val {
+                let r = bapps::score_2afc(&Metric::Lpips(trainer.model()), set, 50, &mut |_| {})
+                    .map_err(err)?;
+                scores.push(r.score);
+            }
+            let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+            line.push_str(&format!("  val 2AFC {:.2}%", 100.0 * mean));
+        }
+        line.push_str(&format!("  saved {}", latest.display()));
+        println!("{line}");
+    }
+    eprintln!(
+        "heads: {} (use with --lin {0}{})",
+        args.out.join("latest.safetensors").display(),
+        if config.mode == TrainMode::Lin {
+            ""
+        } else {
+            "; the file holds the trained trunk too"
+        }
+    );
+    Ok(())
+}
+
+fn recipe(args: &TrainArgs) -> TrainConfig {
+    let d = TrainConfig::default();
+    TrainConfig {
+        net: args.net.unwrap_or(d.net),
+        mode: if args.scratch {
+            TrainMode::Scratch
+        } else if args.tune {
+            TrainMode::Tune
+        } else {
+            TrainMode::Lin
+        },
+        epochs: args.epochs.unwrap_or(d.epochs),
+        decay_epochs: args.decay_epochs.unwrap_or(d.decay_epochs),
+        batch_size: args.batch_size.unwrap_or(d.batch_size),
+        lr: args.lr.unwrap_or(d.lr),
+        beta1: args.beta1.unwrap_or(d.beta1),
+        seed: args.seed.unwrap_or(d.seed),
+    }
+}
+
+/// A resumed run keeps its recipe; a setting given on the command line must agree.
+fn check_same_recipe(args: &TrainArgs, c: &TrainConfig) -> Result<(), String> {
+    let mut conflicts = Vec::new();
+    let mut check = |name: &str, given: Option<String>, kept: String| {
+        if let Some(given) = given
+            && given != kept
+        {
+            conflicts.push(format!("--{name} {given} (the run has {kept})"));
+        }
+    };
+    check("net", args.net.map(|n| n.to_string()), c.net.to_string());
+    check("epochs", args.epochs.map(|v| v.to_string()), c.epochs.to_string());
+    check(
+        "decay-epochs",
+        args.decay_epochs.map(|v| v.to_string()),
+        c.decay_epochs.to_string(),
+    );
+    check(
+        "batch-size",
+        args.batch_size.map(|v| v.to_string()),
+        c.batch_size.to_string(),
+    );
+    check("lr", args.lr.map(|v| v.to_string()), c.lr.to_string());
+    check("beta1", args.beta1.map(|v| v.to_string()), c.beta1.to_string());
+    check("seed", args.seed.map(|v| v.to_string()), c.seed.to_string());
+    let mode = |m: TrainMode| format!("{m:?}").to_lowercase();
+    if args.tune || args.scratch {
+        check("mode", Some(mode(recipe(args).mode)), mode(c.mode));
+    }
+    if conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "--resume keeps the run's recipe; these settings differ: {}",
+            conflicts.join(", ")
+        ))
+    }
+}
+
+fn progress_bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}

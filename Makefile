@@ -15,7 +15,8 @@ build:
 	$(ENV) cargo build --release
 
 oracle:
-	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py
+	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py
 
 test: oracle
 	$(ENV) cargo test --all-targets && cargo test --doc && \

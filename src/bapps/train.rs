@@ -75,6 +75,14 @@ pub struct TrainConfig {
     pub beta1: f64,
     /// Seed for the heads' initialisation, the shuffling and dropout.
     pub seed: u64,
+    /// Dropout probability in front of each head while training (the reference's
+    /// `nn.Dropout()`, 0.5).
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+}
+
+fn default_dropout() -> f64 {
+    DROPOUT
 }
 
 impl Default for TrainConfig {
@@ -88,6 +96,7 @@ impl Default for TrainConfig {
             lr: 1e-4,
             beta1: 0.5,
             seed: 0,
+            dropout: DROPOUT,
         }
     }
 }
@@ -305,6 +314,7 @@ impl Trainer {
         let field = |k: &str| meta.get(k).ok_or_else(|| bad(format!("metadata `{k}` missing")));
         let config: TrainConfig = serde_json::from_str(field("config")?)
             .map_err(|e| bad(format!("metadata `config` unreadable: {e}")))?;
+        check_config(&config)?;
         let epochs_done: usize = field("epoch")?
             .parse()
             .map_err(|e| bad(format!("metadata `epoch` unreadable: {e}")))?;
@@ -419,7 +429,7 @@ impl Trainer {
             Ok((x, Tensor::from_slice(&judges)))
         };
         let (mut loss_sum, mut acc_sum, mut steps, mut seen) = (0.0, 0.0, 0usize, 0usize);
-        self.model.set_train_dropout(Some(DROPOUT));
+        self.model.set_train_dropout((self.config.dropout > 0.0).then_some(self.config.dropout));
         let result = prefetched(order.len(), batch, load, |(x, judge)| {
             let (loss, acc) = self.step(&x, &judge, lr)?;
             loss_sum += loss;
@@ -560,6 +570,9 @@ fn check_config(c: &TrainConfig) -> Result<()> {
     }
     if !(0.0..1.0).contains(&c.beta1) {
         return Err(bad(format!("beta1 {}", c.beta1), "beta1 in [0, 1)"));
+    }
+    if !(0.0..1.0).contains(&c.dropout) {
+        return Err(bad(format!("dropout {}", c.dropout), "dropout in [0, 1)"));
     }
     if c.total_epochs() == 0 {
         return Err(bad("0 epochs".into(), "at least one epoch"));

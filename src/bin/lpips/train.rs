@@ -160,6 +160,7 @@ fn recipe(args: &TrainArgs) -> TrainConfig {
         lr: args.lr.unwrap_or(d.lr),
         beta1: args.beta1.unwrap_or(d.beta1),
         seed: args.seed.unwrap_or(d.seed),
+        dropout: d.dropout,
     }
 }
 

@@ -16,7 +16,8 @@ build:
 
 oracle:
 	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py && \
-	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py
+	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py
 
 test: oracle
 	$(ENV) cargo test --all-targets && cargo test --doc && \

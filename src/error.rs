@@ -217,6 +217,14 @@ pub enum LpipsError {
         /// What is wrong.
         reason: String,
     },
+    /// A BAPPS judgement file (`.npy`) does not hold one float in [0, 1].
+    #[error("judgement file {}: {reason}", path.display())]
+    Judgement {
+        /// The `.npy` file.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
 }
 
 fn trunk_not_found(net: Net, searched: &[PathBuf], reason: &str) -> String {

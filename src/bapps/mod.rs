@@ -6,7 +6,9 @@ mod baseline;
 mod dataset;
 mod eval;
 mod image;
+mod lab;
 mod score;
+mod ssim;
 mod train;
 
 pub use baseline::{Colorspace, dssim, l2};

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use common::{assert_close, oracle_file};
-use lpips::bapps::{TwoAfcSet, Trainer};
+use lpips::bapps::{Trainer, TwoAfcSet};
 use lpips::{Device, Tensor, TrunkWeights};
 
 fn train_dir() -> PathBuf {
@@ -50,7 +50,10 @@ fn check_recipe(mode: &str) {
     }
     assert_eq!(got_losses.len(), want_losses.len(), "{mode}: steps");
     for (g, w) in got_losses.iter().zip(&want_losses) {
-        assert!((g - w).abs() <= 1e-6 + 1e-4 * w.abs(), "{mode}: loss {g} vs reference {w}");
+        assert!(
+            (g - w).abs() <= 1e-6 + 1e-4 * w.abs(),
+            "{mode}: loss {g} vs reference {w}"
+        );
     }
     let out = tempfile::tempdir().unwrap();
     let saved = out.path().join("after.safetensors");
@@ -69,7 +72,10 @@ fn check_recipe(mode: &str) {
         .abs()
         .max()
         .double_value(&[]);
-    assert!(moved > 1e-5, "{mode}: reference heads barely moved ({moved})");
+    assert!(
+        moved > 1e-5,
+        "{mode}: reference heads barely moved ({moved})"
+    );
 }
 
 #[test]

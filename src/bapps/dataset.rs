@@ -54,7 +54,10 @@ impl TwoAfcSet {
         let p0 = list(&dir.join("p0"), Kind::Image)?;
         let p1 = list(&dir.join("p1"), Kind::Image)?;
         let judges = list(&dir.join("judge"), Kind::Npy)?;
-        check_paired(dir, &[("ref", &refs), ("p0", &p0), ("p1", &p1), ("judge", &judges)])?;
+        check_paired(
+            dir,
+            &[("ref", &refs), ("p0", &p0), ("p1", &p1), ("judge", &judges)],
+        )?;
         Ok(TwoAfcSet {
             name: display_name(dir),
             root: dir.to_path_buf(),

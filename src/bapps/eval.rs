@@ -27,6 +27,9 @@ pub enum Metric<'a> {
     Ssim(Colorspace),
 }
 
+// Decoded patches of a batch (per item: the images of a triplet or pair) and judgements.
+type Loaded<const K: usize> = (Vec<[Array3<f32>; K]>, Vec<f64>);
+
 /// The patch side the reference's loaders resize to (`load_size`).
 pub const LOAD_SIZE: u32 = 64;
 
@@ -74,7 +77,7 @@ pub fn score_2afc(
     let (mut d0, mut d1, mut judge) = (Vec::new(), Vec::new(), Vec::new());
     let n = set.len();
     let batch = batch.max(1);
-    let load = |start: usize| -> Result<(Vec<[Array3<f32>; 3]>, Vec<f64>)> {
+    let load = |start: usize| -> Result<Loaded<3>> {
         let end = (start + batch).min(n);
         let mut patches = Vec::with_capacity(end - start);
         let mut judges = Vec::with_capacity(end - start);
@@ -148,7 +151,7 @@ pub fn score_jnd(
     let (mut d, mut same) = (Vec::new(), Vec::new());
     let n = set.len();
     let batch = batch.max(1);
-    let load = |start: usize| -> Result<(Vec<[Array3<f32>; 2]>, Vec<f64>)> {
+    let load = |start: usize| -> Result<Loaded<2>> {
         let end = (start + batch).min(n);
         let mut patches = Vec::with_capacity(end - start);
         let mut sames = Vec::with_capacity(end - start);

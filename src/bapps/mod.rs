@@ -15,5 +15,5 @@ pub use baseline::{Colorspace, dssim, l2};
 pub use dataset::{JndSet, TwoAfcSet, find_2afc_sets, find_jnd_sets};
 pub use eval::{JndResult, LOAD_SIZE, Metric, TwoAfcResult, score_2afc, score_jnd};
 pub use image::{load_patch, read_judgement};
-pub use train::{EpochStats, StepProgress, TrainConfig, TrainMode, Trainer};
 pub use score::{jnd_map, two_afc_score, two_afc_scores, voc_ap};
+pub use train::{EpochStats, StepProgress, TrainConfig, TrainMode, Trainer};

@@ -179,7 +179,14 @@ impl RankNet {
         );
         let p = &self.params;
         let conv = |x: &Tensor, k: usize| {
-            x.conv2d(&p[2 * k].1, Some(&p[2 * k + 1].1), [1, 1], [0, 0], [1, 1], 1)
+            x.conv2d(
+                &p[2 * k].1,
+                Some(&p[2 * k + 1].1),
+                [1, 1],
+                [0, 0],
+                [1, 1],
+                1,
+            )
         };
         // The reference's LeakyReLU(0.2).
         let leaky = |t: Tensor| t.maximum(&(&t * 0.2));
@@ -311,7 +318,10 @@ impl Trainer {
                 meta.get("format")
             )));
         }
-        let field = |k: &str| meta.get(k).ok_or_else(|| bad(format!("metadata `{k}` missing")));
+        let field = |k: &str| {
+            meta.get(k)
+                .ok_or_else(|| bad(format!("metadata `{k}` missing")))
+        };
         let config: TrainConfig = serde_json::from_str(field("config")?)
             .map_err(|e| bad(format!("metadata `config` unreadable: {e}")))?;
         check_config(&config)?;
@@ -410,7 +420,10 @@ impl Trainer {
                 reason: "no triplets to train on".into(),
             });
         }
-        let order = Vec::<i64>::try_from(Tensor::randperm(items.len() as i64, (Kind::Int64, Device::Cpu)))?;
+        let order = Vec::<i64>::try_from(Tensor::randperm(
+            items.len() as i64,
+            (Kind::Int64, Device::Cpu),
+        ))?;
         let order: Vec<(usize, usize)> = order.into_iter().map(|i| items[i as usize]).collect();
         let batch = self.config.batch_size;
         let load = |start: usize| -> Result<(Tensor, Tensor)> {
@@ -429,7 +442,8 @@ impl Trainer {
             Ok((x, Tensor::from_slice(&judges)))
         };
         let (mut loss_sum, mut acc_sum, mut steps, mut seen) = (0.0, 0.0, 0usize, 0usize);
-        self.model.set_train_dropout((self.config.dropout > 0.0).then_some(self.config.dropout));
+        self.model
+            .set_train_dropout((self.config.dropout > 0.0).then_some(self.config.dropout));
         let result = prefetched(order.len(), batch, load, |(x, judge)| {
             let (loss, acc) = self.step(&x, &judge, lr)?;
             loss_sum += loss;
@@ -624,11 +638,12 @@ fn torchvision_init(model: &Lpips) {
 
 fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     let bytes = std::fs::read(path).map_err(|e| LpipsError::io(path, e))?;
-    let (_, meta) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| LpipsError::TrainCheckpoint {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+        LpipsError::TrainCheckpoint {
             path: path.to_path_buf(),
             reason: format!("not a safetensors file ({e:?})"),
-        })?;
+        }
+    })?;
     Ok(meta.metadata().clone().unwrap_or_default())
 }
 

@@ -100,14 +100,19 @@ impl TensorMap {
                 continue;
             };
             if let Some((_, tail)) = rest.split_once('.') {
-                self.aliases.insert(format!("features.{tail}"), name.clone());
+                self.aliases
+                    .insert(format!("features.{tail}"), name.clone());
             }
         }
     }
 
     /// Takes the tensor `key`, checking its shape and values; converted to f32.
     pub(crate) fn take(&mut self, key: &str, expected: &[i64]) -> Result<Tensor> {
-        let key = self.aliases.get(key).cloned().unwrap_or_else(|| key.to_string());
+        let key = self
+            .aliases
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string());
         let key = key.as_str();
         let tensor = match (self.tensors.remove(key), &self.file) {
             (Some(t), _) => Some(t),

@@ -131,8 +131,8 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
         (None, MetricArg::L2) => Metric::L2(colorspace),
         (None, _) => Metric::Ssim(colorspace),
     };
-    let total: usize = two_afc.iter().map(|s| s.len()).sum::<usize>()
-        + jnd.iter().map(|s| s.len()).sum::<usize>();
+    let total: usize =
+        two_afc.iter().map(|s| s.len()).sum::<usize>() + jnd.iter().map(|s| s.len()).sum::<usize>();
     let bar = progress_bar(total as u64, args.quiet);
     let mut rows = Vec::new();
     let (mut pooled_a, mut pooled_b, mut pooled_j) = (Vec::new(), Vec::new(), Vec::new());

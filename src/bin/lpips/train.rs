@@ -175,7 +175,11 @@ fn check_same_recipe(args: &TrainArgs, c: &TrainConfig) -> Result<(), String> {
         }
     };
     check("net", args.net.map(|n| n.to_string()), c.net.to_string());
-    check("epochs", args.epochs.map(|v| v.to_string()), c.epochs.to_string());
+    check(
+        "epochs",
+        args.epochs.map(|v| v.to_string()),
+        c.epochs.to_string(),
+    );
     check(
         "decay-epochs",
         args.decay_epochs.map(|v| v.to_string()),
@@ -187,7 +191,11 @@ fn check_same_recipe(args: &TrainArgs, c: &TrainConfig) -> Result<(), String> {
         c.batch_size.to_string(),
     );
     check("lr", args.lr.map(|v| v.to_string()), c.lr.to_string());
-    check("beta1", args.beta1.map(|v| v.to_string()), c.beta1.to_string());
+    check(
+        "beta1",
+        args.beta1.map(|v| v.to_string()),
+        c.beta1.to_string(),
+    );
     check("seed", args.seed.map(|v| v.to_string()), c.seed.to_string());
     let mode = |m: TrainMode| format!("{m:?}").to_lowercase();
     if args.tune || args.scratch {

@@ -1,0 +1,73 @@
+//! Times one job for `scripts/bench_side_by_side.py`, which runs the reference package on
+//! the same job in its own process and alternates the two:
+//!
+//! `cargo run --release --example timing -- JOB NET SIZE BATCH SECONDS THREADS TRUNK`
+//!
+//! JOB is `pairs` (`distance_batch` on BATCH pairs), `triplets` (BATCH 2AFC triplets:
+//! reference, p0, p1; each image through the trunk once) or `load` (model construction
+//! from TRUNK). Prints one JSON line: every run's seconds and the process's peak resident
+//! memory (VmHWM) in KiB.
+
+use std::time::Instant;
+
+use lpips::{Device, InputRange, Lpips, Net, Ranged, Tensor, TrunkWeights};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [job, net, size, batch, seconds, threads, trunk] = args.as_slice() else {
+        return Err("usage: timing JOB NET SIZE BATCH SECONDS THREADS TRUNK".into());
+    };
+    let net: Net = net.parse()?;
+    let (size, batch): (i64, i64) = (size.parse()?, batch.parse()?);
+    let seconds: f64 = seconds.parse()?;
+    tch::set_num_threads(threads.parse()?);
+    tch::manual_seed(0);
+    let build = || {
+        Lpips::builder()
+            .net(net)
+            .trunk(TrunkWeights::File(trunk.into()))
+            .build()
+    };
+    let model = build()?;
+    let input =
+        || Tensor::rand([batch, 3, size, size], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let (a, b, c) = (input(), input(), input());
+    let mut run: Box<dyn FnMut() -> Result<(), lpips::LpipsError>> = match job.as_str() {
+        "pairs" => Box::new(|| model.distance_batch(&a, &b).map(|_| ())),
+        "triplets" => Box::new(|| {
+            let _guard = tch::no_grad_guard();
+            let all = Tensor::cat(&[&a, &b, &c], 0);
+            let f = model.features(Ranged(&all, InputRange::MinusOneToOne))?;
+            let r = f.narrow(0, batch);
+            let d0 = model.compare_features(&r, &f.narrow(batch, batch), false)?;
+            let d1 = model.compare_features(&r, &f.narrow(2 * batch, batch), false)?;
+            // Values to the host, as a caller scoring triplets needs them.
+            let _ = (
+                Vec::<f32>::try_from(d0.flatten(0, -1))?,
+                Vec::<f32>::try_from(d1.flatten(0, -1))?,
+            );
+            Ok(())
+        }),
+        "load" => Box::new(|| build().map(|_| ())),
+        other => return Err(format!("unknown job {other}").into()),
+    };
+    run()?;
+    run()?;
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 5 || start.elapsed().as_secs_f64() < seconds {
+        let t = Instant::now();
+        run()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak_kib: Option<u64> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+    println!(
+        "{}",
+        serde_json::json!({"times": times, "peak_rss_kib": peak_kib})
+    );
+    Ok(())
+}

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""The performance table of the README, reference package vs this crate, same machine,
+same seeded trunks (tests/oracle), same thread count, same inputs.
+
+  make bench-compare
+
+Each job runs in its own process on each side (so peak memory is the job's), and the
+two sides alternate for several rounds (so a noisy machine's drift hits both); the
+medians are over every timed call of every round. Our side is
+`examples/timing.rs` (release build); the reference's is this script with `--worker`.
+The reference runs under torch.no_grad(), which favours it.
+
+Prints: pairs (each trunk, 64x64 and 256x256, batch 1 and 8), 2AFC triplets (reference,
+p0, p1 per item: the reference's scoring loop calls the model twice, we run each image
+through the trunk once), peak resident memory of each job, model construction, GFLOP/s
+for alex and vgg at 256x256 against this CPU's peak, and `lpips dirs` (via
+bench_folders.py).
+
+Environment: LPIPS_BENCH_THREADS (default: all cores), LPIPS_BENCH_ROUNDS (default 3),
+LPIPS_BENCH_SECONDS per round and side (default 1.5), LPIPS_BENCH_ONLY (comma-separated
+sections: pairs,triplets,load,flops,dirs).
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ORACLE = os.path.join(ROOT, "tests", "oracle")
+TIMING = os.path.join(ROOT, "target", "release", "examples", "timing")
+
+
+def trunk_path(net):
+    return os.path.join(ORACLE, f"trunk_{net}.safetensors")
+
+
+def worker(job, net, size, batch, seconds, threads):
+    """The reference's side of one job; prints the same JSON as examples/timing.rs."""
+    import resource
+    import time
+
+    import torch
+    import lpips
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from gen_oracle import load_trunk
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
+    load_trunk(model, load_file(trunk_path(net)))
+    a, b, c = (torch.rand(batch, 3, size, size) * 2 - 1 for _ in range(3))
+    if job == "pairs":
+        def run():
+            model(a, b)
+    elif job == "triplets":
+        # The body of the reference's score_2afc_dataset loop.
+        def run():
+            d0 = model(a, b).data.cpu().numpy().flatten().tolist()
+            d1 = model(a, c).data.cpu().numpy().flatten().tolist()
+            return d0, d1
+    else:
+        raise SystemExit(f"unknown job {job}")
+    times = []
+    with torch.no_grad():
+        run()
+        run()
+        start = time.perf_counter()
+        while len(times) < 5 or time.perf_counter() - start < seconds:
+            t0 = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"times": times, "peak_rss_kib": peak}))
+
+
+def run_side(cmd, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def side_by_side(job, net, size, batch, rounds, seconds, threads):
+    ref_cmd = [sys.executable, os.path.abspath(__file__), "--worker", job, net, str(size), str(batch),
+               str(seconds), str(threads)]
+    our_cmd = [TIMING, job, net, str(size), str(batch), str(seconds), str(threads), trunk_path(net)]
+    ref, ours = {"times": [], "peak": 0}, {"times": [], "peak": 0}
+    for _ in range(rounds):
+        for side, cmd in ((ref, ref_cmd), (ours, our_cmd)):
+            r = run_side(cmd, threads)
+            side["times"] += r["times"]
+            side["peak"] = max(side["peak"], r["peak_rss_kib"] or 0)
+    return statistics.median(ref["times"]), statistics.median(ours["times"]), ref["peak"], ours["peak"]
+
+
+def conv_flops(net, size):
+    """Multiply-adds x 2 of the trunk's convolutions for one image, up to the last tap."""
+    import torch
+    import lpips
+
+    model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
+    total = [0]
+
+    def hook(module, inputs, output):
+        k = module.kernel_size[0] * module.kernel_size[1]
+        total[0] += 2 * output.numel() * module.in_channels // module.groups * k
+
+    for m in model.net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model.net(torch.zeros(1, 3, size, size))
+    return total[0]
+
+
+def cpu_peak_gflops(threads):
+    """FP32 peak: cores x clock x FLOPs per cycle (2 FMA pipes of 256 bits on AVX2 and on
+    Zen 4's AVX-512, which splits 512-bit operations in two; 2 x 512 on Intel AVX-512)."""
+    info = open("/proc/cpuinfo").read()
+    mhz = max(float(l.split(":")[1]) for l in info.splitlines() if l.startswith("cpu MHz"))
+    flags = next(l for l in info.splitlines() if l.startswith("flags")).split()
+    vendor_amd = "AuthenticAMD" in info
+    if "avx512f" in flags and not vendor_amd:
+        per_cycle, why = 64, "2 x 512-bit FMA"
+    elif "fma" in flags:
+        per_cycle, why = 32, "2 x 256-bit FMA"
+    else:
+        per_cycle, why = 8, "SSE"
+    cores = min(threads, os.cpu_count())
+    return cores * mhz / 1e3 * per_cycle, f"{cores} cores x {mhz / 1e3:.2f} GHz x {per_cycle} FLOP/cycle ({why})"
+
+
+def main():
+    threads = int(os.environ.get("LPIPS_BENCH_THREADS", os.cpu_count()))
+    rounds = int(os.environ.get("LPIPS_BENCH_ROUNDS", "3"))
+    seconds = float(os.environ.get("LPIPS_BENCH_SECONDS", "1.5"))
+    only = set(filter(None, os.environ.get("LPIPS_BENCH_ONLY", "pairs,triplets,load,flops,dirs").split(",")))
+    import torch
+    print(f"threads {threads}; torch {torch.__version__}; {rounds} alternating rounds of {seconds} s a side; medians\n")
+    results = {}
+    memory = []
+    if "pairs" in only:
+        print("| pairs | input | batch | reference (ms) | lpips (ms) | speed-up |")
+        print("|---|---|---|---|---|---|")
+        for net in ["alex", "vgg", "squeeze"]:
+            for size in [64, 256]:
+                for batch in [1, 8]:
+                    r, o, rp, op = side_by_side("pairs", net, size, batch, rounds, seconds, threads)
+                    results[(net, size, batch)] = o
+                    memory.append((f"pairs {net} {size}x{size} b{batch}", rp, op))
+                    print(f"| {net} | {size}x{size} | {batch} | {r * 1e3:.2f} | {o * 1e3:.2f} | {r / o:.2f}x |", flush=True)
+        print()
+    if "triplets" in only:
+        print("| 2AFC triplets | input | batch | reference (ms) | lpips (ms) | speed-up |")
+        print("|---|---|---|---|---|---|")
+        for net, batch in [("alex", 50), ("squeeze", 50), ("vgg", 8)]:
+            r, o, rp, op = side_by_side("triplets", net, 64, batch, rounds, seconds, threads)
+            memory.append((f"triplets {net} 64x64 b{batch}", rp, op))
+            print(f"| {net} | 64x64 | {batch} | {r * 1e3:.2f} | {o * 1e3:.2f} | {r / o:.2f}x |", flush=True)
+        print()
+    if memory:
+        print("| job | reference peak RSS (MiB) | lpips peak RSS (MiB) | ratio |")
+        print("|---|---|---|---|")
+        for job, rp, op in memory:
+            print(f"| {job} | {rp / 1024:.0f} | {op / 1024:.0f} | {op / rp:.2f} |")
+        print()
+    if "load" in only:
+        r = run_side([TIMING, "load", "alex", "64", "1", str(seconds), str(threads), trunk_path("alex")], threads)
+        print(f"model construction, alex from safetensors: {statistics.median(r['times']) * 1e3:.1f} ms (median)\n")
+    if "flops" in only:
+        peak, how = cpu_peak_gflops(threads)
+        print(f"CPU FP32 peak: {peak:.0f} GFLOP/s = {how}")
+        print("| trunk | input | batch | GFLOP per call | lpips (ms) | GFLOP/s | of peak |")
+        print("|---|---|---|---|---|---|---|")
+        for net in ["alex", "vgg"]:
+            flops = 2 * conv_flops(net, 256)  # both images of a pair
+            for batch in [1, 8]:
+                o = results.get((net, 256, batch))
+                if o is None:
+                    o = side_by_side("pairs", net, 256, batch, 1, seconds, threads)[1]
+                g = flops * batch / 1e9
+                print(f"| {net} | 256x256 | {batch} | {g:.2f} | {o * 1e3:.1f} | {g / o:.0f} | {g / o / peak:.0%} |")
+        print()
+    if "dirs" in only:
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_folders.py")], check=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        job, net, size, batch, seconds, threads = sys.argv[2:8]
+        worker(job, net, int(size), int(batch), float(seconds), int(threads))
+    else:
+        main()

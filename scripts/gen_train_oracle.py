@@ -123,6 +123,14 @@ def main():
         save_file(after, os.path.join(OUT, f"after_{mode}.safetensors"),
                   metadata={"losses": json.dumps(losses)})
         print(f"{mode}: losses {losses}")
+        if mode == "tune":
+            # What the reference's own Trainer.save writes (`{label}_net_.pth`: the whole
+            # LPIPS state dict, trunk as net.slice{k}.{i}), and the distances it gives.
+            torch.save(trainer.net.state_dict(), os.path.join(OUT, "reference_tune_net.pth"))
+            trainer.net.eval()
+            with torch.no_grad():
+                d = trainer.net(batch["ref"], batch["p0"]).flatten().contiguous()
+            save_file({"d": d}, os.path.join(OUT, "reference_tune_distances.safetensors"))
     with open(stamp, "w") as f:
         f.write(digest())
 

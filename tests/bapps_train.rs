@@ -87,3 +87,88 @@ fn heads_only_steps_equal_the_reference() {
 fn trunk_tuning_steps_equal_the_reference() {
     check_recipe("tune");
 }
+
+/// The reference's own training checkpoint (`Trainer.save`: the whole `lpips.LPIPS` state
+/// dict, trunk under `net.slice{k}.{i}`) loads with `heads_file` alone, trunk included,
+/// and gives the reference's distances.
+#[test]
+fn reference_training_checkpoint_loads_with_its_trunk() {
+    let dir = train_dir();
+    let model = lpips::Lpips::builder()
+        .heads_file(dir.join("reference_tune_net.pth"))
+        .build()
+        .unwrap();
+    let set = TwoAfcSet::open(&dir.join("data/2afc/train/mini")).unwrap();
+    let d: Vec<f32> = set
+        .refs
+        .iter()
+        .zip(&set.p0)
+        .map(|(r, p)| {
+            let (a, b) = (
+                lpips::bapps::load_patch(r, 64).unwrap(),
+                lpips::bapps::load_patch(p, 64).unwrap(),
+            );
+            let range = lpips::InputRange::MinusOneToOne;
+            model
+                .distances(lpips::Chw(a.view(), range), lpips::Chw(b.view(), range))
+                .unwrap()[0]
+        })
+        .collect();
+    let want = tensors(&dir.join("reference_tune_distances.safetensors"));
+    common::assert_close_slice(&d, &Vec::<f32>::try_from(&want["d"]).unwrap(), "distances");
+}
+
+/// `--scratch` starts from torchvision's initialisation of an untrained trunk: AlexNet
+/// uniform within 1/sqrt(fan_in), VGG normal with std sqrt(2/fan_out) and zero biases,
+/// SqueezeNet uniform within sqrt(6/fan_in) and zero biases.
+#[test]
+fn scratch_trunks_start_from_torchvision_initialisation() {
+    use lpips::Net;
+    use lpips::bapps::{TrainConfig, TrainMode};
+    for net in Net::ALL {
+        let config = TrainConfig {
+            net,
+            mode: TrainMode::Scratch,
+            ..TrainConfig::default()
+        };
+        let trainer = Trainer::new(config, TrunkWeights::Auto, Device::Cpu).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scratch.safetensors");
+        trainer.save(&path).unwrap();
+        let t = tensors(&path);
+        let w = &t["features.0.weight"];
+        let b = &t["features.0.bias"];
+        let size = w.size();
+        let fan_in = (size[1] * size[2] * size[3]) as f64;
+        let fan_out = (size[0] * size[2] * size[3]) as f64;
+        let (max, std) = (
+            w.abs().max().double_value(&[]),
+            w.std(true).double_value(&[]),
+        );
+        let bias_max = b.abs().max().double_value(&[]);
+        match net {
+            Net::Alex => {
+                let bound = 1.0 / fan_in.sqrt();
+                assert!(
+                    max <= bound && max > 0.9 * bound,
+                    "alex weight bound {max} vs {bound}"
+                );
+                assert!(bias_max <= bound && bias_max > 0.0, "alex bias {bias_max}");
+            }
+            Net::Vgg => {
+                let want = (2.0 / fan_out).sqrt();
+                assert!((std / want - 1.0).abs() < 0.1, "vgg std {std} vs {want}");
+                assert_eq!(bias_max, 0.0);
+            }
+            Net::Squeeze => {
+                let bound = (6.0 / fan_in).sqrt();
+                assert!(
+                    max <= bound && max > 0.9 * bound,
+                    "squeeze bound {max} vs {bound}"
+                );
+                assert_eq!(bias_max, 0.0);
+            }
+        }
+        assert!(t.contains_key("lin0.model.1.weight") && t.contains_key("rank.model.0.weight"));
+    }
+}

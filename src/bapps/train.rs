@@ -604,7 +604,7 @@ fn torchvision_init(model: &Lpips) {
         let mut t = t;
         let is_weight = name.ends_with("weight");
         let fan_in: i64 = size[1..].iter().product::<i64>().max(1);
-        let fan_out: i64 = size[0] * size[2..].iter().product::<i64>();
+        let fan_out: i64 = size[0] * size.get(2..).map_or(1, |k| k.iter().product::<i64>());
         match (model.net(), is_weight) {
             (Net::Alex, true) => {
                 let bound = 1.0 / (fan_in as f64).sqrt();

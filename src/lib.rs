@@ -106,6 +106,33 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # The paper's evaluation and training (BAPPS)
+//!
+//! [`bapps`] scores any distance on the BAPPS 2AFC and JND sets as the reference does,
+//! and trains new linear heads with its recipe; `lpips eval` and `lpips train` are the
+//! command-line side.
+//!
+//! ```no_run
+//! use lpips::bapps::{self, Metric, TrainConfig, Trainer};
+//! use lpips::{Device, Lpips, TrunkWeights};
+//!
+//! let model = Lpips::builder().build()?;
+//! for set in bapps::find_2afc_sets("dataset/2afc/val".as_ref())? {
+//!     let r = bapps::score_2afc(&Metric::Lpips(&model), &set, 50, &mut |_| {})?;
+//!     println!("{}: {:.2}%", r.name, 100.0 * r.score);
+//! }
+//!
+//! let train = bapps::find_2afc_sets("dataset/2afc/train".as_ref())?;
+//! let mut trainer = Trainer::new(TrainConfig::default(), TrunkWeights::Auto, Device::Cpu)?;
+//! while !trainer.finished() {
+//!     let stats = trainer.train_epoch(&train, &mut |_| {})?;
+//!     println!("epoch {}: loss {:.4}", stats.epoch, stats.loss);
+//!     trainer.save("heads.safetensors".as_ref())?;
+//! }
+//! let trained = Lpips::builder().heads_file("heads.safetensors").build()?;
+//! # Ok::<(), lpips::LpipsError>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod bapps;

@@ -74,57 +74,10 @@ pub fn score_2afc(
     batch: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<TwoAfcResult> {
-    let (mut d0, mut d1, mut judge) = (Vec::new(), Vec::new(), Vec::new());
-    let n = set.len();
-    let batch = batch.max(1);
-    let load = |start: usize| -> Result<Loaded<3>> {
-        let end = (start + batch).min(n);
-        let mut patches = Vec::with_capacity(end - start);
-        let mut judges = Vec::with_capacity(end - start);
-        for i in start..end {
-            patches.push([
-                load_patch(&set.refs[i], LOAD_SIZE)?,
-                load_patch(&set.p0[i], LOAD_SIZE)?,
-                load_patch(&set.p1[i], LOAD_SIZE)?,
-            ]);
-            judges.push(read_judgement(&set.judges[i])?);
-        }
-        Ok((patches, judges))
-    };
-    prefetched(n, batch, load, |(patches, judges)| {
-        match metric {
-            Metric::Lpips(model) => {
-                let k = patches.len();
-                let all: Vec<&Array3<f32>> = (0..3)
-                    .flat_map(|j| patches.iter().map(move |t| &t[j]))
-                    .collect();
-                let x = stack(&all, &set.refs[0])?;
-                let _guard = tch::no_grad_guard();
-                let f = model.features(Ranged(&x, InputRange::MinusOneToOne))?;
-                let (fr, f0, f1) = (f.narrow(0, k as i64), f.narrow(k as i64, k as i64), {
-                    f.narrow(2 * k as i64, k as i64)
-                });
-                d0.extend(values(&model.compare_features(&fr, &f0, false)?)?);
-                d1.extend(values(&model.compare_features(&fr, &f1, false)?)?);
-            }
-            Metric::L2(cs) | Metric::Ssim(cs) => {
-                let f = if matches!(metric, Metric::L2(_)) {
-                    l2
-                } else {
-                    dssim
-                };
-                for [r, p0, p1] in &patches {
-                    same_size(r, p0, &set.root)?;
-                    same_size(r, p1, &set.root)?;
-                    d0.push(f64::from(f(r.view(), p0.view(), *cs)));
-                    d1.push(f64::from(f(r.view(), p1.view(), *cs)));
-                }
-            }
-        }
-        judge.extend(judges);
-        progress(judge.len());
-        Ok(())
-    })?;
+    let images = [set.refs.as_slice(), &set.p0, &set.p1];
+    let (mut d, judge) = distances(metric, &set.root, images, &set.judges, batch, progress)?;
+    let d1 = d.pop().expect("two distances per triplet");
+    let d0 = d.pop().expect("two distances per triplet");
     Ok(TwoAfcResult {
         name: set.name.clone(),
         root: set.root.clone(),
@@ -148,51 +101,9 @@ pub fn score_jnd(
     batch: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<JndResult> {
-    let (mut d, mut same) = (Vec::new(), Vec::new());
-    let n = set.len();
-    let batch = batch.max(1);
-    let load = |start: usize| -> Result<Loaded<2>> {
-        let end = (start + batch).min(n);
-        let mut patches = Vec::with_capacity(end - start);
-        let mut sames = Vec::with_capacity(end - start);
-        for i in start..end {
-            patches.push([
-                load_patch(&set.p0[i], LOAD_SIZE)?,
-                load_patch(&set.p1[i], LOAD_SIZE)?,
-            ]);
-            sames.push(read_judgement(&set.sames[i])?);
-        }
-        Ok((patches, sames))
-    };
-    prefetched(n, batch, load, |(patches, sames)| {
-        match metric {
-            Metric::Lpips(model) => {
-                let k = patches.len() as i64;
-                let all: Vec<&Array3<f32>> = (0..2)
-                    .flat_map(|j| patches.iter().map(move |t| &t[j]))
-                    .collect();
-                let x = stack(&all, &set.p0[0])?;
-                let _guard = tch::no_grad_guard();
-                let f = model.features(Ranged(&x, InputRange::MinusOneToOne))?;
-                let dist = model.compare_features(&f.narrow(0, k), &f.narrow(k, k), false)?;
-                d.extend(values(&dist)?);
-            }
-            Metric::L2(cs) | Metric::Ssim(cs) => {
-                let f = if matches!(metric, Metric::L2(_)) {
-                    l2
-                } else {
-                    dssim
-                };
-                for [a, b] in &patches {
-                    same_size(a, b, &set.root)?;
-                    d.push(f64::from(f(a.view(), b.view(), *cs)));
-                }
-            }
-        }
-        same.extend(sames);
-        progress(same.len());
-        Ok(())
-    })?;
+    let images = [set.p0.as_slice(), &set.p1];
+    let (mut d, same) = distances(metric, &set.root, images, &set.sames, batch, progress)?;
+    let d = d.pop().expect("one distance per pair");
     Ok(JndResult {
         name: set.name.clone(),
         root: set.root.clone(),
@@ -200,6 +111,73 @@ pub fn score_jnd(
         d,
         same,
     })
+}
+
+/// Distances from each item's first image to each of its others (`K - 1` lists), and
+/// the judgements. With LPIPS, every image of a batch goes through the trunk once.
+fn distances<const K: usize>(
+    metric: &Metric,
+    root: &Path,
+    images: [&[PathBuf]; K],
+    judges: &[PathBuf],
+    batch: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
+    let mut d = vec![Vec::new(); K - 1];
+    let mut judge = Vec::new();
+    let n = judges.len();
+    let batch = batch.max(1);
+    let load = |start: usize| -> Result<Loaded<K>> {
+        let end = (start + batch).min(n);
+        let mut patches = Vec::with_capacity(end - start);
+        for i in start..end {
+            let mut item = Vec::with_capacity(K);
+            for list in images {
+                item.push(load_patch(&list[i], LOAD_SIZE)?);
+            }
+            patches.push(item.try_into().expect("K images"));
+        }
+        let judges = judges[start..end]
+            .iter()
+            .map(|p| read_judgement(p))
+            .collect::<Result<_>>()?;
+        Ok((patches, judges))
+    };
+    prefetched(n, batch, load, |(patches, judges)| {
+        match metric {
+            Metric::Lpips(model) => {
+                let k = patches.len() as i64;
+                let all: Vec<&Array3<f32>> = (0..K)
+                    .flat_map(|j| patches.iter().map(move |t| &t[j]))
+                    .collect();
+                let x = stack(&all, root)?;
+                let _guard = tch::no_grad_guard();
+                let f = model.features(Ranged(&x, InputRange::MinusOneToOne))?;
+                let first = f.narrow(0, k);
+                for (j, list) in d.iter_mut().enumerate() {
+                    let other = f.narrow((j as i64 + 1) * k, k);
+                    list.extend(values(&model.compare_features(&first, &other, false)?)?);
+                }
+            }
+            Metric::L2(cs) | Metric::Ssim(cs) => {
+                let f = if matches!(metric, Metric::L2(_)) {
+                    l2
+                } else {
+                    dssim
+                };
+                for item in &patches {
+                    for (j, list) in d.iter_mut().enumerate() {
+                        same_size(&item[0], &item[j + 1], root)?;
+                        list.push(f64::from(f(item[0].view(), item[j + 1].view(), *cs)));
+                    }
+                }
+            }
+        }
+        judge.extend(judges);
+        progress(judge.len());
+        Ok(())
+    })?;
+    Ok((d, judge))
 }
 
 /// Runs `consume` on batches `load`ed on another thread, one batch ahead.

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use lpips::bapps::{self, Colorspace, Metric};
 use lpips::{Lpips, Net};
 use serde::Serialize;
@@ -133,7 +132,11 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
     };
     let total: usize =
         two_afc.iter().map(|s| s.len()).sum::<usize>() + jnd.iter().map(|s| s.len()).sum::<usize>();
-    let bar = progress_bar(total as u64, args.quiet);
+    let bar = crate::progress_bar(
+        total as u64,
+        args.quiet,
+        "{msg:>14} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+    );
     let mut rows = Vec::new();
     let (mut pooled_a, mut pooled_b, mut pooled_j) = (Vec::new(), Vec::new(), Vec::new());
     let mut done_before = 0u64;
@@ -250,18 +253,4 @@ fn describe(args: &EvalArgs, lpips: bool) -> String {
         (MetricArg::L2, _) => format!("L2 in {cs}"),
         _ => format!("SSIM in {cs}"),
     }
-}
-
-fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
-    use std::io::IsTerminal;
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
 }

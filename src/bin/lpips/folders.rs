@@ -3,7 +3,7 @@
 //! features are computed once, however many pairs it is in.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -323,18 +323,11 @@ fn measure(
             }
         }
     }
-    let bar = if args.quiet || !std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let bar = indicatif::ProgressBar::new(jobs.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} pairs {per_sec} eta {eta}",
-            )
-            .expect("valid template"),
-        );
-        bar
-    };
+    let bar = crate::progress_bar(
+        jobs.len() as u64,
+        args.quiet,
+        "{bar:40} {pos}/{len} pairs {per_sec} eta {eta}",
+    );
     let (net, min) = (model.net(), model.net().min_side());
     let batch = args.batch_size.max(1);
     let threads = args

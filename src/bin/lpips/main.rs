@@ -156,6 +156,21 @@ pub(crate) fn build_model(
         .map_err(|e| e.to_string())
 }
 
+/// A progress bar on stderr when it is a terminal (hidden when piped or `--quiet`).
+pub(crate) fn progress_bar(len: u64, quiet: bool, template: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 pub(crate) fn parse_net(s: &str) -> Result<Net, String> {
     s.parse().map_err(|e: LpipsError| e.to_string())
 }

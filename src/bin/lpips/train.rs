@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use lpips::bapps::{self, Metric, TrainConfig, TrainMode, Trainer};
 use lpips::{Net, TrunkWeights};
 
@@ -99,7 +98,12 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     }
     while !trainer.finished() {
         let epoch = trainer.epochs_done() + 1;
-        let bar = progress_bar(n as u64, args.quiet, &format!("epoch {epoch}/{total}"));
+        let bar = crate::progress_bar(
+            n as u64,
+            args.quiet,
+            "{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
+        );
+        bar.set_prefix(format!("epoch {epoch}/{total}"));
         let stats = trainer
             .train_epoch(&data, &mut |p| {
                 bar.set_position(p.done as u64);
@@ -209,19 +213,4 @@ fn check_same_recipe(args: &TrainArgs, c: &TrainConfig) -> Result<(), String> {
             conflicts.join(", ")
         ))
     }
-}
-
-fn progress_bar(len: u64, quiet: bool, prefix: &str) -> ProgressBar {
-    use std::io::IsTerminal;
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(prefix.to_string());
-    bar
 }

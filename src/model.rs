@@ -360,6 +360,12 @@ impl Lpips {
         self.lins.as_deref()
     }
 
+    /// Makes every convolution use the trunk's one weight copy that an optimiser
+    /// updates (see `Trunk::single_layout`); for training the trunk.
+    pub(crate) fn prepare_trunk_training(&mut self) {
+        self.trunk = self.trunk.single_layout();
+    }
+
     /// The trunk's weights under torchvision's names, as handles on the model's own.
     pub(crate) fn trunk_tensors(&self) -> Vec<(String, Tensor)> {
         self.trunk

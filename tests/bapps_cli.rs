@@ -430,9 +430,13 @@ fn tuned_checkpoint_carries_its_trunk() {
     // ...and a model built from the checkpoint alone (no trunk given) uses it.
     let held = heldout();
     let reloaded = Lpips::builder().heads_file(&path).build().unwrap();
-    assert_eq!(
-        two_afc(&reloaded, &held).d0,
-        two_afc(trainer.model(), &held).d0
+    // Not bit for bit: the trained model keeps one weight layout, a built one picks the
+    // faster layout per layer.
+    let as_f32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
+    assert_close_slice(
+        &as_f32(two_afc(&reloaded, &held).d0),
+        &as_f32(two_afc(trainer.model(), &held).d0),
+        "reloaded tuned model",
     );
     assert_eq!(reloaded.net(), Net::Alex);
 }

@@ -533,7 +533,10 @@ impl Trainer {
         out
     }
 
-    fn set_requires_grad(&self) {
+    fn set_requires_grad(&mut self) {
+        if self.config.mode.trains_trunk() {
+            self.model.prepare_trunk_training();
+        }
         for (_, p) in self.params() {
             let _ = p.set_requires_grad(true);
         }

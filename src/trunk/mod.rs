@@ -10,10 +10,18 @@ use tch::{Kind, Tensor, nn};
 
 use crate::config::Net;
 
+// Below this many pixels on the shorter side, a convolution runs on NCHW input with NCHW
+// weights: oneDNN's channels-last kernels were about twice as slow on AlexNet's 3x3 and
+// 7x7 maps at 64x64 input (while max-pooling stays much faster channels-last).
+const SMALL_MAP: i64 = 12;
+
 /// A convolution with its weights, which handles can share (see [`Trunk::share`]).
 #[derive(Debug)]
 pub(crate) struct Conv {
     weight: Tensor,
+    // The same weights in NCHW layout when `weight` is channels-last, for small maps;
+    // dropped when the trunk is trained (two copies could not both follow the optimiser).
+    weight_nchw: Option<Tensor>,
     bias: Tensor,
     kernel: i64,
     stride: i64,
@@ -32,6 +40,7 @@ impl Conv {
         let c = nn::conv2d(p, cin, cout, kernel, config);
         Conv {
             weight: c.ws,
+            weight_nchw: None,
             bias: c.bs.expect("convolutions have a bias"),
             kernel,
             stride,
@@ -39,9 +48,17 @@ impl Conv {
         }
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
+    /// `small_maps_nchw`: whether small maps may take the NCHW path (not inside fire
+    /// modules, where the layout changes cost more than they saved).
+    fn forward(&self, x: &Tensor, small_maps_nchw: bool) -> Tensor {
+        let size = x.size();
+        let (x, weight) = match &self.weight_nchw {
+            Some(w) if small_maps_nchw && size[2].min(size[3]) < SMALL_MAP => (x.contiguous(), w),
+            Some(_) => (channels_last(x), &self.weight),
+            None => (x.shallow_clone(), &self.weight),
+        };
         x.conv2d(
-            &self.weight,
+            weight,
             Some(&self.bias),
             [self.stride; 2],
             [self.padding; 2],
@@ -53,6 +70,7 @@ impl Conv {
     fn share(&self) -> Conv {
         Conv {
             weight: self.weight.shallow_clone(),
+            weight_nchw: self.weight_nchw.as_ref().map(Tensor::shallow_clone),
             bias: self.bias.shallow_clone(),
             ..*self
         }
@@ -61,6 +79,7 @@ impl Conv {
     fn to_kind(&self, kind: Kind) -> Conv {
         Conv {
             weight: self.weight.to_kind(kind),
+            weight_nchw: self.weight_nchw.as_ref().map(|w| w.to_kind(kind)),
             bias: self.bias.to_kind(kind),
             ..*self
         }
@@ -123,7 +142,7 @@ impl Layer {
     /// (not a tap), as torchvision's `ReLU(inplace=True)`; it saves a pass over memory.
     fn forward(&self, x: Tensor, in_place: bool) -> Tensor {
         match self {
-            Layer::Conv(conv) => conv.forward(&x),
+            Layer::Conv(conv) => conv.forward(&x, true),
             Layer::Relu if in_place => {
                 let mut x = x;
                 let _ = x.relu_();
@@ -134,12 +153,12 @@ impl Layer {
                 kernel,
                 stride,
                 ceil,
-            } => x.max_pool2d([*kernel; 2], [*stride; 2], [0, 0], [1, 1], *ceil),
+            } => channels_last(&x).max_pool2d([*kernel; 2], [*stride; 2], [0, 0], [1, 1], *ceil),
             Layer::Fire(f) => {
-                let mut s = f.squeeze.forward(&x);
+                let mut s = f.squeeze.forward(&x, false);
                 let _ = s.relu_();
-                let mut e1 = f.expand1x1.forward(&s);
-                let mut e3 = f.expand3x3.forward(&s);
+                let mut e1 = f.expand1x1.forward(&s, false);
+                let mut e3 = f.expand3x3.forward(&s, false);
                 let _ = e1.relu_();
                 let _ = e3.relu_();
                 Tensor::cat(&[e1, e3], 1)
@@ -245,10 +264,22 @@ impl Trunk {
         }
     }
 
-    /// A copy with weights in channels-last layout.
+    /// A copy with weights in channels-last layout (and kept in NCHW for small maps).
     pub(crate) fn to_channels_last(&self) -> Trunk {
         self.map(|c| Conv {
             weight: channels_last(&c.weight),
+            weight_nchw: Some(c.weight.contiguous()),
+            bias: c.bias.shallow_clone(),
+            ..*c
+        })
+    }
+
+    /// Drops the NCHW copies of channels-last weights, so that every convolution uses the
+    /// one copy an optimiser updates (training the trunk).
+    pub(crate) fn single_layout(&self) -> Trunk {
+        self.map(|c| Conv {
+            weight: c.weight.shallow_clone(),
+            weight_nchw: None,
             bias: c.bias.shallow_clone(),
             ..*c
         })

@@ -32,8 +32,9 @@ lint:
 bench: oracle
 	$(ENV) cargo bench --bench trunks --bench loading
 
-bench-compare: bench
-	source scripts/env.sh && lpips_venv && "$$LPIPS_VENV/bin/python" scripts/bench_reference.py
+bench-compare: oracle
+	$(ENV) cargo build --release --example timing --bin lpips && \
+	  "$$LPIPS_VENV/bin/python" scripts/bench_side_by_side.py
 
 bench-folders: oracle
 	$(ENV) cargo build --release --bin lpips && "$$LPIPS_VENV/bin/python" scripts/bench_folders.py

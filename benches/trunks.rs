@@ -4,7 +4,7 @@
 //! times the reference package the same way and prints both.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use lpips::{Device, Lpips, Net, Tensor, TrunkWeights};
+use lpips::{Device, InputRange, Lpips, Net, Ranged, Tensor, TrunkWeights};
 
 fn threads() -> i32 {
     std::env::var("LPIPS_BENCH_THREADS")
@@ -53,5 +53,32 @@ fn trunks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, trunks);
+/// 2AFC triplets (reference, p0, p1) at BAPPS's 64x64: each image through the trunk once,
+/// then the two distances, as `lpips eval 2afc` computes them.
+fn triplets(c: &mut Criterion) {
+    tch::set_num_threads(threads());
+    tch::manual_seed(0);
+    let mut group = c.benchmark_group("triplets");
+    group.sample_size(10);
+    for (net, batch) in [(Net::Alex, 50), (Net::Squeeze, 50), (Net::Vgg, 8)] {
+        let model = Lpips::builder().net(net).trunk(trunk(net)).build().unwrap();
+        let images =
+            Tensor::rand([3 * batch, 3, 64, 64], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        group.bench_function(format!("{net}_64_b{batch}"), |bench| {
+            bench.iter(|| {
+                let _guard = tch::no_grad_guard();
+                let f = model
+                    .features(Ranged(&images, InputRange::MinusOneToOne))
+                    .unwrap();
+                let r = f.narrow(0, batch);
+                let d0 = model.compare_features(&r, &f.narrow(batch, batch), false);
+                let d1 = model.compare_features(&r, &f.narrow(2 * batch, batch), false);
+                (d0.unwrap(), d1.unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, trunks, triplets);
 criterion_main!(benches);

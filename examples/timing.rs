@@ -6,7 +6,8 @@
 //! JOB is `pairs` (`distance_batch` on BATCH pairs), `triplets` (BATCH 2AFC triplets:
 //! reference, p0, p1; each image through the trunk once) or `load` (model construction
 //! from TRUNK). Prints one JSON line: every run's seconds and the process's peak resident
-//! memory (VmHWM) in KiB.
+//! memory (VmHWM) in KiB. `timing clock` prints the core clock measured with a chain of
+//! dependent additions (one per cycle), for the peak-FLOP/s estimate.
 
 use std::time::Instant;
 
@@ -14,6 +15,10 @@ use lpips::{Device, InputRange, Lpips, Net, Ranged, Tensor, TrunkWeights};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("clock") {
+        println!("{}", serde_json::json!({ "ghz": clock_ghz() }));
+        return Ok(());
+    }
     let [job, net, size, batch, seconds, threads, trunk] = args.as_slice() else {
         return Err("usage: timing JOB NET SIZE BATCH SECONDS THREADS TRUNK".into());
     };
@@ -70,4 +75,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::json!({"times": times, "peak_rss_kib": peak_kib})
     );
     Ok(())
+}
+
+/// Cycles per second of one core, from a chain of dependent additions (one cycle each).
+#[cfg(target_arch = "x86_64")]
+fn clock_ghz() -> Option<f64> {
+    let rounds: u64 = 200_000_000;
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        // SAFETY: register arithmetic only, no memory access.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+                "sub {n}, 1",
+                "jnz 2b",
+                n = inout(reg) rounds => _,
+                x = inout(reg) 0u64 => _,
+                options(nomem, nostack),
+            );
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Some(8.0 * rounds as f64 / best / 1e9)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn clock_ghz() -> Option<f64> {
+    None
 }

@@ -16,8 +16,8 @@ through the trunk once), peak resident memory of each job, model construction, G
 for alex and vgg at 256x256 against this CPU's peak, and `lpips dirs` (via
 bench_folders.py).
 
-Environment: LPIPS_BENCH_THREADS (default: all cores), LPIPS_BENCH_ROUNDS (default 3),
-LPIPS_BENCH_SECONDS per round and side (default 1.5), LPIPS_BENCH_ONLY (comma-separated
+Environment: LPIPS_BENCH_THREADS (default: all cores), LPIPS_BENCH_ROUNDS (default 5),
+LPIPS_BENCH_SECONDS per round and side (default 1), LPIPS_BENCH_ONLY (comma-separated
 sections: pairs,triplets,load,flops,dirs).
 """
 
@@ -84,16 +84,23 @@ def run_side(cmd, threads):
 
 
 def side_by_side(job, net, size, batch, rounds, seconds, threads):
+    """Medians of every timed call on each side, the median of the per-round ratios
+    (robust to a noisy spell hitting one side of one round), and peak memories."""
     ref_cmd = [sys.executable, os.path.abspath(__file__), "--worker", job, net, str(size), str(batch),
                str(seconds), str(threads)]
     our_cmd = [TIMING, job, net, str(size), str(batch), str(seconds), str(threads), trunk_path(net)]
     ref, ours = {"times": [], "peak": 0}, {"times": [], "peak": 0}
+    ratios = []
     for _ in range(rounds):
+        medians = []
         for side, cmd in ((ref, ref_cmd), (ours, our_cmd)):
             r = run_side(cmd, threads)
             side["times"] += r["times"]
             side["peak"] = max(side["peak"], r["peak_rss_kib"] or 0)
-    return statistics.median(ref["times"]), statistics.median(ours["times"]), ref["peak"], ours["peak"]
+            medians.append(statistics.median(r["times"]))
+        ratios.append(medians[0] / medians[1])
+    return (statistics.median(ref["times"]), statistics.median(ours["times"]), ref["peak"], ours["peak"],
+            statistics.median(ratios))
 
 
 def conv_flops(net, size):
@@ -156,8 +163,8 @@ def _timed(fn, time):
 
 def main():
     threads = int(os.environ.get("LPIPS_BENCH_THREADS", os.cpu_count()))
-    rounds = int(os.environ.get("LPIPS_BENCH_ROUNDS", "3"))
-    seconds = float(os.environ.get("LPIPS_BENCH_SECONDS", "1.5"))
+    rounds = int(os.environ.get("LPIPS_BENCH_ROUNDS", "5"))
+    seconds = float(os.environ.get("LPIPS_BENCH_SECONDS", "1"))
     only = set(filter(None, os.environ.get("LPIPS_BENCH_ONLY", "pairs,triplets,load,flops,dirs").split(",")))
     import torch
     print(f"threads {threads}; torch {torch.__version__}; {rounds} alternating rounds of {seconds} s a side; medians\n")
@@ -169,18 +176,18 @@ def main():
         for net in ["alex", "vgg", "squeeze"]:
             for size in [64, 256]:
                 for batch in [1, 8]:
-                    r, o, rp, op = side_by_side("pairs", net, size, batch, rounds, seconds, threads)
+                    r, o, rp, op, ratio = side_by_side("pairs", net, size, batch, rounds, seconds, threads)
                     results[(net, size, batch)] = (r, o)
                     memory.append((f"pairs {net} {size}x{size} b{batch}", rp, op))
-                    print(f"| {net} | {size}x{size} | {batch} | {r * 1e3:.2f} | {o * 1e3:.2f} | {r / o:.2f}x |", flush=True)
+                    print(f"| {net} | {size}x{size} | {batch} | {r * 1e3:.2f} | {o * 1e3:.2f} | {ratio:.2f}x |", flush=True)
         print()
     if "triplets" in only:
         print("| 2AFC triplets | input | batch | reference (ms) | lpips (ms) | speed-up |")
         print("|---|---|---|---|---|---|")
         for net, batch in [("alex", 50), ("squeeze", 50), ("vgg", 8)]:
-            r, o, rp, op = side_by_side("triplets", net, 64, batch, rounds, seconds, threads)
+            r, o, rp, op, ratio = side_by_side("triplets", net, 64, batch, rounds, seconds, threads)
             memory.append((f"triplets {net} 64x64 b{batch}", rp, op))
-            print(f"| {net} | 64x64 | {batch} | {r * 1e3:.2f} | {o * 1e3:.2f} | {r / o:.2f}x |", flush=True)
+            print(f"| {net} | 64x64 | {batch} | {r * 1e3:.2f} | {o * 1e3:.2f} | {ratio:.2f}x |", flush=True)
         print()
     if memory:
         print("| job | reference peak RSS (MiB) | lpips peak RSS (MiB) | ratio |")

@@ -288,20 +288,8 @@ impl Trainer {
             .collect();
         model.set_heads(heads);
         let rank = RankNet::new(device);
-        let mut trainer = Trainer {
-            adam: Adam {
-                step: 0,
-                exp_avg: vec![],
-                exp_avg_sq: vec![],
-            },
-            config,
-            model,
-            rank,
-            epochs_done: 0,
-        };
-        trainer.adam = Adam::new(&trainer.params());
-        trainer.set_requires_grad();
-        Ok(trainer)
+        let adam = Adam::new(&trained_params(&model, &rank, config.mode));
+        Ok(Trainer::assemble(config, model, rank, adam, 0))
     }
 
     /// Continues a run from a checkpoint written by [`Trainer::save`]. A [`TrainMode::Lin`]
@@ -343,23 +331,13 @@ impl Trainer {
             .trunk(trunk)
             .device(device)
             .build()?;
-        let mut trainer = Trainer {
-            adam: Adam {
-                step,
-                exp_avg: vec![],
-                exp_avg_sq: vec![],
-            },
-            rank: RankNet::new(device),
-            config,
-            model,
-            epochs_done,
-        };
+        let rank = RankNet::new(device);
         let mut map = weights::read_trunk_file(path)?;
-        for (name, p) in &trainer.rank.params {
+        for (name, p) in &rank.params {
             let loaded = map.take(name, &p.size())?;
             tch::no_grad(|| p.shallow_clone().copy_(&loaded.to_device(device)));
         }
-        let params = trainer.params();
+        let params = trained_params(&model, &rank, config.mode);
         let mut moments = |which: &str| -> Result<Vec<Tensor>> {
             params
                 .iter()
@@ -370,10 +348,35 @@ impl Trainer {
                 })
                 .collect()
         };
-        trainer.adam.exp_avg = moments("exp_avg")?;
-        trainer.adam.exp_avg_sq = moments("exp_avg_sq")?;
-        trainer.set_requires_grad();
-        Ok(trainer)
+        let adam = Adam {
+            step,
+            exp_avg: moments("exp_avg")?,
+            exp_avg_sq: moments("exp_avg_sq")?,
+        };
+        Ok(Trainer::assemble(config, model, rank, adam, epochs_done))
+    }
+
+    /// The run, with every trained tensor requiring gradients.
+    fn assemble(
+        config: TrainConfig,
+        mut model: Lpips,
+        rank: RankNet,
+        adam: Adam,
+        epochs_done: usize,
+    ) -> Trainer {
+        if config.mode.trains_trunk() {
+            model.prepare_trunk_training();
+        }
+        for (_, p) in trained_params(&model, &rank, config.mode) {
+            let _ = p.set_requires_grad(true);
+        }
+        Trainer {
+            config,
+            model,
+            rank,
+            adam,
+            epochs_done,
+        }
     }
 
     /// The recipe.
@@ -511,35 +514,8 @@ impl Trainer {
         Ok((loss, accuracy))
     }
 
-    /// Every trained tensor by name: heads, ranking network, and the trunk when trained.
     fn params(&self) -> Vec<(String, Tensor)> {
-        let mut out: Vec<(String, Tensor)> = self
-            .model
-            .heads()
-            .expect("training has heads")
-            .iter()
-            .enumerate()
-            .map(|(k, h)| (format!("lin{k}.model.1.weight"), h.shallow_clone()))
-            .collect();
-        out.extend(
-            self.rank
-                .params
-                .iter()
-                .map(|(n, t)| (n.clone(), t.shallow_clone())),
-        );
-        if self.config.mode.trains_trunk() {
-            out.extend(self.model.trunk_tensors());
-        }
-        out
-    }
-
-    fn set_requires_grad(&mut self) {
-        if self.config.mode.trains_trunk() {
-            self.model.prepare_trunk_training();
-        }
-        for (_, p) in self.params() {
-            let _ = p.set_requires_grad(true);
-        }
+        trained_params(&self.model, &self.rank, self.config.mode)
     }
 
     /// Writes a checkpoint (safetensors): heads as `lin{k}.model.1.weight` (so the file
@@ -571,6 +547,26 @@ impl Trainer {
         meta.insert("version".to_string(), "0.1".to_string());
         write_safetensors(path, &tensors, meta)
     }
+}
+
+/// Every trained tensor by name: heads, ranking network, and the trunk when trained.
+fn trained_params(model: &Lpips, rank: &RankNet, mode: TrainMode) -> Vec<(String, Tensor)> {
+    let mut out: Vec<(String, Tensor)> = model
+        .heads()
+        .expect("training has heads")
+        .iter()
+        .enumerate()
+        .map(|(k, h)| (format!("lin{k}.model.1.weight"), h.shallow_clone()))
+        .collect();
+    out.extend(
+        rank.params
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone())),
+    );
+    if mode.trains_trunk() {
+        out.extend(model.trunk_tensors());
+    }
+    out
 }
 
 fn check_config(c: &TrainConfig) -> Result<()> {
@@ -640,7 +636,10 @@ fn torchvision_init(model: &Lpips) {
 }
 
 fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|e| LpipsError::io(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| LpipsError::io(path, e))?;
+    // SAFETY: read-only map of a file not expected to change while read; only the header
+    // is touched.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| LpipsError::io(path, e))?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
         LpipsError::TrainCheckpoint {
             path: path.to_path_buf(),

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
+use lpips::Lpips;
 use lpips::bapps::{self, Colorspace, Metric};
-use lpips::{Lpips, Net};
 use serde::Serialize;
 
 #[derive(Subcommand)]
@@ -34,16 +34,9 @@ pub struct EvalArgs {
     /// Colour space of the l2 and ssim baselines (the reference's default is lab).
     #[arg(long, value_enum, default_value_t = ColorspaceArg::Lab)]
     colorspace: ColorspaceArg,
-    /// Trunk network (lpips).
-    #[arg(long, default_value = "alex", value_parser = crate::parse_net)]
-    net: Net,
-    /// Linear heads (lpips): v0.1, v0.0, none, or a heads file written by `lpips train`.
-    #[arg(long, default_value = "v0.1", value_parser = crate::parse_lin)]
-    lin: crate::LinArg,
-    /// Trunk weights (lpips): .pth or .safetensors with torchvision's names; default: the
-    /// torch hub cache, else a verified download.
-    #[arg(long)]
-    trunk: Option<PathBuf>,
+    /// The LPIPS model (with `--metric lpips`).
+    #[command(flatten)]
+    model: crate::ModelArgs,
     /// Items per model batch (lpips; the reference's test script uses 50).
     #[arg(long, default_value_t = 50)]
     batch_size: usize,
@@ -59,9 +52,6 @@ pub struct EvalArgs {
     /// Write the output to this file (written whole, then renamed) instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// cpu, cuda, cuda:N, mps or auto.
-    #[arg(long, default_value = "cpu")]
-    device: String,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -114,15 +104,7 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
         jnd.iter_mut().for_each(|s| s.truncate(limit));
     }
     let model: Option<Lpips> = match args.metric {
-        MetricArg::Lpips => {
-            let device = lpips::parse_device(&args.device).map_err(|e| e.to_string())?;
-            Some(crate::build_model(
-                args.net,
-                args.lin.clone(),
-                args.trunk.clone(),
-                device,
-            )?)
-        }
+        MetricArg::Lpips => Some(args.model.build()?),
         _ => None,
     };
     let metric = match (&model, args.metric) {
@@ -215,8 +197,8 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
                     ColorspaceArg::Lab => "lab",
                     ColorspaceArg::Rgb => "rgb",
                 }),
-                "net": model.is_some().then_some(args.net),
-                "lin": model.is_some().then_some(&args.lin),
+                "net": model.is_some().then_some(args.model.net),
+                "lin": model.is_some().then_some(&args.model.lin),
                 "subsets": rows,
                 "mean": mean,
                 "pooled": pooled,
@@ -241,14 +223,14 @@ fn describe(args: &EvalArgs, lpips: bool) -> String {
     };
     match (args.metric, lpips) {
         (_, true) => {
-            let lin = match &args.lin {
+            let lin = match &args.model.lin {
                 crate::LinArg::Builtin(l) => serde_json::to_value(l)
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_default(),
                 crate::LinArg::File(p) => p.display().to_string(),
             };
-            format!("LPIPS {} (heads {lin})", args.net)
+            format!("LPIPS {} (heads {lin})", args.model.net)
         }
         (MetricArg::L2, _) => format!("L2 in {cs}"),
         _ => format!("SSIM in {cs}"),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use clap::ValueEnum;
-use lpips::{Features, Lpips, Net, Tensor};
+use lpips::{Features, Lpips, Tensor};
 use serde::Serialize;
 
 const DEFAULT_EXTS: &str =
@@ -17,18 +17,8 @@ const DEFAULT_EXTS: &str =
 
 #[derive(clap::Args)]
 pub struct FolderArgs {
-    /// Trunk network.
-    #[arg(long, default_value = "alex", value_parser = crate::parse_net)]
-    net: Net,
-    /// Linear heads: v0.1, v0.0, none, or a heads file written by `lpips train`.
-    #[arg(long, default_value = "v0.1", value_parser = crate::parse_lin)]
-    lin: crate::LinArg,
-    /// Trunk weights (.pth or .safetensors); default: the torch hub cache, else a download.
-    #[arg(long)]
-    trunk: Option<PathBuf>,
-    /// cpu, cuda, cuda:N, mps or auto.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    model: crate::ModelArgs,
     /// Images per trunk pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
@@ -284,8 +274,7 @@ pub fn run(mode: Mode, args: FolderArgs) -> Result<(), String> {
         jobs.retain(|j| j.index % n == i - 1);
     }
 
-    let device = lpips::parse_device(&args.device).map_err(|e| e.to_string())?;
-    let model = crate::build_model(args.net, args.lin.clone(), args.trunk.clone(), device)?;
+    let model = args.model.build()?;
     if let Some(dir) = &args.spatial_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -589,8 +578,8 @@ fn write_output(
         }
         ListFormat::Json => {
             let out = serde_json::json!({
-                "net": args.net,
-                "lin": args.lin,
+                "net": args.model.net,
+                "lin": args.model.lin,
                 "shard": args.shard.map(|(i, n)| format!("{i}/{n}")),
                 "results": rows,
                 "summary": summary,

@@ -93,26 +93,57 @@ struct CompareArgs {
     img0: PathBuf,
     /// Second image.
     img1: PathBuf,
-    /// Trunk network.
-    #[arg(long, default_value = "alex", value_parser = parse_net)]
-    net: Net,
-    /// Linear heads: v0.1 (default), v0.0 (original release, no input scaling), none
-    /// (uncalibrated baseline), or a heads file written by `lpips train`.
-    #[arg(long, default_value = "v0.1", value_parser = parse_lin)]
-    lin: LinArg,
-    /// Trunk weights: a torch.save checkpoint (.pth/.pt) or .safetensors with
-    /// torchvision's names; default: the torch hub cache, else a verified download.
-    #[arg(long)]
-    trunk: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Also write the spatial distance map: `.npy` (float32 H x W) or `.png` (heat map).
     #[arg(long)]
     spatial_out: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+}
+
+/// The model options every measuring command shares.
+#[derive(clap::Args)]
+pub(crate) struct ModelArgs {
+    /// Trunk network.
+    #[arg(long, default_value = "alex", value_parser = parse_net)]
+    pub(crate) net: Net,
+    /// Linear heads: v0.1 (default), v0.0 (original release, no input scaling), none
+    /// (uncalibrated baseline), or a heads file written by `lpips train`.
+    #[arg(long, default_value = "v0.1", value_parser = parse_lin)]
+    pub(crate) lin: LinArg,
+    /// Trunk weights: a torch.save checkpoint (.pth/.pt) or .safetensors with
+    /// torchvision's names; default: the torch hub cache, else a verified download.
+    #[arg(long)]
+    pub(crate) trunk: Option<PathBuf>,
     /// cpu, cuda, cuda:N, mps or auto.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(crate) device: String,
+}
+
+impl ModelArgs {
+    pub(crate) fn device(&self) -> Result<lpips::Device, String> {
+        lpips::parse_device(&self.device).map_err(|e| e.to_string())
+    }
+
+    /// The model: trunk from the given file, else the usual resolution.
+    pub(crate) fn build(&self) -> Result<Lpips, String> {
+        let builder = Lpips::builder().net(self.net);
+        let builder = match &self.lin {
+            LinArg::Builtin(lin) => builder.lin(*lin),
+            LinArg::File(path) => builder.heads_file(path),
+        };
+        builder
+            .device(self.device()?)
+            .trunk(
+                self.trunk
+                    .clone()
+                    .map_or(TrunkWeights::Auto, TrunkWeights::File),
+            )
+            .build()
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -135,25 +166,6 @@ impl serde::Serialize for LinArg {
             LinArg::File(path) => path.serialize(s),
         }
     }
-}
-
-/// The model the commands share: trunk from the given file, else the usual resolution.
-pub(crate) fn build_model(
-    net: Net,
-    lin: LinArg,
-    trunk: Option<PathBuf>,
-    device: lpips::Device,
-) -> Result<Lpips, String> {
-    let builder = Lpips::builder().net(net);
-    let builder = match lin {
-        LinArg::Builtin(lin) => builder.lin(lin),
-        LinArg::File(path) => builder.heads_file(path),
-    };
-    builder
-        .device(device)
-        .trunk(trunk.map_or(TrunkWeights::Auto, TrunkWeights::File))
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 /// A progress bar on stderr when it is a terminal (hidden when piped or `--quiet`).
@@ -241,7 +253,7 @@ fn spatial_kind(path: &std::path::Path) -> Result<SpatialKind, String> {
 
 fn compare(args: CompareArgs) -> Result<(), String> {
     let spatial = args.spatial_out.as_deref().map(spatial_kind).transpose()?;
-    let device = lpips::parse_device(&args.device).map_err(|e| e.to_string())?;
+    args.model.device()?;
     let a = lpips::load_image(&args.img0).map_err(|e| e.to_string())?;
     let b = lpips::load_image(&args.img1).map_err(|e| e.to_string())?;
     if (a.width(), a.height()) != (b.width(), b.height()) {
@@ -255,7 +267,7 @@ fn compare(args: CompareArgs) -> Result<(), String> {
             b.height()
         ));
     }
-    let model = build_model(args.net, args.lin.clone(), args.trunk, device)?;
+    let model = args.model.build()?;
     let distance = model.distance(&a, &b).map_err(|e| e.to_string())?;
     let mut spatial_max = None;
     if let (Some(path), Some(kind)) = (&args.spatial_out, spatial) {
@@ -280,8 +292,8 @@ fn compare(args: CompareArgs) -> Result<(), String> {
                 "distance": distance,
                 "img0": args.img0,
                 "img1": args.img1,
-                "net": args.net,
-                "lin": args.lin,
+                "net": args.model.net,
+                "lin": args.model.lin,
                 "spatial_out": args.spatial_out,
                 "spatial_scale_max": spatial_max,
             });

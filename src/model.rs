@@ -636,14 +636,21 @@ impl Lpips {
                 Some(p) if self.lins.is_some() => diff.dropout(p, true),
                 _ => diff,
             };
-            let d = match &self.lins {
-                Some(lins) => diff.conv2d(&lins[k], None::<Tensor>, [1, 1], [0, 0], [1, 1], 1),
-                None => diff.sum_dim_intlist(1, true, None::<Kind>),
-            };
             let d = if spatial {
+                let d = match &self.lins {
+                    Some(lins) => diff.conv2d(&lins[k], None::<Tensor>, [1, 1], [0, 0], [1, 1], 1),
+                    None => diff.sum_dim_intlist(1, true, None::<Kind>),
+                };
                 d.upsample_bilinear2d([a.height, a.width], false, None, None)
             } else {
-                d.mean_dim([2, 3].as_slice(), true, None::<Kind>)
+                // Averaging over space before the 1x1 head (both linear, so they commute)
+                // leaves the head a (N, C) x (C, 1) product instead of a pass over the map.
+                let m = diff.mean_dim([2, 3].as_slice(), false, None::<Kind>);
+                let d = match &self.lins {
+                    Some(lins) => m.matmul(&lins[k].view([-1, 1])),
+                    None => m.sum_dim_intlist(1, true, None::<Kind>),
+                };
+                d.view([-1, 1, 1, 1])
             };
             total = Some(match total {
                 Some(t) => t + &d,

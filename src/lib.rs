@@ -135,6 +135,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod allocator;
 pub mod bapps;
 mod checkpoint;
 mod config;
@@ -146,6 +147,7 @@ mod spatial_io;
 mod trunk;
 mod weights;
 
+pub use allocator::tune_cpu_allocator;
 pub use checkpoint::read_checkpoint;
 pub use config::{Heads, InputRange, Lin, Net, Precision, Resize, Version, parse_device};
 pub use error::{LpipsError, Result};

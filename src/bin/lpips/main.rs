@@ -203,6 +203,8 @@ pub(crate) fn parse_lin(s: &str) -> Result<LinArg, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Keeps freed activation memory for the next batch (see the function's docs).
+    lpips::tune_cpu_allocator();
     let result = match cli.command {
         Command::Compare(args) => compare(args),
         Command::Weights(command) => weights::run(command),

@@ -16,9 +16,16 @@ through the trunk once), peak resident memory of each job, model construction, G
 for alex and vgg at 256x256 against this CPU's peak, and `lpips dirs` (via
 bench_folders.py).
 
+Both sides run in the same environment: OpenMP threads bound to cores (unbound, the
+scheduler now and then left a whole process 30-50% slower), and, unless
+LPIPS_BENCH_MALLOC=default, glibc told to keep freed memory (what
+`lpips::tune_cpu_allocator` does and the `lpips` command does itself; with glibc's
+defaults, page faults on fresh activation memory cost up to a quarter of the time on
+large inputs, on both sides, and make single runs bimodal).
+
 Environment: LPIPS_BENCH_THREADS (default: all cores), LPIPS_BENCH_ROUNDS (default 5),
 LPIPS_BENCH_SECONDS per round and side (default 1), LPIPS_BENCH_ONLY (comma-separated
-sections: pairs,triplets,load,flops,dirs).
+sections: pairs,triplets,load,flops,dirs), LPIPS_BENCH_MALLOC (tuned or default).
 """
 
 import json
@@ -77,8 +84,19 @@ def worker(job, net, size, batch, seconds, threads):
     print(json.dumps({"times": times, "peak_rss_kib": peak}))
 
 
+# The same settings as lpips::tune_cpu_allocator, through glibc's environment variables.
+TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(2 ** 32 - 1)}
+
+
+def bench_env(threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_PROC_BIND="true", OMP_PLACES="cores")
+    if os.environ.get("LPIPS_BENCH_MALLOC", "tuned") == "tuned":
+        env.update(TUNED_MALLOC)
+    return env
+
+
 def run_side(cmd, threads):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env = bench_env(threads)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -103,24 +121,38 @@ def side_by_side(job, net, size, batch, rounds, seconds, threads):
             statistics.median(ratios))
 
 
+def taps_inside(size, out, kernel, stride, padding):
+    """Kernel taps that land on the input (not on the zero padding), summed over the
+    output positions of one spatial dimension."""
+    return sum(max(0, min(kernel, size + padding - o * stride) - max(0, padding - o * stride))
+               for o in range(out))
+
+
 def conv_flops(net, size):
-    """Multiply-adds x 2 of the trunk's convolutions for one image, up to the last tap."""
+    """Multiply-adds x 2 of the trunk's convolutions for one image, up to the last tap:
+    nominal (every tap, the usual count) and without the taps that fall on zero padding,
+    which oneDNN skips (a third of AlexNet's nominal count at 64x64, where its last three
+    convolutions run on 3x3 maps)."""
     import torch
     import lpips
 
     model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
-    total = [0]
+    total = [0, 0]
 
     def hook(module, inputs, output):
         k = module.kernel_size[0] * module.kernel_size[1]
-        total[0] += 2 * output.numel() * module.in_channels // module.groups * k
+        per_tap = 2 * output.shape[0] * output.shape[1] * module.in_channels // module.groups
+        total[0] += per_tap * output.shape[2] * output.shape[3] * k
+        (h, w), (oh, ow) = inputs[0].shape[2:], output.shape[2:]
+        (kh, kw), (sh, sw), (ph, pw) = module.kernel_size, module.stride, module.padding
+        total[1] += per_tap * taps_inside(h, oh, kh, sh, ph) * taps_inside(w, ow, kw, sw, pw)
 
     for m in model.net.modules():
         if isinstance(m, torch.nn.Conv2d):
             m.register_forward_hook(hook)
     with torch.no_grad():
         model.net(torch.zeros(1, 3, size, size))
-    return total[0]
+    return total[0], total[1]
 
 
 def cpu_peak_gflops(threads):
@@ -167,7 +199,9 @@ def main():
     seconds = float(os.environ.get("LPIPS_BENCH_SECONDS", "1"))
     only = set(filter(None, os.environ.get("LPIPS_BENCH_ONLY", "pairs,triplets,load,flops,dirs").split(",")))
     import torch
-    print(f"threads {threads}; torch {torch.__version__}; {rounds} alternating rounds of {seconds} s a side; medians\n")
+    malloc = os.environ.get("LPIPS_BENCH_MALLOC", "tuned")
+    print(f"threads {threads} (bound to cores); glibc malloc {malloc}; torch {torch.__version__}; "
+          f"{rounds} alternating rounds of {seconds} s a side; medians\n")
     results = {}
     memory = []
     if "pairs" in only:
@@ -202,16 +236,18 @@ def main():
         peak, how = cpu_peak_gflops(threads)
         print(f"CPU FP32 peak: {peak:.0f} GFLOP/s = {how}; libtorch's 4096x4096 SGEMM: "
               f"{sgemm_gflops(threads):.0f} GFLOP/s")
+        print("GFLOP/s from the nominal count; in brackets, without taps on zero padding")
         print("| trunk | input | batch | GFLOP per call | reference GFLOP/s | lpips GFLOP/s | lpips, of peak |")
         print("|---|---|---|---|---|---|---|")
         for net, size in [("alex", 64), ("alex", 256), ("vgg", 64), ("vgg", 256)]:
-            flops = 2 * conv_flops(net, size)  # both images of a pair
+            nominal, inside = (2 * f for f in conv_flops(net, size))  # both images of a pair
             for batch in [1, 8]:
                 if (net, size, batch) not in results:
                     results[(net, size, batch)] = side_by_side("pairs", net, size, batch, 1, seconds, threads)[:2]
                 r, o = results[(net, size, batch)]
-                g = flops * batch / 1e9
-                print(f"| {net} | {size}x{size} | {batch} | {g:.2f} | {g / r:.0f} | {g / o:.0f} | {g / o / peak:.0%} |")
+                g, u = nominal * batch / 1e9, inside * batch / 1e9
+                print(f"| {net} | {size}x{size} | {batch} | {g:.2f} ({u:.2f}) | {g / r:.0f} ({u / r:.0f}) "
+                      f"| {g / o:.0f} ({u / o:.0f}) | {g / o / peak:.0%} ({u / o / peak:.0%}) |")
         print()
     if "dirs" in only:
         subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_folders.py")], check=True)

@@ -6,12 +6,13 @@
 //! JOB is `pairs` (`distance_batch` on BATCH pairs), `triplets` (BATCH 2AFC triplets:
 //! reference, p0, p1; each image through the trunk once) or `load` (model construction
 //! from TRUNK). Prints one JSON line: every run's seconds and the process's peak resident
-//! memory (VmHWM) in KiB. `timing clock` prints the core clock measured with a chain of
+//! memory (VmHWM) in KiB. LPIPS_BENCH_DEVICE (`cpu`, `cuda`, `cuda:N`) and
+//! LPIPS_BENCH_PRECISION (`f32`, `f16`, `bf16`) choose where and how. `timing clock` prints the core clock measured with a chain of
 //! dependent additions (one per cycle), for the peak-FLOP/s estimate.
 
 use std::time::Instant;
 
-use lpips::{Device, InputRange, Lpips, Net, Ranged, Tensor, TrunkWeights};
+use lpips::{InputRange, Lpips, Net, Precision, Ranged, Tensor, TrunkWeights};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,15 +28,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: f64 = seconds.parse()?;
     tch::set_num_threads(threads.parse()?);
     tch::manual_seed(0);
+    // scripts/gpu_check.sh runs the same jobs on a GPU, and in half precision.
+    let device = lpips::parse_device(&std::env::var("LPIPS_BENCH_DEVICE").unwrap_or("cpu".into()))?;
+    let precision: Precision = std::env::var("LPIPS_BENCH_PRECISION")
+        .unwrap_or("f32".into())
+        .parse()?;
     let build = || {
         Lpips::builder()
             .net(net)
             .trunk(TrunkWeights::File(trunk.into()))
+            .device(device)
+            .precision(precision)
             .build()
     };
     let model = build()?;
-    let input =
-        || Tensor::rand([batch, 3, size, size], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let input = || Tensor::rand([batch, 3, size, size], (tch::Kind::Float, device)) * 2.0 - 1.0;
     let (a, b, c) = (input(), input(), input());
     let mut run: Box<dyn FnMut() -> Result<(), lpips::LpipsError>> = match job.as_str() {
         "pairs" => Box::new(|| model.distance_batch(&a, &b).map(|_| ())),

@@ -35,12 +35,18 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ORACLE = os.path.join(ROOT, "tests", "oracle")
-TIMING = os.path.join(ROOT, "target", "release", "examples", "timing")
+# Overridable for scripts/gpu_check.sh, which carries the binary and trunks elsewhere.
+ORACLE = os.environ.get("LPIPS_ORACLE_DIR", os.path.join(ROOT, "tests", "oracle"))
+TIMING = os.environ.get("LPIPS_BENCH_TIMING", os.path.join(ROOT, "target", "release", "examples", "timing"))
+# cpu, or cuda (both sides on GPU 0); LPIPS_BENCH_PRECISION (f32, f16, bf16) is ours only.
+DEVICE = os.environ.get("LPIPS_BENCH_DEVICE", "cpu")
 
 
 def trunk_path(net):
-    return os.path.join(ORACLE, f"trunk_{net}.safetensors")
+    """The oracle's safetensors trunk, or the `.pt` one gpu_check.sh writes on the GPU
+    machine (both sides read either)."""
+    stem = os.path.join(ORACLE, f"trunk_{net}")
+    return stem + ".safetensors" if os.path.exists(stem + ".safetensors") else stem + ".pt"
 
 
 def worker(job, net, size, batch, seconds, threads):
@@ -50,19 +56,21 @@ def worker(job, net, size, batch, seconds, threads):
 
     import torch
     import lpips
-    from safetensors.torch import load_file
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from gen_oracle import load_trunk
+    from reference_trunk import load_trunk, read_trunk
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
-    load_trunk(model, load_file(trunk_path(net)))
-    a, b, c = (torch.rand(batch, 3, size, size) * 2 - 1 for _ in range(3))
+    load_trunk(model, read_trunk(os.path.join(ORACLE, f"trunk_{net}")))
+    model = model.to(DEVICE)
+    a, b, c = (torch.rand(batch, 3, size, size, device=DEVICE) * 2 - 1 for _ in range(3))
     if job == "pairs":
         def run():
             model(a, b)
+            if DEVICE != "cpu":
+                torch.cuda.synchronize()  # kernels are asynchronous; ours copies values back
     elif job == "triplets":
         # The body of the reference's score_2afc_dataset loop.
         def run():
@@ -197,9 +205,14 @@ def main():
     threads = int(os.environ.get("LPIPS_BENCH_THREADS", os.cpu_count()))
     rounds = int(os.environ.get("LPIPS_BENCH_ROUNDS", "5"))
     seconds = float(os.environ.get("LPIPS_BENCH_SECONDS", "1"))
-    only = set(filter(None, os.environ.get("LPIPS_BENCH_ONLY", "pairs,triplets,load,flops,dirs").split(",")))
+    # Off the CPU, the CPU's peak and the folder tool (image decoding) say little.
+    default_only = "pairs,triplets,load,flops,dirs" if DEVICE == "cpu" else "pairs,triplets,load"
+    only = set(filter(None, os.environ.get("LPIPS_BENCH_ONLY", default_only).split(",")))
     import torch
     malloc = os.environ.get("LPIPS_BENCH_MALLOC", "tuned")
+    if DEVICE != "cpu":
+        print(f"device {DEVICE}: {torch.cuda.get_device_name(0)}; lpips precision "
+              f"{os.environ.get('LPIPS_BENCH_PRECISION', 'f32')} (the reference: f32)")
     print(f"threads {threads} (bound to cores); glibc malloc {malloc}; torch {torch.__version__}; "
           f"{rounds} alternating rounds of {seconds} s a side; medians\n")
     results = {}

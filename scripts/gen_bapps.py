@@ -47,6 +47,7 @@ from scipy import ndimage
 
 import lpips
 import skimage
+from reference_trunk import load_trunk
 import skimage.measure
 from skimage.metrics import structural_similarity
 
@@ -361,15 +362,6 @@ skimage.measure.compare_ssim = compare_ssim_shim
 
 
 # ---------------------------------------------------------------- models
-
-def load_trunk(model, trunk):
-    """torchvision-named trunk tensors into a reference model (as gen_oracle.py does)."""
-    state = {}
-    for key in model.net.state_dict():
-        _, index, param = key.split(".", 2)
-        state[key] = trunk[f"features.{index}.{param}"]
-    model.net.load_state_dict(state, strict=True)
-
 
 def lpips_model(trunk, heads=None):
     """alex v0.1 on the oracle's random trunk; the package's heads unless `heads` given."""

@@ -21,6 +21,8 @@ import lpips
 import cv2
 from safetensors.torch import save_file
 
+from reference_trunk import load_trunk
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "oracle")
 SEED = 20180612
@@ -56,16 +58,6 @@ def reference_model(net, version, use_lin, trunk):
     model = lpips.LPIPS(net=net, version=version, lpips=use_lin, pnet_rand=True, verbose=False)
     load_trunk(model, trunk)
     return model.eval()
-
-
-def load_trunk(model, trunk):
-    """Loads torchvision-named trunk tensors into a reference model, whose trunk slices
-    torchvision's `features` into `slice{k}.{index}`."""
-    state = {}
-    for key in model.net.state_dict():
-        _, index, param = key.split(".", 2)
-        state[key] = trunk[f"features.{index}.{param}"]
-    model.net.load_state_dict(state, strict=True)
 
 
 def smooth_images(gen, n, h, w):

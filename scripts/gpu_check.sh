@@ -5,6 +5,9 @@
 #                                #   with the small oracle files into target/gpu-bundle/
 #   scripts/gpu_check.sh run     # there (repository root, target/gpu-bundle carried):
 #                                #   runs them against that machine's libtorch
+#   scripts/gpu_check.sh bench   # there: the README's side-by-side table on the GPU, f32
+#                                #   and f16 (the reference package is carried, pure
+#                                #   Python; the seeded random trunks are made there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle=target/gpu-bundle
@@ -23,7 +26,35 @@ for l in sys.stdin:
     for f in stamp cli.json trunk_alex.safetensors trunk_squeeze.safetensors outputs_alex.safetensors outputs_squeeze.safetensors; do
         cp "tests/oracle/$f" "$bundle/oracle/"
     done
+    cargo build --release --example timing
+    mkdir -p "$bundle/bench"
+    cp target/release/examples/timing scripts/bench_side_by_side.py scripts/reference_trunk.py "$bundle/bench/"
+    lpips_venv
+    cp -r "$("$LPIPS_VENV/bin/python" -c 'import lpips, os; print(os.path.dirname(lpips.__file__))')" "$bundle/bench/"
     du -sh "$bundle"
+    ;;
+bench)
+    lib=$(ls -d /opt/torch/.venv/lib/python3*/site-packages/torch/lib 2>/dev/null | head -n1)
+    py=/opt/torch/.venv/bin/python3
+    [ -x "$py" ] || py=python3
+    [ -n "$lib" ] || lib=$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+    trunks=$(mktemp -d)
+    # Timing needs an architecture, not ImageNet weights: seeded torchvision trunks.
+    "$py" - "$trunks" <<'PY'
+import sys, torch, torchvision
+for net, build in (("alex", torchvision.models.alexnet), ("vgg", torchvision.models.vgg16),
+                   ("squeeze", torchvision.models.squeezenet1_1)):
+    torch.manual_seed(0)
+    state = {k: v for k, v in build(weights=None).state_dict().items() if k.startswith("features.")}
+    torch.save(state, f"{sys.argv[1]}/trunk_{net}.pt")
+PY
+    export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}" PYTHONPATH="$bundle/bench:${PYTHONPATH:-}"
+    export LPIPS_ORACLE_DIR="$trunks" LPIPS_BENCH_TIMING="$bundle/bench/timing" LPIPS_BENCH_DEVICE=cuda
+    nvidia-smi --query-gpu=name,memory.total --format=csv || true
+    for precision in f32 f16; do
+        LPIPS_BENCH_PRECISION=$precision LPIPS_BENCH_ROUNDS=${LPIPS_BENCH_ROUNDS:-3} \
+            "$py" "$bundle/bench/bench_side_by_side.py"
+    done
     ;;
 run)
     lib=$(ls -d /opt/torch/.venv/lib/python3*/site-packages/torch/lib 2>/dev/null | head -n1)
@@ -35,7 +66,7 @@ run)
         "$bundle/cuda-tests" --test-threads=1 --nocapture
     ;;
 *)
-    echo "usage: $0 build|run" >&2
+    echo "usage: $0 build|run|bench" >&2
     exit 2
     ;;
 esac

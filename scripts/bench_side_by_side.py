@@ -244,7 +244,8 @@ def main():
         print()
     if "load" in only:
         r = run_side([TIMING, "load", "alex", "64", "1", str(seconds), str(threads), trunk_path("alex")], threads)
-        print(f"model construction, alex from safetensors: {statistics.median(r['times']) * 1e3:.1f} ms (median)\n")
+        print(f"model construction, alex from {os.path.basename(trunk_path('alex'))}: "
+              f"{statistics.median(r['times']) * 1e3:.1f} ms (median)\n")
     if "flops" in only:
         peak, how = cpu_peak_gflops(threads)
         print(f"CPU FP32 peak: {peak:.0f} GFLOP/s = {how}; libtorch's 4096x4096 SGEMM: "

@@ -7,8 +7,9 @@
 //! reference, p0, p1; each image through the trunk once) or `load` (model construction
 //! from TRUNK). Prints one JSON line: every run's seconds and the process's peak resident
 //! memory (VmHWM) in KiB. LPIPS_BENCH_DEVICE (`cpu`, `cuda`, `cuda:N`) and
-//! LPIPS_BENCH_PRECISION (`f32`, `f16`, `bf16`) choose where and how. `timing clock` prints the core clock measured with a chain of
-//! dependent additions (one per cycle), for the peak-FLOP/s estimate.
+//! LPIPS_BENCH_PRECISION (`f32`, `f16`, `bf16`) choose where and how. `timing clock`
+//! prints the core clock measured with a chain of dependent additions (one per cycle),
+//! for the peak-FLOP/s estimate.
 
 use std::time::Instant;
 

@@ -1,10 +1,11 @@
-//! Each trunk at 64x64 and 256x256, batch 1 and 8: `Lpips::distance_batch` on random
+//! Each trunk at 64x64 and 256x256, batch 1 and 8: `Lpips::distances` on random
 //! inputs in [-1, 1].
 //! Threads: `LPIPS_BENCH_THREADS` (default: all cores); `scripts/bench_reference.py`
 //! times the reference package the same way and prints both.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use lpips::{Device, InputRange, Lpips, Net, Ranged, Tensor, TrunkWeights};
+use lpips::weights::TrunkWeights;
+use lpips::{Device, InputRange, Lpips, Net, Ranged, Tensor};
 
 fn threads() -> i32 {
     std::env::var("LPIPS_BENCH_THREADS")
@@ -45,7 +46,7 @@ fn trunks(c: &mut Criterion) {
                 };
                 let (a, b) = (input(), input());
                 group.bench_function(format!("{net}_{size}_b{batch}"), |bench| {
-                    bench.iter(|| model.distance_batch(&a, &b).unwrap())
+                    bench.iter(|| model.distances(&a, &b).unwrap())
                 });
             }
         }

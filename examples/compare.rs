@@ -1,7 +1,8 @@
 //! Compares a reference image with others: `cargo run --example compare -- REF IMG... [--trunk FILE]`.
 //! The model is built once and the reference decoded once.
 
-use lpips::{Lpips, TrunkWeights};
+use lpips::Lpips;
+use lpips::weights::TrunkWeights;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();

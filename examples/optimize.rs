@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use image::RgbImage;
-use lpips::{Lpips, Net, Tensor, TrunkWeights};
+use lpips::weights::TrunkWeights;
+use lpips::{Lpips, Net, Tensor};
 use tch::nn::{self, OptimizerConfig};
 
 #[derive(Parser)]

@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example timing -- JOB NET SIZE BATCH SECONDS THREADS TRUNK`
 //!
-//! JOB is `pairs` (`distance_batch` on BATCH pairs), `triplets` (BATCH 2AFC triplets:
+//! JOB is `pairs` (`distances` on BATCH pairs), `triplets` (BATCH 2AFC triplets:
 //! reference, p0, p1; each image through the trunk once) or `load` (model construction
 //! from TRUNK). Prints one JSON line: every run's seconds and the process's peak resident
 //! memory (VmHWM) in KiB. LPIPS_BENCH_DEVICE (`cpu`, `cuda`, `cuda:N`) and
@@ -13,7 +13,8 @@
 
 use std::time::Instant;
 
-use lpips::{InputRange, Lpips, Net, Precision, Ranged, Tensor, TrunkWeights};
+use lpips::weights::TrunkWeights;
+use lpips::{InputRange, Lpips, Net, Precision, Ranged, Tensor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let input = || Tensor::rand([batch, 3, size, size], (tch::Kind::Float, device)) * 2.0 - 1.0;
     let (a, b, c) = (input(), input(), input());
     let mut run: Box<dyn FnMut() -> Result<(), lpips::LpipsError>> = match job.as_str() {
-        "pairs" => Box::new(|| model.distance_batch(&a, &b).map(|_| ())),
+        "pairs" => Box::new(|| model.distances(&a, &b).map(|_| ())),
         "triplets" => Box::new(|| {
             let _guard = tch::no_grad_guard();
             let all = Tensor::cat(&[&a, &b, &c], 0);

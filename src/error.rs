@@ -240,10 +240,9 @@ fn trunk_not_found(net: Net, searched: &[PathBuf], reason: &str) -> String {
     };
     format!(
         "no ImageNet weights for the {net} trunk: looked for {looked}; not downloaded: {reason}. \
-         Fix it one of three ways: (1) pass a file, `--trunk PATH` (.pth or .safetensors with \
-         torchvision's names); (2) put torchvision's {name} into the torch hub cache (set \
-         TORCH_HOME to a torch home that has it, or run torchvision once in Python); (3) allow \
-         the download: `lpips weights fetch {net}` with network access and LPIPS_OFFLINE unset",
+         Give a weight file (.pth or .safetensors with torchvision's names, \
+         `LpipsBuilder::trunk_file`), put torchvision's {name} into the torch hub cache \
+         (TORCH_HOME), or allow the download (network access, LPIPS_OFFLINE unset)",
         name = file.file_name
     )
 }

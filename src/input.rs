@@ -107,6 +107,18 @@ impl ImageInput for str {
     }
 }
 
+impl ImageInput for String {
+    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+        Path::new(self).to_canonical(model_range)
+    }
+}
+
+impl ImageInput for std::ffi::OsStr {
+    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+        Path::new(self).to_canonical(model_range)
+    }
+}
+
 impl ImageInput for HwcU8<'_> {
     fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
         let (h, w, c) = self.0.dim();

@@ -122,7 +122,7 @@
 //! let model = Lpips::builder().build()?;
 //! let a = Tensor::rand([32, 3, 64, 64], (tch::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
 //! let b = Tensor::rand([32, 3, 64, 64], (tch::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
-//! let d: Vec<f32> = model.distance_batch(&a, &b)?; // both sides through the trunk once
+//! let d: Vec<f32> = model.distances(&a, &b)?; // both sides through the trunk once
 //! # Ok::<(), lpips::LpipsError>(())
 //! ```
 //!
@@ -134,7 +134,8 @@
 //!
 //! ```no_run
 //! use lpips::bapps::{self, Metric, TrainConfig, Trainer};
-//! use lpips::{Device, Lpips, TrunkWeights};
+//! use lpips::{Device, Lpips};
+//! use lpips::weights::TrunkWeights;
 //!
 //! let model = Lpips::builder().build()?;
 //! for set in bapps::find_2afc_sets("dataset/2afc/val".as_ref())? {
@@ -160,27 +161,25 @@ mod checkpoint;
 mod config;
 mod error;
 mod image_io;
+mod info;
 mod input;
 mod model;
 mod spatial_io;
 mod trunk;
-mod weights;
+pub mod weights;
 
 pub use allocator::tune_cpu_allocator;
-pub use checkpoint::read_checkpoint;
 pub use config::{Heads, InputRange, Lin, Net, Precision, Resize, Version, parse_device};
 pub use error::{LpipsError, Result};
 pub use image_io::{image_to_tensor, load_image};
+pub use info::{Info, TrunkStatus, info};
 pub use input::{Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged};
 pub use model::{Features, LayerDistances, Lpips, LpipsBuilder, distance};
 pub use spatial_io::{write_heatmap, write_npy};
 pub use tch::{Device, Tensor};
-#[cfg(feature = "download")]
-pub use weights::download_verified;
-pub use weights::{
-    TORCHVISION_BASE_URL, TorchvisionFile, TrunkWeights, convert_trunk, fetch, find_cached,
-    hub_checkpoint_dir, linear_heads, offline, sha256_file, torchvision_file_name,
-};
+// The versions this crate is built with, so that users never pick mismatched ones.
+pub use ndarray;
+pub use tch;
 
 // Compiles the README's Rust examples as doctests.
 #[cfg(doctest)]

@@ -92,6 +92,7 @@ pub struct LpipsBuilder {
     device: Option<Device>,
     trunk: TrunkWeights,
     heads_file: Option<std::path::PathBuf>,
+    progress: Option<weights::ProgressFn>,
 }
 
 impl LpipsBuilder {
@@ -179,14 +180,24 @@ impl LpipsBuilder {
         self
     }
 
+    /// Hears how a download of the trunk's weights goes ([`TrunkWeights::Auto`] with no
+    /// cached file), e.g. to draw a progress bar; by default nothing is reported.
+    pub fn download_progress(
+        mut self,
+        f: impl FnMut(weights::Progress<'_>) + Send + 'static,
+    ) -> Self {
+        self.progress = Some(weights::ProgressFn(Box::new(f)));
+        self
+    }
+
     /// Shorthand for `trunk(TrunkWeights::File(path))`.
     pub fn trunk_file(self, path: impl Into<std::path::PathBuf>) -> Self {
         self.trunk(TrunkWeights::File(path.into()))
     }
 
     /// Builds the model, loading and checking every weight.
-    pub fn build(self) -> Result<Lpips> {
-        let device = self.device.unwrap_or(Device::Cpu);
+    pub fn build(mut self) -> Result<Lpips> {
+        let device = crate::config::check_device(self.device.unwrap_or(Device::Cpu))?;
         let net = self.net;
         let vs = nn::VarStore::new(device);
         let trunk = Trunk::new(&vs.root(), net);
@@ -203,7 +214,16 @@ impl LpipsBuilder {
             .is_some_and(|m| m.contains("features.0.weight"));
         let source = match self.trunk {
             TrunkWeights::Auto if trunk_in_heads_file => heads_map.take(),
-            TrunkWeights::Auto => Some(weights::read_trunk_file(&weights::find_trunk(net)?)?),
+            TrunkWeights::Auto => {
+                let mut ignore = |_: weights::Progress<'_>| {};
+                let progress: &mut dyn FnMut(weights::Progress<'_>) = match self.progress {
+                    Some(ref mut f) => &mut *f.0,
+                    None => &mut ignore,
+                };
+                Some(weights::read_trunk_file(&weights::find_trunk(
+                    net, progress,
+                )?)?)
+            }
             TrunkWeights::File(path) => Some(weights::read_trunk_file(&path)?),
             TrunkWeights::Tensors(tensors) => {
                 Some(TensorMap::from_tensors(tensors, "the given tensors"))
@@ -399,12 +419,6 @@ impl Lpips {
     pub fn forward_layers(&self, in0: &Tensor, in1: &Tensor) -> Result<LayerDistances> {
         let (a, b) = self.canonical_pair(in0, in1)?;
         self.compute(&a, &b, self.spatial)
-    }
-
-    /// Scalar distances of a batch of tensors in the model's input range, one per pair,
-    /// without autograd.
-    pub fn distance_batch(&self, in0: &Tensor, in1: &Tensor) -> Result<Vec<f32>> {
-        self.distances(in0, in1)
     }
 
     /// Scalar distances between any two inputs ([`ImageInput`]: images, paths, arrays,

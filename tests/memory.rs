@@ -2,6 +2,7 @@
 //! one step to the next. Alone in its own test binary, so that the process's resident
 //! memory reflects this test only.
 
+#[path = "library/common.rs"]
 mod common;
 
 use lpips::{Lin, Net};

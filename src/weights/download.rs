@@ -3,24 +3,25 @@
 //! matches. Anything else (HTTP error, dropped connection, wrong digest, too many
 //! bytes) leaves nothing behind.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::Progress;
 use super::hub::hex;
 use crate::error::{LpipsError, Result};
 
 /// Downloads `url` to `dest`, checking the full SHA-256 (lowercase hex) and, when
-/// known, the size. A progress bar is drawn on stderr when it is a terminal and
-/// `progress` is true.
+/// known, the size. `progress` hears of the start, each chunk and the end (the library
+/// itself prints nothing; pass `&mut |_| {}` to ignore it).
 pub fn download_verified(
     url: &str,
     sha256: &str,
     expected_bytes: Option<u64>,
     dest: &Path,
-    progress: bool,
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<()> {
     let failed = |reason: String| LpipsError::Download {
         url: url.to_string(),
@@ -51,19 +52,11 @@ pub fn download_verified(
             )));
         }
     }
-    let bar = if progress && std::io::stderr().is_terminal() {
-        eprintln!("downloading {url}\n  to {}", dest.display());
-        let bar = indicatif::ProgressBar::new(length.or(expected_bytes).unwrap_or(0));
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("valid template"),
-        );
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    progress(Progress::Started {
+        url,
+        dest,
+        total: length.or(expected_bytes),
+    });
 
     let mut reader = response.into_body().into_reader();
     let mut hasher = Sha256::new();
@@ -86,9 +79,9 @@ pub fn download_verified(
         hasher.update(&buf[..n]);
         tmp.write_all(&buf[..n])
             .map_err(|e| LpipsError::io(tmp.path(), e))?;
-        bar.set_position(total);
+        progress(Progress::Advanced { done: total });
     }
-    bar.finish_and_clear();
+    progress(Progress::Finished);
     let found = hex(&hasher.finalize());
     if found != sha256 {
         return Err(LpipsError::DigestMismatch {

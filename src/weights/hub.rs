@@ -76,11 +76,6 @@ impl TorchvisionFile {
     }
 }
 
-/// torchvision's checkpoint file name for a trunk, as torch stores it in the hub cache.
-pub fn torchvision_file_name(net: Net) -> &'static str {
-    TorchvisionFile::of(net).file_name
-}
-
 /// `$TORCH_HOME/hub/checkpoints`, where `TORCH_HOME` defaults to `$XDG_CACHE_HOME/torch`,
 /// else `~/.cache/torch`, exactly as torch resolves it. `None` without any home folder.
 pub fn hub_checkpoint_dir() -> Option<PathBuf> {
@@ -137,7 +132,8 @@ pub fn find_cached(net: Net) -> std::result::Result<PathBuf, Vec<PathBuf>> {
 
 /// Downloads the trunk's checkpoint into the hub cache, verified (needs the `download`
 /// feature); returns its path. A file already there is kept as it is, like torch does.
-pub fn fetch(net: Net, progress: bool) -> Result<PathBuf> {
+/// `progress` hears how the download goes (`&mut |_| {}` to ignore it).
+pub fn fetch(net: Net, progress: &mut dyn FnMut(super::Progress<'_>)) -> Result<PathBuf> {
     let file = TorchvisionFile::of(net);
     let dest = file.cache_path().ok_or_else(|| LpipsError::Download {
         url: file.url(),
@@ -174,12 +170,12 @@ pub fn fetch(net: Net, progress: bool) -> Result<PathBuf> {
 }
 
 /// The trunk's weights: from the hub cache, else downloaded into it.
-pub(crate) fn resolve(net: Net) -> Result<PathBuf> {
+pub(crate) fn resolve(net: Net, progress: &mut dyn FnMut(super::Progress<'_>)) -> Result<PathBuf> {
     let searched = match find_cached(net) {
         Ok(path) => return Ok(path),
         Err(searched) => searched,
     };
-    fetch(net, true).map_err(|e| LpipsError::TrunkNotFound {
+    fetch(net, progress).map_err(|e| LpipsError::TrunkNotFound {
         net,
         searched,
         reason: e.to_string(),

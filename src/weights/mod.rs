@@ -1,6 +1,8 @@
-//! Where weights come from: the embedded linear heads, trunk files, the torch hub cache.
-//! Every source is read into a [`TensorMap`] and checked key by key against what the
-//! model expects, so a missing or misshapen tensor is an error that names it.
+//! Where weights come from: the embedded linear heads, trunk files, the torch hub cache
+//! and verified downloads into it, and the `torch.save` reader behind them.
+//!
+//! Every source is read into one map of named tensors and checked key by key against
+//! what the model expects, so a missing or misshapen tensor is an error that names it.
 
 #[cfg(feature = "download")]
 mod download;
@@ -16,11 +18,12 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{Net, Version};
 use crate::error::{LpipsError, Result};
 
+pub use crate::checkpoint::read_checkpoint;
 #[cfg(feature = "download")]
 pub use download::download_verified;
 pub use hub::{
     TORCHVISION_BASE_URL, TorchvisionFile, fetch, find_cached, hub_checkpoint_dir, offline,
-    sha256_file, torchvision_file_name,
+    sha256_file,
 };
 use safetensors_file::SafetensorsBytes;
 
@@ -181,8 +184,39 @@ pub(crate) fn read_trunk_file(path: &Path) -> Result<TensorMap> {
 }
 
 /// Finds the trunk's weights in the torch hub cache, downloading them when missing.
-pub(crate) fn find_trunk(net: Net) -> Result<PathBuf> {
-    hub::resolve(net)
+pub(crate) fn find_trunk(net: Net, progress: &mut dyn FnMut(Progress<'_>)) -> Result<PathBuf> {
+    hub::resolve(net, progress)
+}
+
+/// How a download goes, for a caller that shows it (the library prints nothing).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Progress<'a> {
+    /// The transfer began.
+    Started {
+        /// Where from.
+        url: &'a str,
+        /// Where to (the file appears there only once verified).
+        dest: &'a Path,
+        /// Bytes to come, when known.
+        total: Option<u64>,
+    },
+    /// Bytes received so far.
+    Advanced {
+        /// Bytes received so far.
+        done: u64,
+    },
+    /// All bytes received (verification follows).
+    Finished,
+}
+
+/// A download progress callback kept by the model builder.
+pub(crate) struct ProgressFn(pub(crate) Box<dyn FnMut(Progress<'_>) + Send>);
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn")
+    }
 }
 
 /// The reference's linear heads, embedded from `weights/`.

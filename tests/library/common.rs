@@ -13,12 +13,22 @@ pub const LINS: [(Lin, &str); 3] = [
     (Lin::None, "none"),
 ];
 
+/// The repository's root (the library crate's folder), also from the CLI crate's tests.
+pub fn repo_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("scripts/gen_oracle.py").is_file())
+        .unwrap_or(&manifest)
+        .to_path_buf()
+}
+
 /// The oracle folder; fails (never skips) when it has not been generated.
 pub fn oracle_dir() -> PathBuf {
     // LPIPS_ORACLE_DIR: for test binaries run elsewhere (scripts/gpu_check.sh).
     let dir = std::env::var_os("LPIPS_ORACLE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oracle"));
+        .unwrap_or_else(|| repo_root().join("tests/oracle"));
     assert!(
         dir.join("stamp").is_file(),
         "the reference oracle is missing from {}: run `make oracle` (or `make test`, which \
@@ -76,23 +86,6 @@ pub fn assert_close_slice(got: &[f32], want: &[f32], what: &str) {
 /// The reference's distances for the CLI's PNG pairs (`cli.json`).
 pub fn cli_oracle() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(oracle_file("cli.json")).unwrap()).unwrap()
-}
-
-/// Adds `compare` of the squeeze PNG pair (no `--trunk`) to a command.
-pub fn compare_squeeze_pair(cmd: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
-    cmd.arg("compare")
-        .arg(oracle_file("img_squeeze_0.png"))
-        .arg(oracle_file("img_squeeze_1.png"))
-        .args(["--net", "squeeze"])
-}
-
-/// The distance a command printed, asserting it succeeded.
-pub fn printed_distance(cmd: &mut assert_cmd::Command) -> f64 {
-    let out = cmd.assert().success();
-    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("not a distance: {text}"))
 }
 
 /// A torch home whose hub cache holds the oracle file `file` under the name `name`.

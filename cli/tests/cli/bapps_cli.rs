@@ -4,14 +4,13 @@
 //! baselines through the CLI, training that raises held-out agreement, checkpoints that
 //! round-trip and resume exactly, and the errors a user meets.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::common::{assert_close_slice, oracle_file};
 use assert_cmd::Command;
-use common::{assert_close_slice, oracle_file};
 use lpips::bapps::{self, Metric, TrainConfig, TrainMode, Trainer, TwoAfcSet};
-use lpips::{Device, Lpips, Net, TrunkWeights};
+use lpips::weights::TrunkWeights;
+use lpips::{Device, Lpips, Net};
 use serde_json::Value;
 
 fn bapps_dir() -> PathBuf {

@@ -2,14 +2,19 @@
 
 mod eval;
 mod folders;
+mod info;
+mod terminal;
 mod train;
 mod weights;
+
+pub(crate) use terminal::progress_bar;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use lpips::{Lin, Lpips, LpipsError, Net, TrunkWeights};
+use lpips::weights::TrunkWeights;
+use lpips::{Lin, Lpips, LpipsError, Net};
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +75,17 @@ enum Command {
         targets: Vec<PathBuf>,
         #[command(flatten)]
         args: folders::FolderArgs,
+    },
+    /// What this lpips runs on: libtorch, CUDA/MPS devices, threads, the weight cache.
+    /// The first thing to run when a set-up misbehaves.
+    #[command(after_help = "Examples:\n  lpips info\n  lpips info --verify --format json")]
+    Info {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Also check the SHA-256 of each cached torchvision checkpoint.
+        #[arg(long)]
+        verify: bool,
     },
     /// BAPPS scores as in the paper: 2AFC and JND, for LPIPS and the L2/SSIM baselines.
     #[command(subcommand)]
@@ -141,8 +157,9 @@ impl ModelArgs {
                     .clone()
                     .map_or(TrunkWeights::Auto, TrunkWeights::File),
             )
+            .download_progress(terminal::download_bar())
             .build()
-            .map_err(|e| e.to_string())
+            .map_err(cli_error)
     }
 }
 
@@ -168,21 +185,6 @@ impl serde::Serialize for LinArg {
     }
 }
 
-/// A progress bar on stderr when it is a terminal (hidden when piped or `--quiet`).
-pub(crate) fn progress_bar(len: u64, quiet: bool, template: &str) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if quiet || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(template)
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
-}
-
 pub(crate) fn parse_net(s: &str) -> Result<Net, String> {
     s.parse().map_err(|e: LpipsError| e.to_string())
 }
@@ -201,8 +203,21 @@ pub(crate) fn parse_lin(s: &str) -> Result<LinArg, String> {
     }
 }
 
+/// A library error as the command line says it: with the flags that fix it.
+pub(crate) fn cli_error(e: LpipsError) -> String {
+    match &e {
+        LpipsError::TrunkNotFound { net, .. } => format!(
+            "{e}\n  on the command line: pass `--trunk PATH` (.pth or .safetensors with \
+             torchvision's names), or run `lpips weights fetch {net}` with network access \
+             and LPIPS_OFFLINE unset"
+        ),
+        _ => e.to_string(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    terminal::init_logger();
     // Keeps freed activation memory for the next batch (see the function's docs).
     lpips::tune_cpu_allocator();
     let result = match cli.command {
@@ -216,6 +231,7 @@ fn main() -> ExitCode {
             args,
         } => folders::run(folders::Mode::Ref(reference, targets), args),
         Command::Eval(command) => eval::run(command),
+        Command::Info { format, verify } => info::run(format, verify),
         Command::Train(args) => train::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -4,7 +4,7 @@
 //! `lpips.DSSIM` compute them, and the 2AFC/JND scores and `voc_ap` of
 //! `lpips.score_2afc_dataset`, `lpips.score_jnd_dataset` and `lpips.voc_ap`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

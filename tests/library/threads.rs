@@ -1,7 +1,7 @@
 //! One model, four threads: each thread takes a handle with `Lpips::share` (the weights
 //! are shared, not copied) and gets exactly the single-thread results.
 
-mod common;
+use crate::common;
 
 use lpips::{Lin, Net};
 

@@ -2,9 +2,9 @@
 //! for the same pixels; declared ranges are checked; sizes that differ are refused or,
 //! when asked, resized as the reference's `interpolate` would.
 
-mod common;
+use crate::common;
 
-use common::{assert_close, cli_oracle, oracle_file, read_tensors};
+use crate::common::{assert_close, cli_oracle, oracle_file, read_tensors};
 use image::{DynamicImage, ImageFormat};
 use lpips::{Chw, Hwc, HwcU8, InputRange, Lin, Lpips, LpipsError, Nchw, Net, Ranged, Resize};
 use ndarray::{Array3, Array4};

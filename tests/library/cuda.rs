@@ -1,11 +1,8 @@
 //! On a CUDA device (feature `cuda-tests`; `scripts/gpu_check.sh` builds and runs these on
 //! a GPU machine): the reference's outputs in f32, the half precisions within their
 //! bounds, gradients, and handles shared across threads.
-#![cfg(feature = "cuda-tests")]
 
-mod common;
-
-use common::{LINS, assert_close, oracle_file, read_tensors};
+use crate::common::{LINS, assert_close, oracle_file, read_tensors};
 use lpips::{Device, Lpips, Net, Precision};
 
 fn cuda() -> Device {

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use lpips::{Net, TorchvisionFile};
+use lpips::Net;
+use lpips::weights::TorchvisionFile;
 
 #[derive(Subcommand)]
 pub enum WeightsCommand {
@@ -51,7 +52,7 @@ fn check(file: &TorchvisionFile, path: &std::path::Path) -> Result<Check, String
     if path.extension().is_some_and(|e| e == "safetensors") {
         return Ok(Check::NoDigest);
     }
-    let found = lpips::sha256_file(path).map_err(|e| e.to_string())?;
+    let found = lpips::weights::sha256_file(path).map_err(|e| e.to_string())?;
     Ok(if found == file.sha256 {
         Check::Verified
     } else {
@@ -70,8 +71,8 @@ pub fn run(command: WeightsCommand) -> Result<(), String> {
             };
             let mut failures = Vec::new();
             for &net in &nets {
-                let cached = lpips::find_cached(net).ok();
-                match lpips::fetch(net, true) {
+                let cached = lpips::weights::find_cached(net).ok();
+                match lpips::weights::fetch(net, &mut crate::terminal::download_bar()) {
                     Ok(path) if cached.is_some() => {
                         println!("{net}: already in the cache: {}", path.display())
                     }
@@ -87,7 +88,7 @@ pub fn run(command: WeightsCommand) -> Result<(), String> {
             let mut failures = Vec::new();
             for &net in &nets {
                 let file = TorchvisionFile::of(net);
-                match lpips::find_cached(net) {
+                match lpips::weights::find_cached(net) {
                     Err(_) if named => failures.push(format!("{net}: not in the torch hub cache")),
                     Err(_) => println!("{net}: not in the cache"),
                     Ok(path) => match check(&file, &path)? {
@@ -107,7 +108,8 @@ pub fn run(command: WeightsCommand) -> Result<(), String> {
             finish(failures, nets.len())
         }
         WeightsCommand::Convert { input, output, net } => {
-            let net = lpips::convert_trunk(&input, &output, net).map_err(|e| e.to_string())?;
+            let net =
+                lpips::weights::convert_trunk(&input, &output, net).map_err(|e| e.to_string())?;
             println!("wrote {} ({net} trunk)", output.display());
             Ok(())
         }
@@ -118,7 +120,7 @@ fn list(format: crate::Format) -> Result<(), String> {
     let mut rows = Vec::new();
     for net in Net::ALL {
         let file = TorchvisionFile::of(net);
-        let row = match lpips::find_cached(net) {
+        let row = match lpips::weights::find_cached(net) {
             Ok(path) => {
                 let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 let status = match check(&file, &path)? {
@@ -140,7 +142,7 @@ fn list(format: crate::Format) -> Result<(), String> {
     match format {
         crate::Format::Json => println!("{}", serde_json::Value::Array(rows)),
         crate::Format::Text => {
-            if let Some(dir) = lpips::hub_checkpoint_dir() {
+            if let Some(dir) = lpips::weights::hub_checkpoint_dir() {
                 println!("torch hub cache: {}", dir.display());
             }
             for r in rows {

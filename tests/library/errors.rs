@@ -1,6 +1,7 @@
 //! Each error path: a typed error with the facts, never a panic.
 
-use lpips::{Device, InputRange, Lin, Lpips, LpipsError, Net, Tensor, TrunkWeights};
+use lpips::weights::TrunkWeights;
+use lpips::{Device, InputRange, Lin, Lpips, LpipsError, Net, Tensor};
 use tch::Kind;
 
 fn random_model(net: Net) -> Lpips {
@@ -107,7 +108,7 @@ fn non_finite_inputs() {
     let inf = ok.copy();
     let _ = inf.get(0).get(2).get(0).get(0).fill_(f64::INFINITY);
     assert!(matches!(
-        m.distance_batch(&ok, &inf),
+        m.distances(&ok, &inf),
         Err(LpipsError::NonFinite { which: "in1" })
     ));
 }
@@ -117,9 +118,9 @@ fn inputs_of_other_kinds_and_ranges_work() {
     let m = random_model(Net::Squeeze);
     let a = images(1, 20, 24);
     let b = images(1, 20, 24);
-    let f32_out = m.distance_batch(&a, &b).unwrap();
+    let f32_out = m.distances(&a, &b).unwrap();
     let f64_out = m
-        .distance_batch(&a.to_kind(Kind::Double), &b.to_kind(Kind::Double))
+        .distances(&a.to_kind(Kind::Double), &b.to_kind(Kind::Double))
         .unwrap();
     assert!((f32_out[0] - f64_out[0]).abs() < 1e-6);
     let unit = Lpips::builder()
@@ -130,7 +131,7 @@ fn inputs_of_other_kinds_and_ranges_work() {
         .unwrap();
     // Different random trunk, so only check it runs and is finite.
     let d = unit
-        .distance_batch(&((&a + 1.0) / 2.0), &((&b + 1.0) / 2.0))
+        .distances(&((&a + 1.0) / 2.0), &((&b + 1.0) / 2.0))
         .unwrap();
     assert!(d[0].is_finite() && d[0] > 0.0);
 }

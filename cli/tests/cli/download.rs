@@ -2,7 +2,7 @@
 //! connection dropped mid-file (nothing left behind either way), offline mode, and a
 //! cached file used without any network access.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::common::oracle_file;
 use assert_cmd::Command;
-use common::oracle_file;
 use sha2::{Digest, Sha256};
 
 #[derive(Clone, Copy)]
@@ -82,7 +82,14 @@ fn library_download_verified_success_mismatch_and_drop() {
 
     let ok = serve(body.clone(), Serve::Full);
     let url = format!("{}file.pth", ok.base);
-    lpips::download_verified(&url, &sha256(&body), Some(body.len() as u64), &dest, false).unwrap();
+    lpips::weights::download_verified(
+        &url,
+        &sha256(&body),
+        Some(body.len() as u64),
+        &dest,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     assert_eq!(
         dir_entries(dest.parent().unwrap()),
@@ -92,7 +99,7 @@ fn library_download_verified_success_mismatch_and_drop() {
     std::fs::remove_file(&dest).unwrap();
 
     let wrong = "0".repeat(64);
-    match lpips::download_verified(&url, &wrong, None, &dest, false) {
+    match lpips::weights::download_verified(&url, &wrong, None, &dest, &mut |_| {}) {
         Err(lpips::LpipsError::DigestMismatch {
             expected, found, ..
         }) => {
@@ -108,7 +115,8 @@ fn library_download_verified_success_mismatch_and_drop() {
 
     let dropped = serve(body.clone(), Serve::Drop);
     let url = format!("{}file.pth", dropped.base);
-    let e = lpips::download_verified(&url, &sha256(&body), None, &dest, false).unwrap_err();
+    let e = lpips::weights::download_verified(&url, &sha256(&body), None, &dest, &mut |_| {})
+        .unwrap_err();
     assert!(matches!(e, lpips::LpipsError::Download { .. }), "{e:?}");
     assert!(
         dir_entries(dest.parent().unwrap()).is_empty(),
@@ -116,12 +124,12 @@ fn library_download_verified_success_mismatch_and_drop() {
     );
 
     // More bytes than expected: stopped, nothing left.
-    let e = lpips::download_verified(
+    let e = lpips::weights::download_verified(
         &format!("{}file.pth", ok.base),
         &sha256(&body),
         Some(1000),
         &dest,
-        false,
+        &mut |_| {},
     )
     .unwrap_err();
     assert!(matches!(e, lpips::LpipsError::Download { .. }), "{e:?}");
@@ -143,7 +151,7 @@ fn cli_fetch_rejects_wrong_digest_and_dropped_connections() {
     // Not torchvision's squeezenet, but of its exact size: only the digest can tell.
     let mut body = std::fs::read(oracle_file("ckpt_squeeze_full_zip.pth")).unwrap();
     body.resize(
-        lpips::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize,
+        lpips::weights::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize,
         0,
     );
     for mode in [Serve::Full, Serve::Drop] {
@@ -167,7 +175,7 @@ fn cli_fetch_rejects_wrong_digest_and_dropped_connections() {
     }
     // `compare` without --trunk tries the same download and says how to fix it.
     let server = serve(body.clone(), Serve::Full);
-    let out = common::compare_squeeze_pair(&mut cli(home.path(), &server.base))
+    let out = crate::compare_squeeze_pair(&mut cli(home.path(), &server.base))
         .assert()
         .failure();
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
@@ -205,7 +213,7 @@ fn cached_checkpoint_is_used_without_network_and_verify_reports_it() {
     let checkpoints = home.path().join("hub/checkpoints");
     let server = serve(vec![0; 10], Serve::Full);
     let want = common::cli_oracle();
-    let got = common::printed_distance(common::compare_squeeze_pair(&mut cli(
+    let got = crate::printed_distance(crate::compare_squeeze_pair(&mut cli(
         home.path(),
         &server.base,
     )));
@@ -253,8 +261,8 @@ fn cached_checkpoint_is_used_without_network_and_verify_reports_it() {
         .arg(&converted)
         .assert()
         .success();
-    let again = common::printed_distance(
-        common::compare_squeeze_pair(&mut cli(home.path(), &server.base))
+    let again = crate::printed_distance(
+        crate::compare_squeeze_pair(&mut cli(home.path(), &server.base))
             .arg("--trunk")
             .arg(&converted),
     );

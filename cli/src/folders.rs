@@ -417,7 +417,8 @@ impl State<'_> {
     fn run_batch(&mut self, batch: Vec<(usize, Tensor)>) -> Result<(), String> {
         let ids: Vec<usize> = batch.iter().map(|(id, _)| *id).collect();
         let stacked = Tensor::cat(&batch.into_iter().map(|(_, t)| t).collect::<Vec<_>>(), 0);
-        let feats = tch::no_grad(|| self.model.features(&stacked)).map_err(|e| e.to_string())?;
+        let feats =
+            lpips::tch::no_grad(|| self.model.features(&stacked)).map_err(|e| e.to_string())?;
         for (k, id) in ids.into_iter().enumerate() {
             self.feats.insert(id, feats.narrow(k as i64, 1));
             self.arrived(id);
@@ -479,7 +480,7 @@ impl State<'_> {
             row.error = Some(reason);
             return row;
         }
-        let result = tch::no_grad(|| -> lpips::Result<(f32, Option<String>)> {
+        let result = lpips::tch::no_grad(|| -> lpips::Result<(f32, Option<String>)> {
             let d = self
                 .model
                 .compare_features(fa, fb, false)?
@@ -513,7 +514,7 @@ impl State<'_> {
         let map = self.model.compare_features(fa, fb, true)?;
         let (h, w) = (map.size()[2] as usize, map.size()[3] as usize);
         let values = Vec::<f32>::try_from(map.flatten(0, -1))?;
-        let map = ndarray::Array2::from_shape_vec((h, w), values).expect("H x W values");
+        let map = lpips::ndarray::Array2::from_shape_vec((h, w), values).expect("H x W values");
         let path = match self.args.spatial_format {
             SpatialFormat::Png => dir.join(format!("pair_{index:06}.png")),
             SpatialFormat::Npy => dir.join(format!("pair_{index:06}.npy")),

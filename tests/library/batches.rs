@@ -1,8 +1,8 @@
 //! Batches: pairs, one against many, the all-pairs matrix, features computed once.
 
-mod common;
+use crate::common;
 
-use common::{assert_close, assert_close_slice, read_tensors};
+use crate::common::{assert_close, assert_close_slice, read_tensors};
 use lpips::{Lin, Net};
 
 #[test]

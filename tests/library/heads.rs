@@ -1,9 +1,10 @@
 //! The embedded linear heads equal the reference package's own files (converted by the
 //! oracle script straight from `lpips/weights/v*/*.pth`).
 
-mod common;
+use crate::common;
 
-use lpips::{Net, Version, linear_heads};
+use lpips::weights::linear_heads;
+use lpips::{Net, Version};
 
 #[test]
 fn embedded_heads_equal_reference_files() {

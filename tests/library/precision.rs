@@ -3,9 +3,7 @@
 //! floor): f16 within 0.2% + 1e-5, bf16 within 1% + 1e-4 (measured here: 2.6e-4 and
 //! 2.1e-3 at worst, CPU).
 
-mod common;
-
-use common::{LINS, oracle_file, read_tensors};
+use crate::common::{LINS, oracle_file, read_tensors};
 use lpips::{Lpips, Net, Precision};
 
 fn worst(precision: Precision) -> f64 {

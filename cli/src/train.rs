@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use lpips::Net;
 use lpips::bapps::{self, Metric, TrainConfig, TrainMode, Trainer};
-use lpips::{Net, TrunkWeights};
+use lpips::weights::TrunkWeights;
 
 #[derive(Args)]
 pub struct TrainArgs {

@@ -3,9 +3,10 @@
 //! all-zero features give a finite gradient, an optimised image gets closer (memory over
 //! repeated steps: tests/memory.rs, alone in its process so that RSS means something).
 
-mod common;
+use crate::common;
 
-use lpips::{Device, Lin, Lpips, Net, Tensor, TrunkWeights};
+use lpips::weights::TrunkWeights;
+use lpips::{Device, Lin, Lpips, Net, Tensor};
 use tch::Kind;
 
 #[test]

@@ -2,9 +2,9 @@
 //! random trunks: 3 nets x v0.1/v0.0/none x scalar/spatial/per-layer, a batch of 3 at
 //! non-square sizes, plus the [0, 1] input option.
 
-mod common;
+use crate::common;
 
-use common::{LINS, assert_close, model, read_tensors};
+use crate::common::{LINS, assert_close, model, read_tensors};
 use lpips::{InputRange, Lpips, Net};
 
 fn check_net(net: Net) {
@@ -23,7 +23,7 @@ fn check_net(net: Net) {
             let key = format!("{label}/scalar_layer{k}");
             assert_close(layer, &oracle[&key], &format!("{net} {key}"));
         }
-        let batch = scalar.distance_batch(in0, in1).unwrap();
+        let batch = scalar.distances(in0, in1).unwrap();
         let want = Vec::<f32>::try_from(oracle[&format!("{label}/scalar")].flatten(0, -1)).unwrap();
         common::assert_close_slice(&batch, &want, &format!("{net} {label} distance_batch"));
         // The last pair is identical: exactly zero.

@@ -1,10 +1,10 @@
 //! `lpips compare` end to end against the reference: images read by the reference's own
 //! `load_image`/`im2tensor` (OpenCV), distances and maps from its model.
 
-mod common;
+use crate::common;
 
+use crate::common::{LINS, cli_oracle, oracle_file};
 use assert_cmd::Command;
-use common::{LINS, cli_oracle, oracle_file};
 use lpips::Net;
 
 fn lpips_cmd() -> Command {
@@ -218,7 +218,7 @@ fn trunk_found_in_torch_hub_cache() {
     cmd.env_remove("XDG_CACHE_HOME")
         .env("TORCH_HOME", home.path());
     close(
-        common::printed_distance(common::compare_squeeze_pair(&mut cmd)),
+        crate::printed_distance(crate::compare_squeeze_pair(&mut cmd)),
         want,
         "TORCH_HOME",
     );
@@ -230,7 +230,7 @@ fn trunk_found_in_torch_hub_cache() {
     cmd.env_remove("TORCH_HOME")
         .env("XDG_CACHE_HOME", cache.path());
     close(
-        common::printed_distance(common::compare_squeeze_pair(&mut cmd)),
+        crate::printed_distance(crate::compare_squeeze_pair(&mut cmd)),
         want,
         "XDG_CACHE_HOME",
     );
@@ -246,6 +246,6 @@ fn trunk_checkpoints_in_both_formats() {
             .arg(oracle_file("img_alex_1.png"))
             .arg("--trunk")
             .arg(oracle_file(file));
-        close(common::printed_distance(&mut cmd), want, file);
+        close(crate::printed_distance(&mut cmd), want, file);
     }
 }

@@ -1,10 +1,9 @@
 //! The `torch.save` reader: checkpoints written by the reference's torch in both formats,
 //! the reference's own head files, and hostile or broken files.
 
-mod common;
-
-use common::{LINS, assert_close, oracle_file, read_tensors};
-use lpips::{Lin, Lpips, LpipsError, Net, Tensor, Version, linear_heads, read_checkpoint};
+use crate::common::{LINS, assert_close, oracle_file, read_tensors};
+use lpips::weights::{linear_heads, read_checkpoint};
+use lpips::{Lin, Lpips, LpipsError, Net, Tensor, Version};
 
 /// A checkpoint gives the same distances as the reference on the same trunk.
 fn check_distances(net: Net, checkpoint: &str) {

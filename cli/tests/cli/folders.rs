@@ -2,13 +2,13 @@
 //! reported with the rest still measured, sharding covering each pair exactly once, and
 //! results equal to the library's (and, for the oracle's pair, the reference's).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::common::{cli_oracle, oracle_file};
 use assert_cmd::Command;
-use common::{cli_oracle, oracle_file};
 use lpips::{Lin, Net};
 
 fn lpips() -> Command {

@@ -2,14 +2,15 @@
 //! (written by scripts/gen_train_oracle.py in this crate's checkpoint format), three
 //! optimisation steps with dropout off, the same weights after, within 1e-6 + 1e-4|ref|.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use common::{assert_close, oracle_file};
+use crate::common::{assert_close, oracle_file};
 use lpips::bapps::{Trainer, TwoAfcSet};
-use lpips::{Device, Tensor, TrunkWeights};
+use lpips::weights::TrunkWeights;
+use lpips::{Device, Tensor};
 
 fn train_dir() -> PathBuf {
     let dir = oracle_file("train");

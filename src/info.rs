@@ -1,0 +1,87 @@
+//! What this build of lpips runs on: the first thing to look at when a set-up misbehaves
+//! (`lpips info` prints it).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::Net;
+use crate::weights::{TorchvisionFile, find_cached, hub_checkpoint_dir};
+
+/// The facts [`info`] gathers.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Info {
+    /// This crate's version.
+    pub lpips_version: &'static str,
+    /// The libtorch this build was linked against, as its files state it (for a Python
+    /// wheel, e.g. `2.11.0+cu130`); `None` when it could not be read at build time.
+    pub libtorch_version: Option<&'static str>,
+    /// The folder of libtorch's shared libraries at build time.
+    pub libtorch_lib: Option<&'static str>,
+    /// Whether libtorch's CUDA support is loaded in this process (`libtorch_cuda`).
+    pub cuda_compiled: bool,
+    /// Whether a CUDA device can be used now.
+    pub cuda_available: bool,
+    /// How many CUDA devices libtorch sees.
+    pub cuda_devices: i64,
+    /// Whether cuDNN can be used.
+    pub cudnn_available: bool,
+    /// Whether Apple's Metal (MPS) backend is there.
+    pub mps_available: bool,
+    /// libtorch's intra-op thread count.
+    pub threads: i32,
+    /// The torch hub cache folder where trunk weights are looked for.
+    pub hub_dir: Option<PathBuf>,
+    /// Each trunk's weights in that cache.
+    pub trunks: Vec<TrunkStatus>,
+}
+
+/// One trunk's weight file in the hub cache.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct TrunkStatus {
+    /// The trunk.
+    pub net: Net,
+    /// The file found (torchvision's checkpoint, or a safetensors conversion beside it).
+    pub path: Option<PathBuf>,
+    /// Whether the checkpoint's SHA-256 is the published one: `None` when not checked
+    /// (not asked, no file, or a conversion, which has no published digest).
+    pub verified: Option<bool>,
+}
+
+/// The libtorch, devices, threads and weight files this process sees. With `verify`, the
+/// cached torchvision checkpoints are hashed (about a second per 250 MB).
+pub fn info(verify: bool) -> Info {
+    let trunks = Net::ALL
+        .iter()
+        .map(|&net| {
+            let path = find_cached(net).ok();
+            let file = TorchvisionFile::of(net);
+            let verified = match &path {
+                Some(p) if verify && p.file_name().is_some_and(|n| n == file.file_name) => {
+                    Some(file.verify(p).unwrap_or(false))
+                }
+                _ => None,
+            };
+            TrunkStatus {
+                net,
+                path,
+                verified,
+            }
+        })
+        .collect();
+    Info {
+        lpips_version: env!("CARGO_PKG_VERSION"),
+        libtorch_version: option_env!("LPIPS_LIBTORCH_VERSION"),
+        libtorch_lib: option_env!("LPIPS_LIBTORCH_LIB"),
+        cuda_compiled: tch::utils::has_cuda(),
+        cuda_available: tch::Cuda::is_available(),
+        cuda_devices: tch::Cuda::device_count(),
+        cudnn_available: tch::Cuda::cudnn_is_available(),
+        mps_available: tch::utils::has_mps(),
+        threads: tch::get_num_threads(),
+        hub_dir: hub_checkpoint_dir(),
+        trunks,
+    }
+}

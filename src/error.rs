@@ -180,6 +180,14 @@ pub enum LpipsError {
         /// Why.
         source: std::io::Error,
     },
+    /// A path given as a file is a folder, FIFO, socket or device.
+    #[error("{}: is {kind}, not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// A name given for a setting is not one of its values.
     #[error("unknown {what} `{value}`; expected one of: {expected}")]
     Parse {

@@ -19,7 +19,8 @@ pub struct Info {
     pub libtorch_version: Option<&'static str>,
     /// The folder of libtorch's shared libraries at build time.
     pub libtorch_lib: Option<&'static str>,
-    /// Whether libtorch's CUDA support is loaded in this process (`libtorch_cuda`).
+    /// Whether libtorch's CUDA support is loaded in this process (`libtorch_cuda` mapped,
+    /// on Linux), whether or not a device is there.
     pub cuda_compiled: bool,
     /// Whether a CUDA device can be used now.
     pub cuda_available: bool,
@@ -75,7 +76,7 @@ pub fn info(verify: bool) -> Info {
         lpips_version: env!("CARGO_PKG_VERSION"),
         libtorch_version: option_env!("LPIPS_LIBTORCH_VERSION"),
         libtorch_lib: option_env!("LPIPS_LIBTORCH_LIB"),
-        cuda_compiled: tch::utils::has_cuda(),
+        cuda_compiled: cuda_library_loaded() || tch::Cuda::is_available(),
         cuda_available: tch::Cuda::is_available(),
         cuda_devices: tch::Cuda::device_count(),
         cudnn_available: tch::Cuda::cudnn_is_available(),
@@ -84,4 +85,10 @@ pub fn info(verify: bool) -> Info {
         hub_dir: hub_checkpoint_dir(),
         trunks,
     }
+}
+
+/// Whether `libtorch_cuda` is mapped into this process: the linker drops it from a
+/// binary that never calls into it, and then CUDA is never seen.
+fn cuda_library_loaded() -> bool {
+    std::fs::read_to_string("/proc/self/maps").is_ok_and(|maps| maps.contains("libtorch_cuda"))
 }

@@ -160,6 +160,7 @@ pub mod bapps;
 mod checkpoint;
 mod config;
 mod error;
+pub mod files;
 mod image_io;
 mod info;
 mod input;

@@ -1,5 +1,6 @@
 //! Writing distance maps: NumPy `.npy` for numbers, colour-mapped PNG for eyes.
 
+use std::io::Write;
 use std::path::Path;
 
 use image::{Rgb, RgbImage};
@@ -9,23 +10,23 @@ use crate::error::{LpipsError, Result};
 
 /// Writes the map as a little-endian float32 NumPy `.npy` file (`H x W`).
 pub fn write_npy(path: impl AsRef<Path>, map: &Array2<f32>) -> Result<()> {
-    let path = path.as_ref();
-    ndarray_npy::write_npy(path, map).map_err(|e| {
-        LpipsError::io(
-            path,
-            match e {
+    use ndarray_npy::WriteNpyExt;
+    crate::files::write_atomic(path.as_ref(), |file| {
+        map.write_npy(std::io::BufWriter::new(file))
+            .map_err(|e| match e {
                 ndarray_npy::WriteNpyError::Io(io) => io,
                 other => std::io::Error::other(other.to_string()),
-            },
-        )
+            })
     })
 }
 
-/// Writes the map as a PNG heat map (viridis) with a colour bar below it.
+/// Writes the map as a PNG heat map (viridis) with a colour bar below it (needs the
+/// `png` feature).
 ///
 /// Colours run from 0 (dark purple, the bar's left end) to `scale_max` (yellow, the bar's
 /// right end); larger values saturate. With `scale_max` `None` the map's own maximum is
 /// used. Returns the scale maximum used.
+#[cfg(feature = "png")]
 pub fn write_heatmap(
     path: impl AsRef<Path>,
     map: &Array2<f32>,
@@ -56,9 +57,9 @@ pub fn write_heatmap(
             img.put_pixel(x as u32, y as u32, colour(v));
         }
     }
-    img.save(path).map_err(|source| LpipsError::Image {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| LpipsError::io(path, std::io::Error::other(e.to_string())))?;
+    crate::files::write_atomic(path, |file| file.write_all(&png))?;
     Ok(max)
 }

@@ -606,18 +606,7 @@ pub(crate) fn emit(out: Option<&Path>, buf: &[u8]) -> Result<(), String> {
     match out {
         None => std::io::stdout().write_all(buf).map_err(io),
         Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".lpips-out-")
-                .tempfile_in(dir)
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
-            tmp.write_all(buf).map_err(io)?;
-            tmp.persist(path)
-                .map_err(|e| format!("{}: {}", path.display(), e.error))?;
-            Ok(())
+            lpips::files::write_atomic(path, |f| f.write_all(buf)).map_err(|e| e.to_string())
         }
     }
 }

@@ -636,10 +636,7 @@ fn torchvision_init(model: &Lpips) {
 }
 
 fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    let file = std::fs::File::open(path).map_err(|e| LpipsError::io(path, e))?;
-    // SAFETY: read-only map of a file not expected to change while read; only the header
-    // is touched.
-    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| LpipsError::io(path, e))?;
+    let bytes = crate::files::map_file(path)?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
         LpipsError::TrainCheckpoint {
             path: path.to_path_buf(),
@@ -671,18 +668,12 @@ fn write_safetensors(
             (name.as_str(), view)
         })
         .collect();
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| LpipsError::io(dir, e))?;
-    safetensors::serialize_to_file(views, &Some(meta), tmp.path()).map_err(|e| {
-        LpipsError::WeightFormat {
-            source_name: path.display().to_string(),
-            reason: format!("cannot write ({e:?})"),
-        }
-    })?;
-    tmp.persist(path)
-        .map_err(|e| LpipsError::io(path, e.error))?;
-    Ok(())
+    crate::files::write_atomic_path(path, |tmp| {
+        safetensors::serialize_to_file(views, &Some(meta), tmp).map_err(|e| {
+            LpipsError::WeightFormat {
+                source_name: path.display().to_string(),
+                reason: format!("cannot write ({e:?})"),
+            }
+        })
+    })
 }

@@ -6,7 +6,6 @@ pub(crate) mod index;
 pub(crate) mod pickle;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
 
 use tch::{Kind, Tensor};
@@ -55,9 +54,7 @@ fn kind(dtype: Dtype) -> Kind {
 impl Checkpoint {
     pub(crate) fn open(path: &Path) -> Result<Checkpoint> {
         let source_name = path.display().to_string();
-        let file = File::open(path).map_err(|e| LpipsError::io(path, e))?;
-        // SAFETY: read-only map of a file that is not expected to change while read.
-        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| LpipsError::io(path, e))?;
+        let bytes = crate::files::map_file(path)?;
         let Index { tensors, storages } =
             index::index(&bytes).map_err(|e| convert_error(&source_name, e))?;
         Ok(Checkpoint {

@@ -280,17 +280,9 @@ pub fn convert_trunk(input: &Path, output: &Path, net: Option<Net>) -> Result<Ne
         let _trunk = crate::trunk::Trunk::new(&vs.root(), net);
         match trunk_tensors(&vs.variables(), &mut read_trunk_file(input)?) {
             Ok(tensors) => {
-                let dir = output
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                let tmp = tempfile::Builder::new()
-                    .prefix(".lpips-convert-")
-                    .tempfile_in(dir)
-                    .map_err(|e| LpipsError::io(dir, e))?;
-                Tensor::write_safetensors(&tensors, tmp.path())?;
-                tmp.persist(output)
-                    .map_err(|e| LpipsError::io(output, e.error))?;
+                crate::files::write_atomic_path(output, |tmp| {
+                    Ok(Tensor::write_safetensors(&tensors, tmp)?)
+                })?;
                 return Ok(net);
             }
             Err(e) if candidates.len() == 1 => return Err(e),

@@ -1,4 +1,3 @@
-use std::fs::File;
 use std::ops::Deref;
 use std::path::Path;
 
@@ -26,11 +25,7 @@ impl Deref for SafetensorsBytes {
 
 /// Maps a safetensors file without reading its tensor data.
 pub(crate) fn open(path: &Path) -> Result<SafetensorsBytes> {
-    let file = File::open(path).map_err(|e| LpipsError::io(path, e))?;
-    // SAFETY: read-only map; a file truncated under us could fault, as with any mmap
-    // reader; weights are not expected to change while a model loads.
-    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| LpipsError::io(path, e))?;
-    Ok(SafetensorsBytes::Mapped(mmap))
+    Ok(SafetensorsBytes::Mapped(crate::files::map_file(path)?))
 }
 
 pub(crate) fn validate(bytes: &[u8], source_name: &str) -> Result<()> {

@@ -71,9 +71,9 @@ fn triplets(c: &mut Criterion) {
                 let f = model
                     .features(Ranged(&images, InputRange::MinusOneToOne))
                     .unwrap();
-                let r = f.narrow(0, batch);
-                let d0 = model.compare_features(&r, &f.narrow(batch, batch), false);
-                let d1 = model.compare_features(&r, &f.narrow(2 * batch, batch), false);
+                let r = f.narrow(0, batch).unwrap();
+                let d0 = model.compare_features(&r, &f.narrow(batch, batch).unwrap(), false);
+                let d1 = model.compare_features(&r, &f.narrow(2 * batch, batch).unwrap(), false);
                 (d0.unwrap(), d1.unwrap())
             })
         });

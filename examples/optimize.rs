@@ -61,8 +61,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let net: Net = args.net.parse()?;
     let trunk = args.trunk.map_or(TrunkWeights::Auto, TrunkWeights::File);
     let loss_fn = Lpips::builder().net(net).trunk(trunk).build()?;
-    let target = lpips::image_to_tensor(&lpips::load_image(&args.target)?);
-    let start = lpips::image_to_tensor(&lpips::load_image(&args.start)?);
+    let target = lpips::image_to_tensor(&lpips::load_image(&args.target)?)?;
+    let start = lpips::image_to_tensor(&lpips::load_image(&args.start)?)?;
     if target.size() != start.size() {
         return Err(format!("sizes differ: {:?} vs {:?}", target.size(), start.size()).into());
     }

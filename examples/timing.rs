@@ -52,9 +52,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _guard = tch::no_grad_guard();
             let all = Tensor::cat(&[&a, &b, &c], 0);
             let f = model.features(Ranged(&all, InputRange::MinusOneToOne))?;
-            let r = f.narrow(0, batch);
-            let d0 = model.compare_features(&r, &f.narrow(batch, batch), false)?;
-            let d1 = model.compare_features(&r, &f.narrow(2 * batch, batch), false)?;
+            let r = f.narrow(0, batch)?;
+            let d0 = model.compare_features(&r, &f.narrow(batch, batch)?, false)?;
+            let d1 = model.compare_features(&r, &f.narrow(2 * batch, batch)?, false)?;
             // Values to the host, as a caller scoring triplets needs them.
             let _ = (
                 Vec::<f32>::try_from(d0.flatten(0, -1))?,

@@ -34,17 +34,13 @@ impl Net {
 
     /// Channels of each tapped layer.
     pub fn channels(self) -> &'static [i64] {
-        match self {
-            Net::Alex => &[64, 192, 384, 256, 256],
-            Net::Vgg => &[64, 128, 256, 512, 512],
-            Net::Squeeze => &[64, 128, 256, 384, 384, 512, 512],
-        }
+        self.spec().channels
     }
 
     /// The smallest height and width the trunk accepts (alex 31, vgg 16, squeeze 17),
     /// computed from its layers.
     pub fn min_side(self) -> i64 {
-        crate::trunk::min_side(self)
+        self.spec().min_side()
     }
 }
 

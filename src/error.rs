@@ -76,6 +76,22 @@ pub enum LpipsError {
         /// `"in0"` or `"in1"`.
         which: &'static str,
     },
+    /// A distance came out NaN or infinite (e.g. weights that overflow): never a result.
+    #[error("distance {index} of the batch is NaN or infinite (overflowing weights or inputs?)")]
+    NonFiniteDistance {
+        /// Its index in the batch (for a map, the index of the first bad value).
+        index: i64,
+    },
+    /// A range of images outside the batch was asked for.
+    #[error("images {start}..{} asked for, but the batch holds {n}", start + len)]
+    OutOfBatch {
+        /// First image asked for.
+        start: i64,
+        /// How many.
+        len: i64,
+        /// Images in the batch.
+        n: i64,
+    },
     /// A weight the model needs is absent from the weight source.
     #[error("weight `{key}` (shape {expected:?}) is missing from {source_name}")]
     MissingWeight {

@@ -10,6 +10,37 @@ use tch::{Kind, Tensor};
 use crate::config::InputRange;
 use crate::error::{LpipsError, Result};
 
+/// An input converted for the model: `N x 3 x H x W` f32 values in [-1, 1] on the CPU
+/// (before any range check).
+#[derive(Debug)]
+pub struct Canonical {
+    /// The images.
+    pub tensor: Tensor,
+    /// The range the values were declared in (for error messages).
+    pub declared: InputRange,
+    /// Whether they came from integer pixels that this crate converted (then they are in
+    /// range by construction, and a bright image is not a [0, 1] mistake).
+    pub from_pixels: bool,
+}
+
+impl Canonical {
+    fn declared(tensor: Tensor, declared: InputRange) -> Canonical {
+        Canonical {
+            tensor,
+            declared,
+            from_pixels: false,
+        }
+    }
+
+    fn pixels(tensor: Tensor) -> Canonical {
+        Canonical {
+            tensor,
+            declared: InputRange::MinusOneToOne,
+            from_pixels: true,
+        }
+    }
+}
+
 /// An image or a batch of images the model can compare.
 ///
 /// Implemented for [`DynamicImage`] (every pixel type), file paths (any format the
@@ -18,8 +49,8 @@ use crate::error::{LpipsError, Result};
 /// model's own [`InputRange`]).
 pub trait ImageInput {
     /// The images as an `N x 3 x H x W` f32 tensor on the CPU, values in [-1, 1]
-    /// (before any range check), and the range they were declared in.
-    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)>;
+    /// (before any range check), with the range they were declared in.
+    fn to_canonical(&self, model_range: InputRange) -> Result<Canonical>;
 }
 
 /// An `H x W x C` u8 array (C = 1, 3 or 4; grey is replicated, alpha dropped), 0..255.
@@ -42,11 +73,11 @@ pub struct Nchw<'a>(pub ArrayView4<'a, f32>, pub InputRange);
 #[derive(Debug)]
 pub struct Ranged<'a>(pub &'a Tensor, pub InputRange);
 
-fn to_minus_one_one(x: Tensor, range: InputRange) -> Tensor {
-    match range {
+fn to_minus_one_one(x: Tensor, range: InputRange) -> Result<Tensor> {
+    Ok(match range {
         InputRange::MinusOneToOne => x,
-        InputRange::ZeroToOne => x * 2.0 - 1.0,
-    }
+        InputRange::ZeroToOne => x.f_mul_scalar(2.0)?.f_sub_scalar(1.0)?,
+    })
 }
 
 fn bad_shape(shape: &[usize]) -> LpipsError {
@@ -59,7 +90,7 @@ fn bad_shape(shape: &[usize]) -> LpipsError {
 impl ImageInput for DynamicImage {
     /// 8-bit images exactly as the reference reads them (`v / 127.5 - 1`); 16-bit and
     /// float images at their full precision.
-    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, _: InputRange) -> Result<Canonical> {
         let (w, h) = (self.width() as i64, self.height() as i64);
         let eight_bit = matches!(
             self,
@@ -75,52 +106,54 @@ impl ImageInput for DynamicImage {
                 .into_iter()
                 .map(|v| (f64::from(v) / 127.5 - 1.0) as f32)
                 .collect();
-            Tensor::from_slice(&data)
+            Tensor::f_from_slice(&data)?
         } else {
             let data = self.to_rgb32f().into_raw();
-            Tensor::from_slice(&data) * 2.0 - 1.0
+            Tensor::f_from_slice(&data)?
+                .f_mul_scalar(2.0)?
+                .f_sub_scalar(1.0)?
         };
         let x = hwc
-            .view([h, w, 3])
-            .permute([2, 0, 1])
-            .unsqueeze(0)
-            .contiguous();
-        Ok((x, InputRange::MinusOneToOne))
+            .f_view([h, w, 3])?
+            .f_permute([2, 0, 1])?
+            .f_unsqueeze(0)?
+            .f_contiguous()?;
+        Ok(Canonical::pixels(x))
     }
 }
 
 impl ImageInput for Path {
-    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         crate::image_io::load_image(self)?.to_canonical(model_range)
     }
 }
 
 impl ImageInput for PathBuf {
-    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         self.as_path().to_canonical(model_range)
     }
 }
 
 impl ImageInput for str {
-    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         Path::new(self).to_canonical(model_range)
     }
 }
 
 impl ImageInput for String {
-    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         Path::new(self).to_canonical(model_range)
     }
 }
 
 impl ImageInput for std::ffi::OsStr {
-    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         Path::new(self).to_canonical(model_range)
     }
 }
 
 impl ImageInput for HwcU8<'_> {
-    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, _: InputRange) -> Result<Canonical> {
         let (h, w, c) = self.0.dim();
         if !matches!(c, 1 | 3 | 4) {
             return Err(bad_shape(&[h, w, c]));
@@ -130,87 +163,81 @@ impl ImageInput for HwcU8<'_> {
             .iter()
             .map(|&v| (f64::from(v) / 127.5 - 1.0) as f32)
             .collect();
-        let x = Tensor::from_slice(&data)
-            .view([h as i64, w as i64, c as i64])
-            .permute([2, 0, 1]);
+        let x = Tensor::f_from_slice(&data)?
+            .f_view([h as i64, w as i64, c as i64])?
+            .f_permute([2, 0, 1])?;
         let x = match c {
-            1 => x.expand([3, h as i64, w as i64], false),
-            _ => x.narrow(0, 0, 3),
+            1 => x.f_expand([3, h as i64, w as i64], false)?,
+            _ => x.f_narrow(0, 0, 3)?,
         };
-        Ok((x.unsqueeze(0).contiguous(), InputRange::MinusOneToOne))
+        Ok(Canonical::pixels(x.f_unsqueeze(0)?.f_contiguous()?))
     }
 }
 
-fn from_f32_view(data: Vec<f32>, shape: [i64; 4], range: InputRange) -> (Tensor, InputRange) {
-    (
-        to_minus_one_one(Tensor::from_slice(&data).view(shape), range),
-        range,
-    )
+fn from_f32_view(data: Vec<f32>, shape: [i64; 4], range: InputRange) -> Result<Canonical> {
+    let x = Tensor::f_from_slice(&data)?.f_view(shape)?;
+    Ok(Canonical::declared(to_minus_one_one(x, range)?, range))
 }
 
 impl ImageInput for Hwc<'_> {
-    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, _: InputRange) -> Result<Canonical> {
         let (h, w, c) = self.0.dim();
         if c != 3 {
             return Err(bad_shape(&[h, w, c]));
         }
         let chw = self.0.permuted_axes([2, 0, 1]);
         let data: Vec<f32> = chw.iter().copied().collect();
-        Ok(from_f32_view(data, [1, 3, h as i64, w as i64], self.1))
+        from_f32_view(data, [1, 3, h as i64, w as i64], self.1)
     }
 }
 
 impl ImageInput for Chw<'_> {
-    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, _: InputRange) -> Result<Canonical> {
         let (c, h, w) = self.0.dim();
         if c != 3 {
             return Err(bad_shape(&[c, h, w]));
         }
         let data: Vec<f32> = self.0.iter().copied().collect();
-        Ok(from_f32_view(data, [1, 3, h as i64, w as i64], self.1))
+        from_f32_view(data, [1, 3, h as i64, w as i64], self.1)
     }
 }
 
 impl ImageInput for Nchw<'_> {
-    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, _: InputRange) -> Result<Canonical> {
         let (n, c, h, w) = self.0.dim();
         if c != 3 {
             return Err(bad_shape(&[n, c, h, w]));
         }
         let data: Vec<f32> = self.0.iter().copied().collect();
-        Ok(from_f32_view(
-            data,
-            [n as i64, 3, h as i64, w as i64],
-            self.1,
-        ))
+        from_f32_view(data, [n as i64, 3, h as i64, w as i64], self.1)
     }
 }
 
-fn tensor_canonical(t: &Tensor, range: InputRange) -> Result<(Tensor, InputRange)> {
+fn tensor_canonical(t: &Tensor, range: InputRange) -> Result<Canonical> {
     let t = if t.dim() == 3 {
-        t.unsqueeze(0)
+        t.f_unsqueeze(0)?
     } else {
         t.shallow_clone()
     };
-    let t = t.to_kind(Kind::Float);
-    Ok((to_minus_one_one(t, range), range))
+    let t = t.f_to_kind(Kind::Float)?;
+    Ok(Canonical::declared(to_minus_one_one(t, range)?, range))
 }
 
 impl ImageInput for Ranged<'_> {
-    fn to_canonical(&self, _: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, _: InputRange) -> Result<Canonical> {
         tensor_canonical(self.0, self.1)
     }
 }
 
 impl ImageInput for Tensor {
     /// In the model's declared [`InputRange`].
-    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         tensor_canonical(self, model_range)
     }
 }
 
 impl<T: ImageInput + ?Sized> ImageInput for &T {
-    fn to_canonical(&self, model_range: InputRange) -> Result<(Tensor, InputRange)> {
+    fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         (**self).to_canonical(model_range)
     }
 }

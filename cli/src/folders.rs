@@ -351,7 +351,7 @@ fn measure(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&id) = order.get(i) else { break };
                     let decoded = lpips::load_image(&images[id])
-                        .map(|img| lpips::image_to_tensor(&img))
+                        .and_then(|img| lpips::image_to_tensor(&img))
                         .map_err(|e| e.to_string());
                     let decoded = decoded.and_then(|t| {
                         let (h, w) = (t.size()[2], t.size()[3]);
@@ -420,7 +420,8 @@ impl State<'_> {
         let feats =
             lpips::tch::no_grad(|| self.model.features(&stacked)).map_err(|e| e.to_string())?;
         for (k, id) in ids.into_iter().enumerate() {
-            self.feats.insert(id, feats.narrow(k as i64, 1));
+            self.feats
+                .insert(id, feats.narrow(k as i64, 1).map_err(|e| e.to_string())?);
             self.arrived(id);
         }
         Ok(())

@@ -153,9 +153,9 @@ fn distances<const K: usize>(
                 let x = stack(&all, root)?;
                 let _guard = tch::no_grad_guard();
                 let f = model.features(Ranged(&x, InputRange::MinusOneToOne))?;
-                let first = f.narrow(0, k);
+                let first = f.narrow(0, k)?;
                 for (j, list) in d.iter_mut().enumerate() {
-                    let other = f.narrow((j as i64 + 1) * k, k);
+                    let other = f.narrow((j as i64 + 1) * k, k)?;
                     list.extend(values(&model.compare_features(&first, &other, false)?)?);
                 }
             }

@@ -24,6 +24,7 @@ use super::{load_patch, read_judgement};
 use crate::config::{Heads, Net, Version};
 use crate::error::{LpipsError, Result};
 use crate::model::Lpips;
+use crate::trunk::Init;
 use crate::weights::{self, TrunkWeights};
 
 // The reference's Dist2LogitLayer: 5 inputs, 32 hidden channels, 1 output.
@@ -479,14 +480,14 @@ impl Trainer {
         let judge = judge.to_device(device);
         let n = judge.size()[0];
         let features = if self.config.mode.trains_trunk() {
-            self.model.features_unchecked(&x)
+            self.model.features_unchecked(&x)?
         } else {
-            tch::no_grad(|| self.model.features_unchecked(&x))
+            tch::no_grad(|| self.model.features_unchecked(&x))?
         };
         let (fr, f0, f1) = (
-            features.narrow(0, n),
-            features.narrow(n, n),
-            features.narrow(2 * n, n),
+            features.narrow(0, n)?,
+            features.narrow(n, n)?,
+            features.narrow(2 * n, n)?,
         );
         let d0 = self.model.compare_features(&fr, &f0, false)?;
         let d1 = self.model.compare_features(&fr, &f1, false)?;
@@ -604,12 +605,12 @@ fn torchvision_init(model: &Lpips) {
         let is_weight = name.ends_with("weight");
         let fan_in: i64 = size[1..].iter().product::<i64>().max(1);
         let fan_out: i64 = size[0] * size.get(2..).map_or(1, |k| k.iter().product::<i64>());
-        match (model.net(), is_weight) {
-            (Net::Alex, true) => {
+        match (model.net().spec().init, is_weight) {
+            (Init::TorchDefault, true) => {
                 let bound = 1.0 / (fan_in as f64).sqrt();
                 let _ = t.uniform_(-bound, bound);
             }
-            (Net::Alex, false) => {
+            (Init::TorchDefault, false) => {
                 // torch's bias default uses the layer's fan-in, not the bias's.
                 let layer_fan_in = model
                     .trunk_tensors()
@@ -620,11 +621,11 @@ fn torchvision_init(model: &Lpips) {
                 let bound = 1.0 / (layer_fan_in as f64).sqrt();
                 let _ = t.uniform_(-bound, bound);
             }
-            (Net::Vgg, true) => {
+            (Init::KaimingNormalFanOut, true) => {
                 let std = (2.0 / fan_out as f64).sqrt();
                 let _ = t.normal_(0.0, std);
             }
-            (Net::Squeeze, true) => {
+            (Init::KaimingUniform, true) => {
                 let bound = (6.0 / fan_in as f64).sqrt();
                 let _ = t.uniform_(-bound, bound);
             }

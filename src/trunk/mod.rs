@@ -1,336 +1,142 @@
-//! The three trunks, built with torchvision's variable names (`features.{i}.weight`) so
-//! that torchvision checkpoints load as they are. Each layer keeps its torchvision index;
-//! `taps` are the reference's slice ends (exclusive), after which features are read.
+//! The three trunks. Each trunk file holds everything about its network as one
+//! [`TrunkSpec`]: its layers as torchvision lays out `features` (so torchvision
+//! checkpoints load as they are), the reference's taps and their channels,
+//! torchvision's published checkpoint, the embedded linear heads, and how torchvision
+//! initialises it untrained. Adding a trunk is one file and one arm of [`Net::spec`].
 
 mod alex;
+mod layers;
 mod squeeze;
 mod vgg;
 
-use tch::{Kind, Tensor, nn};
+pub(crate) use layers::Trunk;
 
 use crate::config::Net;
 
-// Below this many pixels on the shorter side, a convolution runs on NCHW input with NCHW
-// weights: oneDNN's channels-last kernels were about twice as slow on AlexNet's 3x3 and
-// 7x7 maps at 64x64 input (while max-pooling stays much faster channels-last).
-const SMALL_MAP: i64 = 12;
-
-/// A convolution with its weights, which handles can share (see [`Trunk::share`]).
-#[derive(Debug)]
-pub(crate) struct Conv {
-    weight: Tensor,
-    // The same weights in NCHW layout when `weight` is channels-last, for small maps;
-    // dropped when the trunk is trained (two copies could not both follow the optimiser).
-    weight_nchw: Option<Tensor>,
-    bias: Tensor,
-    kernel: i64,
-    stride: i64,
-    padding: i64,
-}
-
-impl Conv {
-    fn new(p: &nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64) -> Conv {
-        let config = nn::ConvConfig {
-            stride,
-            padding,
-            ..Default::default()
-        };
-        // The path names the variables (`features.{i}.weight`); libtorch's default
-        // initialisation serves `TrunkWeights::RandomInit`.
-        let c = nn::conv2d(p, cin, cout, kernel, config);
-        Conv {
-            weight: c.ws,
-            weight_nchw: None,
-            bias: c.bs.expect("convolutions have a bias"),
-            kernel,
-            stride,
-            padding,
-        }
-    }
-
-    /// `small_maps_nchw`: whether small maps may take the NCHW path (not inside fire
-    /// modules, where the layout changes cost more than they saved).
-    fn forward(&self, x: &Tensor, small_maps_nchw: bool) -> Tensor {
-        let size = x.size();
-        let (x, weight) = match &self.weight_nchw {
-            Some(w) if small_maps_nchw && size[2].min(size[3]) < SMALL_MAP => (x.contiguous(), w),
-            Some(_) => (channels_last(x), &self.weight),
-            None => (x.shallow_clone(), &self.weight),
-        };
-        x.conv2d(
-            weight,
-            Some(&self.bias),
-            [self.stride; 2],
-            [self.padding; 2],
-            [1, 1],
-            1,
-        )
-    }
-
-    fn share(&self) -> Conv {
-        Conv {
-            weight: self.weight.shallow_clone(),
-            weight_nchw: self.weight_nchw.as_ref().map(Tensor::shallow_clone),
-            bias: self.bias.shallow_clone(),
-            ..*self
-        }
-    }
-
-    fn to_kind(&self, kind: Kind) -> Conv {
-        Conv {
-            weight: self.weight.to_kind(kind),
-            weight_nchw: self.weight_nchw.as_ref().map(|w| w.to_kind(kind)),
-            bias: self.bias.to_kind(kind),
-            ..*self
-        }
-    }
-
-    fn tensors(&self) -> [&Tensor; 2] {
-        [&self.weight, &self.bias]
-    }
-}
-
-/// One layer of a torchvision `features` stack.
-#[derive(Debug)]
-pub(crate) enum Layer {
-    Conv(Conv),
+/// One layer of a torchvision `features` stack, as data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LayerSpec {
+    /// A convolution followed by nothing (the ReLU is its own layer, as in torchvision).
+    Conv {
+        cin: i64,
+        cout: i64,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+    },
     Relu,
     MaxPool {
         kernel: i64,
         stride: i64,
         ceil: bool,
     },
-    Fire(Box<Fire>),
+    /// SqueezeNet's fire module: squeeze 1x1, then expand 1x1 and 3x3 side by side.
+    Fire {
+        cin: i64,
+        squeeze: i64,
+        expand: i64,
+    },
 }
 
-/// SqueezeNet's fire module: squeeze 1x1, then expand 1x1 and 3x3 side by side.
+/// How torchvision initialises the untrained network (the reference's "scratch" runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Init {
+    /// torch's layer defaults: uniform within 1/sqrt(fan_in) for weights and biases.
+    TorchDefault,
+    /// Kaiming-normal weights (fan-out, ReLU gain), zero biases.
+    KaimingNormalFanOut,
+    /// Kaiming-uniform weights (fan-in, ReLU gain), zero biases.
+    KaimingUniform,
+}
+
+/// A torchvision ImageNet checkpoint as published.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Published {
+    pub(crate) file_name: &'static str,
+    pub(crate) sha256: &'static str,
+    pub(crate) bytes: u64,
+}
+
+/// Everything about one trunk.
 #[derive(Debug)]
-pub(crate) struct Fire {
-    squeeze: Conv,
-    expand1x1: Conv,
-    expand3x3: Conv,
+pub(crate) struct TrunkSpec {
+    /// torchvision's `features`, index by index.
+    pub(crate) layers: &'static [LayerSpec],
+    /// The reference's slice ends (exclusive): features are read after these layers.
+    pub(crate) taps: &'static [usize],
+    /// Channels at each tap (the linear heads' inputs).
+    pub(crate) channels: &'static [i64],
+    /// torchvision's ImageNet checkpoint.
+    pub(crate) torchvision: Published,
+    /// The reference's linear heads, v0.1 and v0.0 (safetensors, from `weights/`).
+    pub(crate) heads_v0_1: &'static [u8],
+    pub(crate) heads_v0_0: &'static [u8],
+    /// torchvision's initialisation of the untrained network.
+    pub(crate) init: Init,
 }
 
-#[derive(Debug)]
-pub(crate) struct Trunk {
-    layers: Vec<Layer>,
-    taps: &'static [usize],
-}
-
-fn conv(p: &nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64) -> Layer {
-    Layer::Conv(Conv::new(p, cin, cout, kernel, stride, padding))
-}
-
-fn fire(p: &nn::Path, cin: i64, squeeze: i64, expand: i64) -> Layer {
-    Layer::Fire(Box::new(Fire {
-        squeeze: Conv::new(&(p / "squeeze"), cin, squeeze, 1, 1, 0),
-        expand1x1: Conv::new(&(p / "expand1x1"), squeeze, expand, 1, 1, 0),
-        expand3x3: Conv::new(&(p / "expand3x3"), squeeze, expand, 3, 1, 1),
-    }))
-}
-
-fn pool(kernel: i64, stride: i64, ceil: bool) -> Layer {
-    Layer::MaxPool {
-        kernel,
-        stride,
-        ceil,
-    }
-}
-
-impl Layer {
-    /// `in_place` lets a ReLU overwrite its input: allowed when nothing else holds it
-    /// (not a tap), as torchvision's `ReLU(inplace=True)`; it saves a pass over memory.
-    fn forward(&self, x: Tensor, in_place: bool) -> Tensor {
+impl Net {
+    /// Everything about this trunk.
+    pub(crate) fn spec(self) -> &'static TrunkSpec {
         match self {
-            Layer::Conv(conv) => conv.forward(&x, true),
-            Layer::Relu if in_place => {
-                let mut x = x;
-                let _ = x.relu_();
-                x
-            }
-            Layer::Relu => x.relu(),
-            Layer::MaxPool {
-                kernel,
-                stride,
-                ceil,
-            } => channels_last(&x).max_pool2d([*kernel; 2], [*stride; 2], [0, 0], [1, 1], *ceil),
-            Layer::Fire(f) => {
-                let mut s = f.squeeze.forward(&x, false);
-                let _ = s.relu_();
-                let mut e1 = f.expand1x1.forward(&s, false);
-                let mut e3 = f.expand3x3.forward(&s, false);
-                let _ = e1.relu_();
-                let _ = e3.relu_();
-                Tensor::cat(&[e1, e3], 1)
-            }
+            Net::Alex => &alex::SPEC,
+            Net::Vgg => &vgg::SPEC,
+            Net::Squeeze => &squeeze::SPEC,
         }
     }
+}
 
+impl LayerSpec {
     /// Output side for an input side, with libtorch's arithmetic; None when the layer
     /// would reject the input.
     fn out_side(&self, side: i64) -> Option<i64> {
         let conv_out = |side: i64, kernel: i64, stride: i64, padding: i64| {
             (side + 2 * padding - kernel).div_euclid(stride) + 1
         };
-        let out = match self {
-            Layer::Conv(c) => conv_out(side, c.kernel, c.stride, c.padding),
-            Layer::Relu => side,
-            Layer::MaxPool {
+        let out = match *self {
+            LayerSpec::Conv {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => conv_out(side, kernel, stride, padding),
+            LayerSpec::Relu => side,
+            LayerSpec::MaxPool {
                 kernel,
                 stride,
                 ceil,
             } => {
-                let extra = if *ceil { stride - 1 } else { 0 };
-                let mut out = (side - kernel + extra).div_euclid(*stride) + 1;
+                let extra = if ceil { stride - 1 } else { 0 };
+                let mut out = (side - kernel + extra).div_euclid(stride) + 1;
                 // A window may not start in the padding (here: past the input).
-                if *ceil && (out - 1) * stride >= side {
+                if ceil && (out - 1) * stride >= side {
                     out -= 1;
                 }
                 out
             }
-            Layer::Fire(_) => {
+            LayerSpec::Fire { .. } => {
                 let s = conv_out(side, 1, 1, 0);
                 conv_out(s, 3, 1, 1).min(s)
             }
         };
         (out >= 1).then_some(out)
     }
+
+    /// Output channels for input channels.
+    #[cfg(test)]
+    fn out_channels(&self, cin: i64) -> i64 {
+        match *self {
+            LayerSpec::Conv { cout, .. } => cout,
+            LayerSpec::Fire { expand, .. } => 2 * expand,
+            LayerSpec::Relu | LayerSpec::MaxPool { .. } => cin,
+        }
+    }
 }
 
-impl Trunk {
-    /// Builds the trunk's variables under `p` (randomly initialised until loaded).
-    pub(crate) fn new(p: &nn::Path, net: Net) -> Trunk {
-        let features = p / "features";
-        match net {
-            Net::Alex => alex::build(&features),
-            Net::Vgg => vgg::build(&features),
-            Net::Squeeze => squeeze::build(&features),
-        }
-    }
-
-    /// Features at each tap, in order.
-    pub(crate) fn forward(&self, x: &Tensor) -> Vec<Tensor> {
-        let mut outs = Vec::with_capacity(self.taps.len());
-        // Weights are channels-last (see `to_channels_last`); so are the activations.
-        let mut h = channels_last(x);
-        let mut start = 0;
-        for &end in self.taps {
-            for (i, layer) in self.layers[start..end].iter().enumerate() {
-                // The first layer of a slice reads the previous tap: never in place.
-                h = layer.forward(h, i > 0);
-            }
-            outs.push(h.shallow_clone());
-            start = end;
-        }
-        outs
-    }
-
-    /// Another handle on the same weights (no copy), for another thread.
-    pub(crate) fn share(&self) -> Trunk {
-        self.map(Conv::share)
-    }
-
-    /// A copy with weights in another precision.
-    pub(crate) fn to_kind(&self, kind: Kind) -> Trunk {
-        self.map(|c| c.to_kind(kind))
-    }
-
-    fn map(&self, f: impl Fn(&Conv) -> Conv) -> Trunk {
-        let layers = self
-            .layers
-            .iter()
-            .map(|layer| match layer {
-                Layer::Conv(c) => Layer::Conv(f(c)),
-                Layer::Relu => Layer::Relu,
-                Layer::MaxPool {
-                    kernel,
-                    stride,
-                    ceil,
-                } => Layer::MaxPool {
-                    kernel: *kernel,
-                    stride: *stride,
-                    ceil: *ceil,
-                },
-                Layer::Fire(fire) => Layer::Fire(Box::new(Fire {
-                    squeeze: f(&fire.squeeze),
-                    expand1x1: f(&fire.expand1x1),
-                    expand3x3: f(&fire.expand3x3),
-                })),
-            })
-            .collect();
-        Trunk {
-            layers,
-            taps: self.taps,
-        }
-    }
-
-    /// A copy with weights in channels-last layout (and kept in NCHW for small maps).
-    pub(crate) fn to_channels_last(&self) -> Trunk {
-        self.map(|c| Conv {
-            weight: channels_last(&c.weight),
-            weight_nchw: Some(c.weight.contiguous()),
-            bias: c.bias.shallow_clone(),
-            ..*c
-        })
-    }
-
-    /// Drops the NCHW copies of channels-last weights, so that every convolution uses the
-    /// one copy an optimiser updates (training the trunk).
-    pub(crate) fn single_layout(&self) -> Trunk {
-        self.map(|c| Conv {
-            weight: c.weight.shallow_clone(),
-            weight_nchw: None,
-            bias: c.bias.shallow_clone(),
-            ..*c
-        })
-    }
-
-    /// Every weight tensor.
-    pub(crate) fn tensors(&self) -> Vec<&Tensor> {
-        let mut out = Vec::new();
-        for layer in &self.layers {
-            match layer {
-                Layer::Conv(c) => out.extend(c.tensors()),
-                Layer::Fire(f) => {
-                    for c in [&f.squeeze, &f.expand1x1, &f.expand3x3] {
-                        out.extend(c.tensors());
-                    }
-                }
-                Layer::Relu | Layer::MaxPool { .. } => {}
-            }
-        }
-        out
-    }
-
-    /// Every weight tensor with its torchvision name (`features.{i}.weight`, and
-    /// `features.{i}.squeeze.weight` etc. inside SqueezeNet's fire modules).
-    pub(crate) fn named_tensors(&self) -> Vec<(String, &Tensor)> {
-        let mut convs: Vec<(String, &Conv)> = Vec::new();
-        for (i, layer) in self.layers.iter().enumerate() {
-            match layer {
-                Layer::Conv(c) => convs.push((format!("features.{i}"), c)),
-                Layer::Fire(f) => {
-                    convs.push((format!("features.{i}.squeeze"), &f.squeeze));
-                    convs.push((format!("features.{i}.expand1x1"), &f.expand1x1));
-                    convs.push((format!("features.{i}.expand3x3"), &f.expand3x3));
-                }
-                Layer::Relu | Layer::MaxPool { .. } => {}
-            }
-        }
-        convs
-            .into_iter()
-            .flat_map(|(prefix, c)| {
-                [
-                    (format!("{prefix}.weight"), &c.weight),
-                    (format!("{prefix}.bias"), &c.bias),
-                ]
-            })
-            .collect()
-    }
-
+impl TrunkSpec {
     /// Whether an input side survives every layer up to the last tap.
     fn accepts(&self, mut side: i64) -> bool {
-        let last = *self.taps.last().expect("a trunk has taps");
+        let last = self.taps.last().copied().unwrap_or(0);
         for layer in &self.layers[..last] {
             match layer.out_side(side) {
                 Some(s) => side = s,
@@ -339,23 +145,46 @@ impl Trunk {
         }
         true
     }
+
+    /// The smallest side the trunk accepts, from its layers' arithmetic.
+    pub(crate) fn min_side(&self) -> i64 {
+        (1..=i64::from(u16::MAX))
+            .find(|&side| self.accepts(side))
+            .unwrap_or(i64::MAX)
+    }
+
+    /// Channels at each tap, from the layers (checked equal to `channels` in tests).
+    #[cfg(test)]
+    fn tap_channels(&self) -> Vec<i64> {
+        let mut c = 3;
+        let mut out = Vec::new();
+        let mut start = 0;
+        for &end in self.taps {
+            for layer in &self.layers[start..end] {
+                c = layer.out_channels(c);
+            }
+            out.push(c);
+            start = end;
+        }
+        out
+    }
 }
 
-/// The smallest side the trunk accepts, from its layers' arithmetic.
-pub(crate) fn min_side(net: Net) -> i64 {
-    use std::sync::OnceLock;
-    static MIN: [OnceLock<i64>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    *MIN[net as usize].get_or_init(|| {
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let trunk = Trunk::new(&vs.root(), net);
-        (1..=4096)
-            .find(|&side| trunk.accepts(side))
-            .expect("every trunk accepts 4096 px")
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The same values with channels-last (NHWC) strides, which oneDNN convolves and pools
-/// without reordering.
-pub(crate) fn channels_last(x: &Tensor) -> Tensor {
-    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    #[test]
+    fn channels_follow_from_the_layers() {
+        for net in Net::ALL {
+            assert_eq!(net.spec().tap_channels(), net.spec().channels, "{net}");
+        }
+    }
+
+    #[test]
+    fn minimum_sides_are_the_references() {
+        // Checked with the reference package (../shared/REFERENCE.md).
+        let got: Vec<i64> = Net::ALL.iter().map(|n| n.spec().min_side()).collect();
+        assert_eq!(got, [31, 16, 17]);
+    }
 }

@@ -1,26 +1,37 @@
-//! SqueezeNet 1.1 as torchvision lays out `features`; its max-pools round up.
+//! SqueezeNet 1.1 (Iandola et al., 2016): fire modules between max-pools that round up
+//! (`ceil_mode=True`); LPIPS taps seven points.
 
-use tch::nn;
+use super::{Init, LayerSpec, Published, TrunkSpec};
+use LayerSpec::{Conv, Fire, Relu};
 
-use super::{Layer, Trunk, conv, fire, pool};
+#[rustfmt::skip]
+const POOL: LayerSpec = LayerSpec::MaxPool { kernel: 3, stride: 2, ceil: true };
 
-const TAPS: &[usize] = &[2, 5, 8, 10, 11, 12, 13];
-
-pub(super) fn build(p: &nn::Path) -> Trunk {
-    let layers = vec![
-        conv(&(p / 0), 3, 64, 3, 2, 0),
-        Layer::Relu,
-        pool(3, 2, true),
-        fire(&(p / 3), 64, 16, 64),
-        fire(&(p / 4), 128, 16, 64),
-        pool(3, 2, true),
-        fire(&(p / 6), 128, 32, 128),
-        fire(&(p / 7), 256, 32, 128),
-        pool(3, 2, true),
-        fire(&(p / 9), 256, 48, 192),
-        fire(&(p / 10), 384, 48, 192),
-        fire(&(p / 11), 384, 64, 256),
-        fire(&(p / 12), 512, 64, 256),
-    ];
-    Trunk { layers, taps: TAPS }
-}
+#[rustfmt::skip]
+pub(super) static SPEC: TrunkSpec = TrunkSpec {
+    layers: &[
+        Conv { cin: 3, cout: 64, kernel: 3, stride: 2, padding: 0 },
+        Relu,
+        POOL,
+        Fire { cin: 64, squeeze: 16, expand: 64 },
+        Fire { cin: 128, squeeze: 16, expand: 64 },
+        POOL,
+        Fire { cin: 128, squeeze: 32, expand: 128 },
+        Fire { cin: 256, squeeze: 32, expand: 128 },
+        POOL,
+        Fire { cin: 256, squeeze: 48, expand: 192 },
+        Fire { cin: 384, squeeze: 48, expand: 192 },
+        Fire { cin: 384, squeeze: 64, expand: 256 },
+        Fire { cin: 512, squeeze: 64, expand: 256 },
+    ],
+    taps: &[2, 5, 8, 10, 11, 12, 13],
+    channels: &[64, 128, 256, 384, 384, 512, 512],
+    torchvision: Published {
+        file_name: "squeezenet1_1-b8a52dc0.pth",
+        sha256: "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b",
+        bytes: 4_958_839,
+    },
+    heads_v0_1: include_bytes!("../../weights/v0.1/squeeze.safetensors"),
+    heads_v0_0: include_bytes!("../../weights/v0.0/squeeze.safetensors"),
+    init: Init::KaimingUniform,
+};

@@ -1,26 +1,34 @@
-//! VGG16 as torchvision lays out `features`: 3x3 convolutions, index from position.
+//! VGG16 (Simonyan and Zisserman, ICLR 2015): 3x3 convolutions in five blocks; LPIPS
+//! taps the last ReLU of each block.
 
-use tch::nn;
+use super::{Init, LayerSpec, Published, TrunkSpec};
+use LayerSpec::{MaxPool, Relu};
 
-use super::{Layer, Trunk, conv, pool};
-
-const TAPS: &[usize] = &[4, 9, 16, 23, 30];
-// Output channels of each convolution; 0 marks a max-pool.
-const PLAN: &[i64] = &[
-    64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512,
-];
-
-pub(super) fn build(p: &nn::Path) -> Trunk {
-    let mut layers = Vec::new();
-    let mut cin = 3;
-    for &cout in PLAN {
-        if cout == 0 {
-            layers.push(pool(2, 2, false));
-        } else {
-            layers.push(conv(&(p / layers.len()), cin, cout, 3, 1, 1));
-            layers.push(Layer::Relu);
-            cin = cout;
-        }
-    }
-    Trunk { layers, taps: TAPS }
+#[rustfmt::skip]
+const fn conv(cin: i64, cout: i64) -> LayerSpec {
+    LayerSpec::Conv { cin, cout, kernel: 3, stride: 1, padding: 1 }
 }
+
+#[rustfmt::skip]
+const POOL: LayerSpec = MaxPool { kernel: 2, stride: 2, ceil: false };
+
+#[rustfmt::skip]
+pub(super) static SPEC: TrunkSpec = TrunkSpec {
+    layers: &[
+        conv(3, 64), Relu, conv(64, 64), Relu, POOL,
+        conv(64, 128), Relu, conv(128, 128), Relu, POOL,
+        conv(128, 256), Relu, conv(256, 256), Relu, conv(256, 256), Relu, POOL,
+        conv(256, 512), Relu, conv(512, 512), Relu, conv(512, 512), Relu, POOL,
+        conv(512, 512), Relu, conv(512, 512), Relu, conv(512, 512), Relu,
+    ],
+    taps: &[4, 9, 16, 23, 30],
+    channels: &[64, 128, 256, 512, 512],
+    torchvision: Published {
+        file_name: "vgg16-397923af.pth",
+        sha256: "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+        bytes: 553_433_881,
+    },
+    heads_v0_1: include_bytes!("../../weights/v0.1/vgg.safetensors"),
+    heads_v0_0: include_bytes!("../../weights/v0.0/vgg.safetensors"),
+    init: Init::KaimingNormalFanOut,
+};

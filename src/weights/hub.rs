@@ -29,28 +29,12 @@ pub struct TorchvisionFile {
 impl TorchvisionFile {
     /// The published checkpoint of a trunk.
     pub fn of(net: Net) -> TorchvisionFile {
-        let (file_name, sha256, bytes) = match net {
-            Net::Alex => (
-                "alexnet-owt-7be5be79.pth",
-                "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
-                244_408_911,
-            ),
-            Net::Vgg => (
-                "vgg16-397923af.pth",
-                "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
-                553_433_881,
-            ),
-            Net::Squeeze => (
-                "squeezenet1_1-b8a52dc0.pth",
-                "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b",
-                4_958_839,
-            ),
-        };
+        let published = net.spec().torchvision;
         TorchvisionFile {
             net,
-            file_name,
-            sha256,
-            bytes,
+            file_name: published.file_name,
+            sha256: published.sha256,
+            bytes: published.bytes,
         }
     }
 

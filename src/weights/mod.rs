@@ -219,15 +219,11 @@ impl std::fmt::Debug for ProgressFn {
     }
 }
 
-/// The reference's linear heads, embedded from `weights/`.
+/// The reference's linear heads, embedded from `weights/` by the trunk's file.
 fn head_bytes(net: Net, version: Version) -> &'static [u8] {
-    match (version, net) {
-        (Version::V0_1, Net::Alex) => include_bytes!("../../weights/v0.1/alex.safetensors"),
-        (Version::V0_1, Net::Vgg) => include_bytes!("../../weights/v0.1/vgg.safetensors"),
-        (Version::V0_1, Net::Squeeze) => include_bytes!("../../weights/v0.1/squeeze.safetensors"),
-        (Version::V0_0, Net::Alex) => include_bytes!("../../weights/v0.0/alex.safetensors"),
-        (Version::V0_0, Net::Vgg) => include_bytes!("../../weights/v0.0/vgg.safetensors"),
-        (Version::V0_0, Net::Squeeze) => include_bytes!("../../weights/v0.0/squeeze.safetensors"),
+    match version {
+        Version::V0_1 => net.spec().heads_v0_1,
+        Version::V0_0 => net.spec().heads_v0_0,
     }
 }
 

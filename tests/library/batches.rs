@@ -53,9 +53,13 @@ fn features_reused_equal_forward() {
             key,
         );
         // A 2AFC triplet: the reference's features once, compared with both.
-        let r = f0.narrow(0, 1);
-        let d0 = m.distance_from_features(&r, &f1.narrow(0, 1)).unwrap();
-        let d1 = m.distance_from_features(&r, &f1.narrow(1, 1)).unwrap();
+        let r = f0.narrow(0, 1).unwrap();
+        let d0 = m
+            .distance_from_features(&r, &f1.narrow(0, 1).unwrap())
+            .unwrap();
+        let d1 = m
+            .distance_from_features(&r, &f1.narrow(1, 1).unwrap())
+            .unwrap();
         assert!(d0.double_value(&[0, 0, 0, 0]) > 0.0 && d1.double_value(&[0, 0, 0, 0]) > 0.0);
     }
 }

@@ -183,8 +183,8 @@ fn arrays_and_tensors() {
         "Nchw",
     );
 
-    let ta = lpips::image_to_tensor(&a);
-    let tb = lpips::image_to_tensor(&b);
+    let ta = lpips::image_to_tensor(&a).unwrap();
+    let tb = lpips::image_to_tensor(&b).unwrap();
     close(m.distance(&ta, &tb).unwrap(), want, "Tensor");
     close(
         m.distance(
@@ -220,7 +220,10 @@ fn arrays_and_tensors() {
 fn declared_ranges_are_checked() {
     let m = alex();
     let (a, b) = pair();
-    let (ta, tb) = (lpips::image_to_tensor(&a), lpips::image_to_tensor(&b));
+    let (ta, tb) = (
+        lpips::image_to_tensor(&a).unwrap(),
+        lpips::image_to_tensor(&b).unwrap(),
+    );
     // 0..255 data declared [0, 1].
     let bytes = (&ta + 1.0) * 127.5;
     match m.distance(

@@ -1,0 +1,362 @@
+//! The LPIPS model: inputs -> [`ScalingLayer`](crate::scaling) -> trunk ->
+//! [`normalize_tensor`](crate::features) -> [`NetLinLayers`](crate::lin) (squared
+//! differences, linear heads) -> [pooling](crate::pooling) -> sum over layers.
+
+mod builder;
+mod prepare;
+
+use ndarray::Array2;
+use tch::{Device, Kind, Tensor};
+
+pub use builder::LpipsBuilder;
+use prepare::single;
+
+use crate::config::{InputRange, Net, Precision, Resize, Version};
+use crate::error::{LpipsError, Result};
+use crate::features::{Features, normalize_tensor};
+use crate::input::ImageInput;
+use crate::lin::NetLinLayers;
+use crate::scaling::ScalingLayer;
+use crate::trunk::Trunk;
+
+// Batch x height x width up to which both inputs share one trunk pass (benches/trunks.rs).
+const JOINT_PASS_MAX_PIXELS: i64 = 64 * 64 * 8;
+
+/// LPIPS distances of a batch: the total and each tapped layer's contribution.
+#[derive(Debug)]
+pub struct LayerDistances {
+    /// Sum over layers: `N x 1 x 1 x 1`, or `N x 1 x H x W` for a spatial model.
+    pub total: Tensor,
+    /// One tensor per tap, shaped like `total`.
+    pub layers: Vec<Tensor>,
+}
+
+/// The LPIPS metric with its weights loaded, ready to compare images.
+///
+/// Weights are frozen: gradients flow to the inputs of [`Lpips::forward`] only, so the
+/// model can serve as a training loss.
+///
+/// `Lpips` is `Send` but not `Sync` (tch tensors are not): to compute from several
+/// threads, give each thread its own handle with [`Lpips::share`], which shares the
+/// weights without copying them.
+#[derive(Debug)]
+pub struct Lpips {
+    net: Net,
+    version: Version,
+    spatial: bool,
+    range: InputRange,
+    check_range: bool,
+    resize: Resize,
+    precision: Precision,
+    device: Device,
+    scaling: Option<ScalingLayer>,
+    trunk: Trunk,
+    lins: NetLinLayers,
+}
+
+impl Lpips {
+    /// A builder with the reference's defaults: alex, v0.1, learned heads, scalar output,
+    /// inputs in [-1, 1], CPU, trunk from the torch hub cache.
+    pub fn builder() -> LpipsBuilder {
+        LpipsBuilder::default()
+    }
+
+    /// The trunk.
+    pub fn net(&self) -> Net {
+        self.net
+    }
+
+    /// The release.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Another handle on the same model for another thread; the weights are shared,
+    /// not copied.
+    pub fn share(&self) -> Lpips {
+        Lpips {
+            scaling: self.scaling.as_ref().map(ScalingLayer::share),
+            trunk: self.trunk.share(),
+            lins: self.lins.share(),
+            ..*self
+        }
+    }
+
+    /// Every weight tensor (trunk and heads), as handles on the model's own.
+    pub fn weights(&self) -> Vec<Tensor> {
+        let mut out: Vec<Tensor> = self
+            .trunk
+            .tensors()
+            .into_iter()
+            .map(Tensor::shallow_clone)
+            .collect();
+        if let Some(heads) = &self.lins.heads {
+            out.extend(heads.iter().map(Tensor::shallow_clone));
+        }
+        out
+    }
+
+    /// Distances between two batches `N x 3 x H x W` in the model's input range (one
+    /// side may have N = 1: it is compared with each image of the other); keeps
+    /// autograd, so it can be used as a loss. Returns `N x 1 x 1 x 1`, or `N x 1 x H x W`
+    /// when the model is spatial. A non-finite result is an error.
+    pub fn forward(&self, in0: &Tensor, in1: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_layers(in0, in1)?.total)
+    }
+
+    /// Like [`Lpips::forward`], with each layer's contribution as well.
+    pub fn forward_layers(&self, in0: &Tensor, in1: &Tensor) -> Result<LayerDistances> {
+        let (a, b) = self.canonical_pair(in0, in1)?;
+        let out = self.compute(&a, &b, self.spatial)?;
+        finite(&out.total)?;
+        Ok(out)
+    }
+
+    /// Scalar distances between any two inputs ([`ImageInput`]: images, paths, arrays,
+    /// tensors), one per pair (or per image of the larger side when the other holds
+    /// one), without autograd.
+    pub fn distances(&self, a: impl ImageInput, b: impl ImageInput) -> Result<Vec<f32>> {
+        let _guard = tch::no_grad_guard();
+        let (a, b) = self.canonical_pair(a, b)?;
+        finite_vec(to_vec(&self.compute(&a, &b, false)?.total)?)
+    }
+
+    /// The distance between two images (8-bit images are read as the reference reads
+    /// them); each side must hold one image.
+    pub fn distance(&self, a: impl ImageInput, b: impl ImageInput) -> Result<f32> {
+        let _guard = tch::no_grad_guard();
+        let (a, b) = self.canonical_pair(a, b)?;
+        single(&a, &b)?;
+        let d = finite_vec(to_vec(&self.compute(&a, &b, false)?.total)?)?;
+        Ok(d[0])
+    }
+
+    /// The per-pixel distance map (`H x W`) between two images; its mean over pixels
+    /// equals [`Lpips::distance`] up to rounding.
+    pub fn distance_map(&self, a: impl ImageInput, b: impl ImageInput) -> Result<Array2<f32>> {
+        let _guard = tch::no_grad_guard();
+        let (a, b) = self.canonical_pair(a, b)?;
+        single(&a, &b)?;
+        map_array(&self.compute(&a, &b, true)?.total)
+    }
+
+    /// Unit-normalised features of a batch, to compare many times without running the
+    /// trunk again. Keeps autograd.
+    pub fn features(&self, images: impl ImageInput) -> Result<Features> {
+        let x = self.canonical(&images, "input")?;
+        self.check_size(&x)?;
+        self.features_canonical(&x)
+    }
+
+    /// Distances between two sets of features (one side may hold a single image),
+    /// spatial or not as the model is configured; keeps autograd.
+    pub fn distance_from_features(&self, a: &Features, b: &Features) -> Result<Tensor> {
+        self.compare_features(a, b, self.spatial)
+    }
+
+    /// Like [`Lpips::distance_from_features`], choosing per call between `N x 1 x 1 x 1`
+    /// distances and `N x 1 x H x W` maps. A non-finite result is an error.
+    pub fn compare_features(&self, a: &Features, b: &Features, spatial: bool) -> Result<Tensor> {
+        let total = self.compare(a, b, spatial, false)?.total;
+        finite(&total)?;
+        Ok(total)
+    }
+
+    /// The symmetric `N x N` matrix of distances between all images of a set (zero
+    /// diagonal). Each image's features are computed once per block of `batch_size`
+    /// images, and at most two blocks' features are held at a time, so memory stays
+    /// bounded for large N (at the price of recomputing blocks when N > `batch_size`).
+    pub fn distance_matrix(
+        &self,
+        images: impl ImageInput,
+        batch_size: usize,
+    ) -> Result<Array2<f32>> {
+        let _guard = tch::no_grad_guard();
+        let x = self.canonical(&images, "input")?;
+        self.check_size(&x)?;
+        let n = x.size()[0];
+        let block = batch_size.clamp(1, n as usize) as i64;
+        let mut out = Array2::<f32>::zeros((n as usize, n as usize));
+        for i0 in (0..n).step_by(block as usize) {
+            let bi = block.min(n - i0);
+            let fi = self.features_canonical(&x.f_narrow(0, i0, bi)?)?;
+            for j0 in (i0..n).step_by(block as usize) {
+                let bj = block.min(n - j0);
+                let fj = if j0 == i0 {
+                    None
+                } else {
+                    Some(self.features_canonical(&x.f_narrow(0, j0, bj)?)?)
+                };
+                for a in 0..bi {
+                    // Within the diagonal block, only the images after `a`.
+                    let (fb, start) = match &fj {
+                        Some(fj) => (fj.narrow(0, bj)?, j0),
+                        None if a + 1 < bi => (fi.narrow(a + 1, bi - a - 1)?, i0 + a + 1),
+                        None => continue,
+                    };
+                    let total = self.compare(&fi.narrow(a, 1)?, &fb, false, false)?.total;
+                    for (k, v) in finite_vec(to_vec(&total)?)?.into_iter().enumerate() {
+                        let (r, c) = ((i0 + a) as usize, start as usize + k);
+                        out[[r, c]] = v;
+                        out[[c, r]] = v;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Trunk features of canonical inputs, unit-normalised in f32.
+    fn features_canonical(&self, x: &Tensor) -> Result<Features> {
+        let x = match &self.scaling {
+            Some(scaling) => scaling.forward(x)?,
+            None => x.shallow_clone(),
+        };
+        let x = match self.precision {
+            Precision::F32 => x,
+            other => x.f_to_kind(other.kind())?,
+        };
+        let layers = self
+            .trunk
+            .forward(&x)?
+            .iter()
+            .map(|f| normalize_tensor(&f.f_to_kind(Kind::Float)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Features {
+            layers,
+            height: x.size()[2],
+            width: x.size()[3],
+        })
+    }
+
+    fn compute(&self, a: &Tensor, b: &Tensor, spatial: bool) -> Result<LayerDistances> {
+        let (n, h, w) = (a.size()[0], a.size()[2], a.size()[3]);
+        // Small inputs go through the trunk as one batch, which halves per-op overhead;
+        // large ones separately, which measured faster on CPU (activations stay in cache).
+        let (fa, fb) = if a.size() == b.size() && n * h * w <= JOINT_PASS_MAX_PIXELS {
+            let both = self.features_canonical(&Tensor::f_cat(&[a, b], 0)?)?;
+            (both.narrow(0, n)?, both.narrow(n, n)?)
+        } else {
+            (self.features_canonical(a)?, self.features_canonical(b)?)
+        };
+        self.compare(&fa, &fb, spatial, true)
+    }
+
+    fn compare(
+        &self,
+        a: &Features,
+        b: &Features,
+        spatial: bool,
+        keep_layers: bool,
+    ) -> Result<LayerDistances> {
+        let (na, nb) = (a.len(), b.len());
+        if a.image_size() != b.image_size() || (na != nb && na != 1 && nb != 1) {
+            let shape = |f: &Features| vec![f.len(), 3, f.height, f.width];
+            return Err(LpipsError::ShapeMismatch {
+                a: shape(a),
+                b: shape(b),
+            });
+        }
+        let layers = self.lins.per_layer(a, b, spatial)?;
+        let mut total: Option<Tensor> = None;
+        for d in &layers {
+            total = Some(match total {
+                Some(t) => t.f_add(d)?,
+                None => d.shallow_clone(),
+            });
+        }
+        let total = total.ok_or(LpipsError::EmptyBatch)?;
+        Ok(LayerDistances {
+            total,
+            layers: if keep_layers { layers } else { Vec::new() },
+        })
+    }
+}
+
+/// Training's access to the model's parts (the BAPPS trainer).
+impl Lpips {
+    /// Replaces the linear heads.
+    pub(crate) fn set_heads(&mut self, heads: Vec<Tensor>) {
+        self.lins.heads = Some(heads);
+    }
+
+    /// The linear heads, if the model has any.
+    pub(crate) fn heads(&self) -> Option<&[Tensor]> {
+        self.lins.heads.as_deref()
+    }
+
+    /// Makes every convolution use the trunk's one weight copy that an optimiser
+    /// updates (see `Trunk::single_layout`); for training the trunk.
+    pub(crate) fn prepare_trunk_training(&mut self) {
+        self.trunk = self.trunk.single_layout();
+    }
+
+    /// The trunk's weights under torchvision's names, as handles on the model's own.
+    pub(crate) fn trunk_tensors(&self) -> Vec<(String, Tensor)> {
+        self.trunk
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.shallow_clone()))
+            .collect()
+    }
+
+    /// Dropout probability applied to the squared differences before the heads, for
+    /// training; `None` (the default) for measuring.
+    pub(crate) fn set_train_dropout(&mut self, p: Option<f64>) {
+        self.lins.train_dropout = p;
+    }
+
+    /// Features of a canonical batch (`N x 3 x H x W`, [-1, 1], on the model's device)
+    /// without checks; keeps autograd.
+    pub(crate) fn features_unchecked(&self, x: &Tensor) -> Result<Features> {
+        self.features_canonical(x)
+    }
+}
+
+fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(Vec::<f32>::try_from(
+        t.f_to_kind(Kind::Float)?.f_flatten(0, -1)?,
+    )?)
+}
+
+fn map_array(map: &Tensor) -> Result<Array2<f32>> {
+    let (h, w) = (map.size()[2] as usize, map.size()[3] as usize);
+    let values = finite_vec(to_vec(map)?)?;
+    Array2::from_shape_vec((h, w), values).map_err(|e| LpipsError::BadShape {
+        which: "map",
+        shape: vec![e.to_string().len() as i64],
+    })
+}
+
+/// A distance that is NaN or infinite (e.g. from overflowing weights) is an error.
+fn finite_vec(values: Vec<f32>) -> Result<Vec<f32>> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(LpipsError::NonFiniteDistance {
+            index: index as i64,
+        }),
+        None => Ok(values),
+    }
+}
+
+fn finite(t: &Tensor) -> Result<()> {
+    let ok = tch::no_grad(|| -> Result<bool> { Ok(bool::try_from(t.f_isfinite()?.f_all()?)?) })?;
+    if ok {
+        return Ok(());
+    }
+    let bad = tch::no_grad(|| -> Result<Vec<f32>> { to_vec(&t.f_isfinite()?.f_logical_not()?) })?;
+    Err(LpipsError::NonFiniteDistance {
+        index: bad.iter().position(|&v| v != 0.0).unwrap_or(0) as i64,
+    })
+}
+
+/// The distance between two images with the reference's defaults: AlexNet trunk from the
+/// torch hub cache (else downloaded), v0.1 heads, CPU. Builds the model on each call:
+/// keep an [`Lpips`] to compare many images.
+pub fn distance(a: impl ImageInput, b: impl ImageInput) -> Result<f32> {
+    Lpips::builder().build()?.distance(a, b)
+}

@@ -1,0 +1,357 @@
+//! A trunk's layers with their weights, built from its [`TrunkSpec`] under
+//! torchvision's variable names (`features.{i}.weight`), and run up to each tap.
+
+use tch::{Kind, Tensor, nn};
+
+use super::{LayerSpec, TrunkSpec};
+use crate::config::Net;
+use crate::error::Result;
+
+// Below this many pixels on the shorter side, a convolution runs on NCHW input with NCHW
+// weights: oneDNN's channels-last kernels were about twice as slow on AlexNet's 3x3 and
+// 7x7 maps at 64x64 input (while max-pooling stays much faster channels-last).
+const SMALL_MAP: i64 = 12;
+
+/// A convolution with its weights, which handles can share (see [`Trunk::share`]).
+#[derive(Debug)]
+pub(crate) struct Conv {
+    weight: Tensor,
+    // The same weights in NCHW layout when `weight` is channels-last, for small maps;
+    // dropped when the trunk is trained (two copies could not both follow the optimiser).
+    weight_nchw: Option<Tensor>,
+    bias: Tensor,
+    stride: i64,
+    padding: i64,
+}
+
+impl Conv {
+    fn new(p: &nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64) -> Conv {
+        let config = nn::ConvConfig {
+            stride,
+            padding,
+            ..Default::default()
+        };
+        // The path names the variables (`features.{i}.weight`); libtorch's default
+        // initialisation serves `TrunkWeights::RandomInit`.
+        let c = nn::conv2d(p, cin, cout, kernel, config);
+        Conv {
+            weight: c.ws,
+            weight_nchw: None,
+            // nn::conv2d makes a bias unless told not to.
+            bias: c
+                .bs
+                .unwrap_or_else(|| Tensor::zeros([cout], (Kind::Float, p.device()))),
+            stride,
+            padding,
+        }
+    }
+
+    /// `small_maps_nchw`: whether small maps may take the NCHW path (not inside fire
+    /// modules, where the layout changes cost more than they saved).
+    fn forward(&self, x: &Tensor, small_maps_nchw: bool) -> Result<Tensor> {
+        let size = x.size();
+        let (x, weight) = match &self.weight_nchw {
+            Some(w) if small_maps_nchw && size[2].min(size[3]) < SMALL_MAP => {
+                (x.f_contiguous()?, w)
+            }
+            Some(_) => (channels_last(x)?, &self.weight),
+            None => (x.shallow_clone(), &self.weight),
+        };
+        Ok(x.f_conv2d(
+            weight,
+            Some(&self.bias),
+            [self.stride; 2],
+            [self.padding; 2],
+            [1, 1],
+            1,
+        )?)
+    }
+
+    fn share(&self) -> Conv {
+        Conv {
+            weight: self.weight.shallow_clone(),
+            weight_nchw: self.weight_nchw.as_ref().map(Tensor::shallow_clone),
+            bias: self.bias.shallow_clone(),
+            ..*self
+        }
+    }
+
+    fn to_kind(&self, kind: Kind) -> Result<Conv> {
+        Ok(Conv {
+            weight: self.weight.f_to_kind(kind)?,
+            weight_nchw: match &self.weight_nchw {
+                Some(w) => Some(w.f_to_kind(kind)?),
+                None => None,
+            },
+            bias: self.bias.f_to_kind(kind)?,
+            ..*self
+        })
+    }
+
+    fn tensors(&self) -> [&Tensor; 2] {
+        [&self.weight, &self.bias]
+    }
+}
+
+/// One layer of a torchvision `features` stack.
+#[derive(Debug)]
+pub(crate) enum Layer {
+    Conv(Conv),
+    Relu,
+    MaxPool {
+        kernel: i64,
+        stride: i64,
+        ceil: bool,
+    },
+    Fire(Box<Fire>),
+}
+
+/// SqueezeNet's fire module: squeeze 1x1, then expand 1x1 and 3x3 side by side.
+#[derive(Debug)]
+pub(crate) struct Fire {
+    squeeze: Conv,
+    expand1x1: Conv,
+    expand3x3: Conv,
+}
+
+#[derive(Debug)]
+pub(crate) struct Trunk {
+    layers: Vec<Layer>,
+    taps: &'static [usize],
+}
+
+fn fire(p: &nn::Path, cin: i64, squeeze: i64, expand: i64) -> Layer {
+    Layer::Fire(Box::new(Fire {
+        squeeze: Conv::new(&(p / "squeeze"), cin, squeeze, 1, 1, 0),
+        expand1x1: Conv::new(&(p / "expand1x1"), squeeze, expand, 1, 1, 0),
+        expand3x3: Conv::new(&(p / "expand3x3"), squeeze, expand, 3, 1, 1),
+    }))
+}
+
+impl Layer {
+    /// The layer at torchvision index `index` of `features`, variables under `p`.
+    fn new(p: &nn::Path, index: usize, spec: LayerSpec) -> Layer {
+        let p = p / index;
+        match spec {
+            LayerSpec::Conv {
+                cin,
+                cout,
+                kernel,
+                stride,
+                padding,
+            } => Layer::Conv(Conv::new(&p, cin, cout, kernel, stride, padding)),
+            LayerSpec::Relu => Layer::Relu,
+            LayerSpec::MaxPool {
+                kernel,
+                stride,
+                ceil,
+            } => Layer::MaxPool {
+                kernel,
+                stride,
+                ceil,
+            },
+            LayerSpec::Fire {
+                cin,
+                squeeze,
+                expand,
+            } => fire(&p, cin, squeeze, expand),
+        }
+    }
+
+    /// `in_place` lets a ReLU overwrite its input: allowed when nothing else holds it
+    /// (not a tap), as torchvision's `ReLU(inplace=True)`; it saves a pass over memory.
+    fn forward(&self, x: Tensor, in_place: bool) -> Result<Tensor> {
+        Ok(match self {
+            Layer::Conv(conv) => conv.forward(&x, true)?,
+            Layer::Relu if in_place => {
+                let mut x = x;
+                let _ = x.f_relu_()?;
+                x
+            }
+            Layer::Relu => x.f_relu()?,
+            Layer::MaxPool {
+                kernel,
+                stride,
+                ceil,
+            } => channels_last(&x)?.f_max_pool2d(
+                [*kernel; 2],
+                [*stride; 2],
+                [0, 0],
+                [1, 1],
+                *ceil,
+            )?,
+            Layer::Fire(f) => {
+                let mut s = f.squeeze.forward(&x, false)?;
+                let _ = s.f_relu_()?;
+                let mut e1 = f.expand1x1.forward(&s, false)?;
+                let mut e3 = f.expand3x3.forward(&s, false)?;
+                let _ = e1.f_relu_()?;
+                let _ = e3.f_relu_()?;
+                Tensor::f_cat(&[e1, e3], 1)?
+            }
+        })
+    }
+}
+
+impl Trunk {
+    /// Builds the trunk's variables under `p` (libtorch's default initialisation until
+    /// loaded).
+    pub(crate) fn new(p: &nn::Path, net: Net) -> Trunk {
+        let spec: &TrunkSpec = net.spec();
+        let features = p / "features";
+        let layers = spec
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, &layer)| Layer::new(&features, i, layer))
+            .collect();
+        Trunk {
+            layers,
+            taps: spec.taps,
+        }
+    }
+
+    /// Features at each tap, in order.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut outs = Vec::with_capacity(self.taps.len());
+        // Weights are channels-last (see `to_channels_last`); so are the activations.
+        let mut h = channels_last(x)?;
+        let mut start = 0;
+        for &end in self.taps {
+            for (i, layer) in self.layers[start..end].iter().enumerate() {
+                // The first layer of a slice reads the previous tap: never in place.
+                h = layer.forward(h, i > 0)?;
+            }
+            outs.push(h.shallow_clone());
+            start = end;
+        }
+        Ok(outs)
+    }
+
+    /// Another handle on the same weights (no copy), for another thread.
+    pub(crate) fn share(&self) -> Trunk {
+        infallible(self.map(|c| Ok(c.share())))
+    }
+
+    /// A copy with weights in another precision.
+    pub(crate) fn to_kind(&self, kind: Kind) -> Result<Trunk> {
+        self.map(|c| c.to_kind(kind))
+    }
+
+    fn map<E>(
+        &self,
+        f: impl Fn(&Conv) -> std::result::Result<Conv, E>,
+    ) -> std::result::Result<Trunk, E> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                Ok(match layer {
+                    Layer::Conv(c) => Layer::Conv(f(c)?),
+                    Layer::Relu => Layer::Relu,
+                    Layer::MaxPool {
+                        kernel,
+                        stride,
+                        ceil,
+                    } => Layer::MaxPool {
+                        kernel: *kernel,
+                        stride: *stride,
+                        ceil: *ceil,
+                    },
+                    Layer::Fire(fire) => Layer::Fire(Box::new(Fire {
+                        squeeze: f(&fire.squeeze)?,
+                        expand1x1: f(&fire.expand1x1)?,
+                        expand3x3: f(&fire.expand3x3)?,
+                    })),
+                })
+            })
+            .collect::<std::result::Result<Vec<Layer>, E>>()?;
+        Ok(Trunk {
+            layers,
+            taps: self.taps,
+        })
+    }
+
+    /// A copy with weights in channels-last layout (and kept in NCHW for small maps).
+    pub(crate) fn to_channels_last(&self) -> Result<Trunk> {
+        self.map(|c| {
+            Ok(Conv {
+                weight: channels_last(&c.weight)?,
+                weight_nchw: Some(c.weight.f_contiguous()?),
+                bias: c.bias.shallow_clone(),
+                ..*c
+            })
+        })
+    }
+
+    /// Drops the NCHW copies of channels-last weights, so that every convolution uses the
+    /// one copy an optimiser updates (training the trunk).
+    pub(crate) fn single_layout(&self) -> Trunk {
+        infallible(self.map(|c| {
+            Ok(Conv {
+                weight: c.weight.shallow_clone(),
+                weight_nchw: None,
+                bias: c.bias.shallow_clone(),
+                ..*c
+            })
+        }))
+    }
+
+    /// Every weight tensor.
+    pub(crate) fn tensors(&self) -> Vec<&Tensor> {
+        let mut out = Vec::new();
+        for layer in &self.layers {
+            match layer {
+                Layer::Conv(c) => out.extend(c.tensors()),
+                Layer::Fire(f) => {
+                    for c in [&f.squeeze, &f.expand1x1, &f.expand3x3] {
+                        out.extend(c.tensors());
+                    }
+                }
+                Layer::Relu | Layer::MaxPool { .. } => {}
+            }
+        }
+        out
+    }
+
+    /// Every weight tensor with its torchvision name (`features.{i}.weight`, and
+    /// `features.{i}.squeeze.weight` etc. inside SqueezeNet's fire modules).
+    pub(crate) fn named_tensors(&self) -> Vec<(String, &Tensor)> {
+        let mut convs: Vec<(String, &Conv)> = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            match layer {
+                Layer::Conv(c) => convs.push((format!("features.{i}"), c)),
+                Layer::Fire(f) => {
+                    convs.push((format!("features.{i}.squeeze"), &f.squeeze));
+                    convs.push((format!("features.{i}.expand1x1"), &f.expand1x1));
+                    convs.push((format!("features.{i}.expand3x3"), &f.expand3x3));
+                }
+                Layer::Relu | Layer::MaxPool { .. } => {}
+            }
+        }
+        convs
+            .into_iter()
+            .flat_map(|(prefix, c)| {
+                [
+                    (format!("{prefix}.weight"), &c.weight),
+                    (format!("{prefix}.bias"), &c.bias),
+                ]
+            })
+            .collect()
+    }
+}
+
+fn infallible<T>(r: std::result::Result<T, std::convert::Infallible>) -> T {
+    match r {
+        Ok(t) => t,
+        Err(never) => match never {},
+    }
+}
+
+/// The same values with channels-last (NHWC) strides, which oneDNN convolves and pools
+/// without reordering.
+pub(crate) fn channels_last(x: &Tensor) -> Result<Tensor> {
+    Ok(x.f_permute([0, 2, 3, 1])?
+        .f_contiguous()?
+        .f_permute([0, 3, 1, 2])?)
+}

@@ -19,15 +19,23 @@ oracle:
 	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py
 
+# The crate docs' examples that need a trunk find the seeded test trunk in a hub cache
+# of their own (as torchvision's file name, converted to safetensors).
+DOC_TORCH_HOME := target/doc-torch-home
+
 test: oracle
-	$(ENV) cargo test --all-targets && cargo test --doc && \
+	mkdir -p $(DOC_TORCH_HOME)/hub/checkpoints && \
+	  cp tests/oracle/trunk_alex.safetensors $(DOC_TORCH_HOME)/hub/checkpoints/alexnet-owt-7be5be79.safetensors
+	$(ENV) cargo test --workspace --all-targets && \
+	  TORCH_HOME="$(CURDIR)/$(DOC_TORCH_HOME)" cargo test --workspace --doc && \
 	  cargo run --quiet --example compare -- tests/oracle/img_alex_0.png tests/oracle/img_alex_1.png \
 	  --trunk tests/oracle/trunk_alex.safetensors && \
 	  cargo run --quiet --example optimize -- tests/oracle/img_alex_0.png tests/oracle/img_alex_1.png \
-	  --trunk tests/oracle/trunk_alex.safetensors --steps 20 --lr 0.01 --out target/optimized.png
+	  --trunk tests/oracle/trunk_alex.safetensors --steps 20 --lr 0.01 --out target/optimized.png && \
+	  scripts/ci_checks.sh
 
 lint:
-	$(ENV) cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings
+	$(ENV) cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
 
 bench: oracle
 	$(ENV) cargo bench --bench trunks --bench loading

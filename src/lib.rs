@@ -24,6 +24,9 @@
 //! # Ok::<(), lpips::LpipsError>(())
 //! ```
 //!
+//! The model's trunk weights come from the torch hub cache (or a verified download); the
+//! examples marked `no_run` read image files of your own.
+//!
 //! # Many comparisons with one model
 //!
 //! ```no_run
@@ -47,8 +50,8 @@
 //! use lpips::{Lpips, Tensor};
 //!
 //! let model = Lpips::builder().spatial(true).build()?;
-//! let x = Tensor::rand([4, 3, 64, 96], (tch::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
-//! let y = Tensor::rand([4, 3, 64, 96], (tch::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
+//! let x = Tensor::rand([4, 3, 64, 96], (lpips::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
+//! let y = Tensor::rand([4, 3, 64, 96], (lpips::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
 //! let out = model.forward_layers(&x, &y)?; // total: 4 x 1 x 64 x 96
 //! println!("{} layers", out.layers.len());
 //! let map = model.distance_map(&lpips::load_image("a.png")?, &lpips::load_image("b.png")?)?;
@@ -65,7 +68,7 @@
 //! let a = ndarray::Array3::<u8>::zeros((64, 64, 3));
 //! let b = ndarray::Array3::<f32>::zeros((64, 64, 3));
 //! let d = model.distance(HwcU8(a.view()), Hwc(b.view(), InputRange::ZeroToOne))?;
-//! let t = lpips::Tensor::zeros([1, 3, 64, 64], (tch::Kind::Float, lpips::Device::Cpu));
+//! let t = lpips::Tensor::zeros([1, 3, 64, 64], (lpips::Kind::Float, lpips::Device::Cpu));
 //! let d = model.distance(Ranged(&t, InputRange::MinusOneToOne), "photo.png")?;
 //! # Ok::<(), lpips::LpipsError>(())
 //! ```
@@ -81,7 +84,7 @@
 //!     let d = model.distance_from_features(&reference, &model.features(path)?)?;
 //!     println!("{path}: {}", d.double_value(&[0, 0, 0, 0]));
 //! }
-//! let set = lpips::Tensor::rand([10, 3, 64, 64], (tch::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
+//! let set = lpips::Tensor::rand([10, 3, 64, 64], (lpips::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
 //! let matrix = model.distance_matrix(&set, 4)?; // 10 x 10, memory bounded by 4 images
 //! # Ok::<(), lpips::LpipsError>(())
 //! ```
@@ -89,39 +92,48 @@
 //! # As a training loss
 //!
 //! [`Lpips::forward`] keeps autograd; the model's own weights are frozen, so gradients
-//! reach the inputs only.
+//! reach the inputs only. Range policy: a tensor that requires gradients (the image
+//! being optimised) is never refused for straying outside its declared range, since an
+//! optimiser moves pixels past the bounds on its way; NaN or infinite values still are.
+//! Data declared [-1, 1] that holds no negative value at all (the classic [0, 1]
+//! mistake) is reported once through the `log` facade.
 //!
-//! ```no_run
+//! ```
 //! use lpips::{InputRange, Lpips, Tensor};
-//! use tch::nn::OptimizerConfig;
+//! use lpips::tch::nn::OptimizerConfig;
 //!
 //! let loss_fn = Lpips::builder().input_range(InputRange::ZeroToOne).build()?;
-//! let target = Tensor::rand([1, 3, 64, 64], (tch::Kind::Float, lpips::Device::Cpu));
-//! let vs = tch::nn::VarStore::new(lpips::Device::Cpu);
-//! let image = vs.root().var("image", &[1, 3, 64, 64], tch::nn::Init::Uniform { lo: 0.0, up: 1.0 });
-//! let mut opt = tch::nn::Adam::default().build(&vs, 1e-2)?;
+//! let target = Tensor::rand([1, 3, 64, 64], (lpips::Kind::Float, lpips::Device::Cpu));
+//! let vs = lpips::tch::nn::VarStore::new(lpips::Device::Cpu);
+//! let init = lpips::tch::nn::Init::Uniform { lo: 0.0, up: 1.0 };
+//! let image = vs.root().var("image", &[1, 3, 64, 64], init);
+//! let mut opt = lpips::tch::nn::Adam::default().build(&vs, 1e-2)?;
+//! let first = loss_fn.forward(&image, &target)?.double_value(&[0, 0, 0, 0]);
+//! let mut last = first;
 //! for _ in 0..100 {
-//!     let loss = loss_fn.forward(&image, &target)?.mean(tch::Kind::Float);
+//!     let loss = loss_fn.forward(&image, &target)?.mean(lpips::Kind::Float);
 //!     opt.backward_step(&loss);
+//!     last = loss.double_value(&[]);
 //! }
+//! assert!(last < first);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Throughput on CPU
 //!
 //! Batches amortise per-call work; the thread count is libtorch's
-//! (`tch::set_num_threads`). [`tune_cpu_allocator`] (glibc, opt-in because it is
+//! (`lpips::tch::set_num_threads`). [`tune_cpu_allocator`] (glibc, opt-in because it is
 //! process-wide) keeps freed activation memory for the next batch, which spares page
 //! faults on large inputs.
 //!
-//! ```no_run
+//! ```
 //! use lpips::{Lpips, Tensor};
 //!
 //! lpips::tune_cpu_allocator();
-//! tch::set_num_threads(4);
+//! lpips::tch::set_num_threads(4);
 //! let model = Lpips::builder().build()?;
-//! let a = Tensor::rand([32, 3, 64, 64], (tch::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
-//! let b = Tensor::rand([32, 3, 64, 64], (tch::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
+//! let a = Tensor::rand([32, 3, 64, 64], (lpips::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
+//! let b = Tensor::rand([32, 3, 64, 64], (lpips::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
 //! let d: Vec<f32> = model.distances(&a, &b)?; // both sides through the trunk once
 //! # Ok::<(), lpips::LpipsError>(())
 //! ```
@@ -182,7 +194,7 @@ pub use info::{Info, TrunkStatus, info};
 pub use input::{Canonical, Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged};
 pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
 pub use spatial_io::{write_heatmap, write_npy};
-pub use tch::{Device, Tensor};
+pub use tch::{Device, Kind, Tensor};
 // The versions this crate is built with, so that users never pick mismatched ones.
 pub use ndarray;
 pub use tch;

@@ -20,7 +20,7 @@ use crate::error::{LpipsError, Result};
 
 pub use crate::checkpoint::read_checkpoint;
 #[cfg(feature = "download")]
-pub use download::download_verified;
+pub use download::{DownloadLimits, download_verified, download_verified_with};
 pub use hub::{
     TORCHVISION_BASE_URL, TorchvisionFile, fetch, find_cached, hub_checkpoint_dir, offline,
     sha256_file,

@@ -16,6 +16,7 @@ build:
 
 oracle:
 	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_checkpoints.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py
 

@@ -6,23 +6,30 @@
 //! protocol version and system-info pickles, the object pickle, a pickle listing the
 //! storage keys, then each storage as an 8-byte element count and its raw bytes).
 //!
-//! Like `pickle.rs`, this depends on `std` and `zip` only, for the fuzz target.
+//! Every tensor is checked here against the bytes the file holds for it, so that
+//! nothing is allocated for a tensor that cannot be read: its view must lie inside its
+//! storage, and copying it out must not take more bytes than that storage holds (an
+//! overlapping or broadcast view, stride 0 for instance, is refused rather than
+//! expanded).
+//!
+//! Like the pickle reader, this depends on `std` and `zip` only, for the fuzz target.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Cursor;
 use std::ops::Range;
+use std::sync::Arc;
 
-use super::pickle::{PickleError, TensorRef, Value, unpickle};
+use super::pickle::{Budget, Layout, PickleError, Storages, TensorRef, Value, unpickle};
 
 /// torch's legacy magic number, 0x1950a86a20f9469cfc6c, as pickled (little-endian).
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 const LEGACY_PROTOCOL: i64 = 1001;
 
-/// The tensors of a checkpoint and the byte range of each storage in the file.
+/// The tensors of a checkpoint and the byte range of each stored storage in the file.
 #[derive(Debug)]
 pub struct Index {
-    pub tensors: Vec<(String, TensorRef)>,
-    pub storages: HashMap<String, Range<usize>>,
+    pub tensors: Vec<(String, Arc<TensorRef>)>,
+    pub storages: HashMap<Arc<str>, Range<usize>>,
 }
 
 fn bad<T>(why: impl Into<String>) -> Result<T, PickleError> {
@@ -35,18 +42,24 @@ pub fn index(data: &[u8]) -> Result<Index, PickleError> {
         index_zip(data)?
     } else if data.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
         index_legacy(data)?
+    } else if data.get(257..262) == Some(b"ustar") {
+        return bad(
+            "torch's pre-0.1.10 tar format, which torch itself no longer reads with \
+             weights_only=True: load and save it again with an older torch",
+        );
     } else {
         return bad(
             "not a PyTorch checkpoint: neither a zip archive nor torch's legacy format (wrong magic)",
         );
     };
     for (name, tensor) in &index.tensors {
-        check_view(name, tensor, &index.storages)?;
+        check_tensor(name, tensor, &index.storages)?;
     }
     Ok(index)
 }
 
-/// The elements of its storage that a tensor reads: `start..end`.
+/// The elements of its storage that a tensor reads: `start..end`; `0..0` when it has
+/// no elements (it then reads nothing, wherever its offset points, as in torch).
 pub fn element_range(t: &TensorRef) -> Result<Range<u64>, PickleError> {
     let offset = u64::try_from(t.offset).or_else(|_| bad("negative storage offset"))?;
     let mut last = offset;
@@ -57,9 +70,11 @@ pub fn element_range(t: &TensorRef) -> Result<Range<u64>, PickleError> {
                 t.size, t.stride
             ));
         }
-        if size == 0 {
-            return Ok(offset..offset);
-        }
+    }
+    if t.size.contains(&0) {
+        return Ok(0..0);
+    }
+    for (&size, &stride) in t.size.iter().zip(&t.stride) {
         last = (size as u64 - 1)
             .checked_mul(stride as u64)
             .and_then(|span| last.checked_add(span))
@@ -68,34 +83,62 @@ pub fn element_range(t: &TensorRef) -> Result<Range<u64>, PickleError> {
     Ok(offset..last + 1)
 }
 
-fn check_view(
+/// The number of elements of a tensor (`None` when it overflows).
+pub fn numel(t: &TensorRef) -> Option<u64> {
+    t.size
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(u64::try_from(d).ok()?))
+}
+
+/// The bytes of its record that a tensor's storage spans: its declared span, cut at the
+/// record's end.
+pub fn storage_bytes(t: &TensorRef, record_len: usize) -> Range<usize> {
+    let clamp = |b: u64| usize::try_from(b).map_or(record_len, |b| b.min(record_len));
+    let start = clamp(t.storage.byte_offset);
+    let end = clamp(t.storage.byte_offset.saturating_add(t.storage.byte_len));
+    start..end.max(start)
+}
+
+fn check_tensor(
     name: &str,
     t: &TensorRef,
-    storages: &HashMap<String, Range<usize>>,
+    storages: &HashMap<Arc<str>, Range<usize>>,
 ) -> Result<(), PickleError> {
-    let bytes = storages.get(&t.storage.key).ok_or_else(|| {
+    let record = storages.get(&t.storage.key).ok_or_else(|| {
         PickleError::Malformed(format!(
             "tensor `{name}`: storage `{}` is missing",
             t.storage.key
         ))
     })?;
+    let element = t.storage.dtype.size() as u64;
+    let held = storage_bytes(t, record.len()).len() as u64 / element;
     let needed = element_range(t)?;
-    let numel = (bytes.len() / t.storage.dtype.size()) as u64;
-    if needed.end > numel.min(t.storage.numel) {
+    if needed.end > held {
         return bad(format!(
-            "tensor `{name}` ({:?}, stride {:?}, offset {}) reads elements up to {}, but its storage holds {}",
-            t.size,
-            t.stride,
-            t.offset,
-            needed.end,
-            numel.min(t.storage.numel)
+            "tensor `{name}` ({:?}, stride {:?}, offset {}) reads elements up to {}, but its storage holds {held}",
+            t.size, t.stride, t.offset, needed.end,
         ));
     }
-    Ok(())
+    match numel(t) {
+        Some(n) if n <= held => Ok(()),
+        n => bad(format!(
+            "tensor `{name}` ({:?}, stride {:?}) has {} elements, but its storage holds only \
+             {held}: an overlapping or broadcast view, which would take {} bytes once copied; \
+             refused",
+            t.size,
+            t.stride,
+            n.map_or("too many".to_string(), |n| n.to_string()),
+            n.and_then(|n| n.checked_mul(element))
+                .map_or("too many".to_string(), |b| b.to_string()),
+        )),
+    }
 }
 
 /// The name -> tensor entries of a state dict (or of its `state_dict` entry).
-fn state_dict(value: &Value) -> Result<Vec<(String, TensorRef)>, PickleError> {
+fn state_dict(
+    value: &Value,
+    budget: &mut Budget,
+) -> Result<Vec<(String, Arc<TensorRef>)>, PickleError> {
     let Value::Dict(dict) = value else {
         return bad("the checkpoint does not hold a dict of tensors");
     };
@@ -103,12 +146,13 @@ fn state_dict(value: &Value) -> Result<Vec<(String, TensorRef)>, PickleError> {
     if let Some((_, inner @ Value::Dict(_))) =
         items.iter().find(|(k, _)| k.as_str() == Some("state_dict"))
     {
-        return state_dict(inner);
+        return state_dict(inner, budget);
     }
     let mut out = Vec::new();
     for (k, v) in items.iter() {
         if let (Some(name), Value::Tensor(t)) = (k.as_str(), v) {
-            out.push((name.to_string(), (**t).clone()));
+            budget.charge(name.len())?;
+            out.push((name.to_string(), t.clone()));
         }
     }
     if out.is_empty() {
@@ -116,7 +160,6 @@ fn state_dict(value: &Value) -> Result<Vec<(String, TensorRef)>, PickleError> {
     }
     Ok(out)
 }
-
 fn index_zip(data: &[u8]) -> Result<Index, PickleError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(data))
         .map_err(|e| PickleError::Malformed(format!("broken zip archive: {e}")))?;
@@ -165,30 +208,36 @@ fn index_zip(data: &[u8]) -> Result<Index, PickleError> {
             return bad("big-endian checkpoints are not supported");
         }
     }
-    let (tensors, _) = unpickle(&data[entries[&pkl].clone()], 0, state_dict)?;
+    let mut named = Storages::new(Layout::Zip);
+    let (tensors, _) = unpickle(
+        &data[entries[&pkl].clone()],
+        0,
+        Some(&mut named),
+        state_dict,
+    )?;
     let mut storages = HashMap::new();
-    for (_, t) in &tensors {
-        if let Some(range) = entries.get(&format!("{prefix}data/{}", t.storage.key)) {
-            storages.insert(t.storage.key.clone(), range.clone());
+    for key in named.roots.keys() {
+        if let Some(range) = entries.get(&format!("{prefix}data/{key}")) {
+            storages.insert(key.clone(), range.clone());
         }
     }
     Ok(Index { tensors, storages })
 }
 
 fn index_legacy(data: &[u8]) -> Result<Index, PickleError> {
-    let (magic_ok, pos) = unpickle(data, 0, |v| {
+    let (magic_ok, pos) = unpickle(data, 0, None, |v, _| {
         Ok(matches!(v, Value::BigInt(b) if **b == LEGACY_MAGIC))
     })?;
     if !magic_ok {
         return bad("legacy checkpoint with a wrong magic number");
     }
-    let (protocol, pos) = unpickle(data, pos, |v| Ok(v.as_int()))?;
+    let (protocol, pos) = unpickle(data, pos, None, |v, _| Ok(v.as_int()))?;
     if protocol != Some(LEGACY_PROTOCOL) {
         return bad(format!(
             "legacy checkpoint protocol {protocol:?}, expected {LEGACY_PROTOCOL}"
         ));
     }
-    let (little, pos) = unpickle(data, pos, |v| {
+    let (little, pos) = unpickle(data, pos, None, |v, _| {
         let Value::Dict(d) = v else {
             return bad("legacy system info is not a dict");
         };
@@ -201,33 +250,45 @@ fn index_legacy(data: &[u8]) -> Result<Index, PickleError> {
     if little == Some(false) {
         return bad("big-endian checkpoints are not supported");
     }
-    let (tensors, pos) = unpickle(data, pos, state_dict)?;
-    let (keys, mut pos) = unpickle(data, pos, |v| {
-        v.as_seq()
+    let mut named = Storages::new(Layout::Legacy);
+    let (tensors, pos) = unpickle(data, pos, Some(&mut named), state_dict)?;
+    let (keys, mut pos) = unpickle(data, pos, None, |v, budget| {
+        v.as_seq(budget)?
             .ok_or_else(|| PickleError::Malformed("legacy storage key list is not a list".into()))?
             .iter()
             .map(|k| {
-                k.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| PickleError::Malformed("storage key is not a string".into()))
+                let key = k
+                    .as_str()
+                    .ok_or_else(|| PickleError::Malformed("storage key is not a string".into()))?;
+                budget.charge(key.len())?;
+                Ok(key.to_string())
             })
             .collect::<Result<Vec<String>, _>>()
     })?;
-    let dtypes: HashMap<&str, _> = tensors
-        .iter()
-        .map(|(_, t)| (t.storage.key.as_str(), t.storage.dtype))
-        .collect();
+    // Then each listed storage: its element count, which torch requires to be the one
+    // its persistent id declared, and its bytes.
     let mut storages = HashMap::new();
+    let mut seen = HashSet::new();
     for key in keys {
-        let Some(dtype) = dtypes.get(key.as_str()) else {
-            return bad(format!("storage `{key}` is listed but no tensor uses it"));
+        let Some((key, root)) = named.roots.get_key_value(key.as_str()) else {
+            if named.is_view(&key) {
+                return bad(format!(
+                    "the storage list names `{key}`, a storage view, not a storage"
+                ));
+            }
+            return bad(format!(
+                "storage `{key}` is listed but the checkpoint never names it"
+            ));
         };
+        if !seen.insert(key.clone()) {
+            return bad(format!("storage `{key}` is listed twice"));
+        }
         let count = data
-            .get(pos..pos + 8)
+            .get(pos..pos.saturating_add(8))
             .ok_or_else(|| PickleError::Malformed(format!("truncated before storage `{key}`")))?;
         let count = u64::from_le_bytes(count.try_into().expect("8 bytes"));
         let len = count
-            .checked_mul(dtype.size() as u64)
+            .checked_mul(root.dtype.size() as u64)
             .and_then(|l| usize::try_from(l).ok())
             .ok_or_else(|| PickleError::Malformed(format!("storage `{key}` size overflows")))?;
         let start = pos + 8;
@@ -239,7 +300,14 @@ fn index_legacy(data: &[u8]) -> Result<Index, PickleError> {
                     "storage `{key}` runs past the end of the file (truncated?)"
                 ))
             })?;
-        storages.insert(key, start..end);
+        if count != root.numel {
+            return bad(format!(
+                "storage `{key}` holds {count} elements in the file but {} by its persistent id \
+                 (torch refuses this too: wrong byte size)",
+                root.numel
+            ));
+        }
+        storages.insert(key.clone(), start..end);
         pos = end;
     }
     Ok(Index { tensors, storages })

@@ -1,12 +1,14 @@
 //! PyTorch checkpoints (`torch.save`, zip and legacy formats) read without Python and
-//! without executing anything: `pickle.rs` accepts only what a state dict needs,
-//! `index.rs` locates each tensor's bytes, this file copies out the tensors asked for.
+//! without executing anything: `pickle/` accepts only what a state dict needs,
+//! `index.rs` locates each tensor's bytes and checks them against the file, this file
+//! copies out the tensors asked for (onto the CPU, wherever they were saved from).
 
 pub(crate) mod index;
 pub(crate) mod pickle;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use tch::{Kind, Tensor};
 
@@ -18,8 +20,8 @@ use pickle::{Dtype, PickleError, TensorRef};
 /// when taken, so a whole torchvision state dict costs only its trunk's bytes.
 pub(crate) struct Checkpoint {
     bytes: memmap2::Mmap,
-    tensors: HashMap<String, TensorRef>,
-    storages: HashMap<String, std::ops::Range<usize>>,
+    tensors: HashMap<String, Arc<TensorRef>>,
+    storages: HashMap<Arc<str>, std::ops::Range<usize>>,
     source_name: String,
 }
 
@@ -76,20 +78,34 @@ impl Checkpoint {
         names
     }
 
+    /// A tensor's shape, without reading it; `None` without such a key.
+    pub(crate) fn shape(&self, key: &str) -> Option<Vec<i64>> {
+        self.tensors.get(key).map(|t| t.size.clone())
+    }
+
     /// Copies one tensor out (contiguous, its stored dtype); `None` without such a key.
+    /// The index checked that it lies inside its storage's bytes and takes no more
+    /// bytes than they do, so this allocates at most the file's share of it.
     pub(crate) fn read(&self, key: &str) -> Result<Option<Tensor>> {
         let Some(t) = self.tensors.get(key) else {
             return Ok(None);
         };
-        // The index checked that the view lies inside its storage's bytes.
-        let storage = &self.bytes[self.storages[&t.storage.key].clone()];
+        let kind = kind(t.storage.dtype);
+        let record = &self.bytes[self.storages[&t.storage.key].clone()];
+        let storage = &record[index::storage_bytes(t, record.len())];
         let elements = index::element_range(t).map_err(|e| convert_error(&self.source_name, e))?;
+        if elements.is_empty() {
+            return Ok(Some(Tensor::f_zeros(
+                t.size.as_slice(),
+                (kind, tch::Device::Cpu),
+            )?));
+        }
         let size = t.storage.dtype.size();
         let (start, end) = (elements.start as usize, elements.end as usize);
         let flat = Tensor::f_from_data_size(
             &storage[start * size..end * size],
             &[(end - start) as i64],
-            kind(t.storage.dtype),
+            kind,
         )?;
         let view = flat.f_as_strided(
             t.size.as_slice(),

@@ -1,11 +1,17 @@
 //! Verified downloads into the torch hub cache: streamed to a temporary file beside the
 //! destination, hashed on the way, renamed into place only when the whole SHA-256
-//! matches. Anything else (HTTP error, dropped connection, wrong digest, too many
-//! bytes) leaves nothing behind.
+//! matches. Anything else (HTTP error, dropped or stalled connection, wrong digest, too
+//! many bytes) removes the temporary file. A process killed mid-download cannot remove
+//! its own; the next download into the same folder does.
+//!
+//! Time limits apply to waiting, never to the whole transfer: connecting (DNS, TCP,
+//! TLS) has one limit, and every read or write must make progress within the stall
+//! limit, so a large file on a slow but steady link finishes while a server that goes
+//! silent is given up on.
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -13,9 +19,60 @@ use super::Progress;
 use super::hub::hex;
 use crate::error::{LpipsError, Result};
 
+/// Temporary download files start with this, then the downloading process's id.
+const TEMP_PREFIX: &str = ".lpips-download-";
+/// A temporary file untouched for this long is stale, whoever wrote it.
+const STALE_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a download may wait: for a connection, and for the next bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DownloadLimits {
+    /// Resolving the host, connecting and the TLS handshake, together.
+    pub connect: Duration,
+    /// The longest wait for any single read or write (the response headers, each part of
+    /// the body); the transfer as a whole has no limit.
+    pub stall: Duration,
+}
+
+impl Default for DownloadLimits {
+    /// 30 seconds for each.
+    fn default() -> Self {
+        DownloadLimits {
+            connect: Duration::from_secs(30),
+            stall: Duration::from_secs(30),
+        }
+    }
+}
+
+impl DownloadLimits {
+    /// Limits of the given durations.
+    pub fn new(connect: Duration, stall: Duration) -> DownloadLimits {
+        DownloadLimits { connect, stall }
+    }
+
+    /// The defaults, each overridden by `LPIPS_DOWNLOAD_CONNECT_SECS` and
+    /// `LPIPS_DOWNLOAD_STALL_SECS` when set to a positive number of seconds.
+    pub fn from_env() -> DownloadLimits {
+        let secs = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64)
+        };
+        let default = DownloadLimits::default();
+        DownloadLimits {
+            connect: secs("LPIPS_DOWNLOAD_CONNECT_SECS").unwrap_or(default.connect),
+            stall: secs("LPIPS_DOWNLOAD_STALL_SECS").unwrap_or(default.stall),
+        }
+    }
+}
+
 /// Downloads `url` to `dest`, checking the full SHA-256 (lowercase hex) and, when
-/// known, the size. `progress` hears of the start, each chunk and the end (the library
-/// itself prints nothing; pass `&mut |_| {}` to ignore it).
+/// known, the size, within [`DownloadLimits::from_env`]. `progress` hears of the start,
+/// each chunk and the end (the library itself prints nothing; pass `&mut |_| {}` to
+/// ignore it).
 pub fn download_verified(
     url: &str,
     sha256: &str,
@@ -23,23 +80,48 @@ pub fn download_verified(
     dest: &Path,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<()> {
+    download_verified_with(
+        url,
+        sha256,
+        expected_bytes,
+        dest,
+        DownloadLimits::from_env(),
+        progress,
+    )
+}
+
+/// [`download_verified`] with explicit time limits.
+pub fn download_verified_with(
+    url: &str,
+    sha256: &str,
+    expected_bytes: Option<u64>,
+    dest: &Path,
+    limits: DownloadLimits,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<()> {
     let failed = |reason: String| LpipsError::Download {
         url: url.to_string(),
         reason,
     };
-    let dir = dest.parent().unwrap_or(Path::new("."));
+    let dir = crate::files::parent_dir(dest);
     std::fs::create_dir_all(dir).map_err(|e| LpipsError::io(dir, e))?;
+    remove_stale_temporaries(dir);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".lpips-download-")
+        .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
         .tempfile_in(dir)
         .map_err(|e| LpipsError::io(dir, e))?;
 
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .timeout_resolve(Some(limits.connect))
+        .timeout_connect(Some(limits.connect))
+        .timeout_per_read(Some(limits.stall))
+        .timeout_per_write(Some(limits.stall))
         .build()
         .into();
-    let response = agent.get(url).call().map_err(|e| failed(e.to_string()))?;
+    let response = agent
+        .get(url)
+        .call()
+        .map_err(|e| failed(describe(&e, limits, "before the response")))?;
     let length = response
         .headers()
         .get("content-length")
@@ -63,9 +145,13 @@ pub fn download_verified(
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| failed(format!("after {total} bytes: {e}")))?;
+        let n = reader.read(&mut buf).map_err(|e| {
+            let reason = match e.get_ref().and_then(|x| x.downcast_ref::<ureq::Error>()) {
+                Some(inner) => describe(inner, limits, &format!("after {total} bytes")),
+                None => format!("after {total} bytes: {e}"),
+            };
+            failed(reason)
+        })?;
         if n == 0 {
             break;
         }
@@ -80,6 +166,13 @@ pub fn download_verified(
         tmp.write_all(&buf[..n])
             .map_err(|e| LpipsError::io(tmp.path(), e))?;
         progress(Progress::Advanced { done: total });
+    }
+    if let Some(expected) = expected_bytes.or(length) {
+        if total != expected {
+            return Err(failed(format!(
+                "the connection ended after {total} of {expected} bytes"
+            )));
+        }
     }
     progress(Progress::Finished);
     let found = hex(&hasher.finalize());
@@ -96,4 +189,76 @@ pub fn download_verified(
     tmp.persist(dest)
         .map_err(|e| LpipsError::io(dest, e.error))?;
     Ok(())
+}
+
+/// A transfer error in words, naming the limit when one ran out.
+fn describe(e: &ureq::Error, limits: DownloadLimits, when: &str) -> String {
+    match e {
+        ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => format!(
+            "could not connect within {:?} (LPIPS_DOWNLOAD_CONNECT_SECS)",
+            limits.connect
+        ),
+        ureq::Error::Timeout(_) => format!(
+            "the server sent nothing for {:?} {when} (stalled; LPIPS_DOWNLOAD_STALL_SECS)",
+            limits.stall
+        ),
+        other => format!("{when}: {other}"),
+    }
+}
+
+/// Removes the temporary files that downloads into `dir` left behind when their process
+/// was killed: those whose process is gone, and any untouched for a day. Temporary files
+/// of live downloads (this process's included) are kept. Failures are ignored: this is
+/// tidying, not part of the download.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let own = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|age| age > STALE_AGE);
+        let pid = rest
+            .split_once('-')
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        let orphan = pid.is_some_and(|pid| pid != own && !process_alive(pid));
+        if old || orphan {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process with this id exists (on other systems than unix: assumed so, and
+/// only age makes a temporary file stale).
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+        let found = unsafe { libc::kill(pid, 0) } == 0;
+        found || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
 }

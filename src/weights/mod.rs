@@ -20,7 +20,7 @@ use crate::error::{LpipsError, Result};
 
 pub use crate::checkpoint::read_checkpoint;
 #[cfg(feature = "download")]
-pub use download::download_verified;
+pub use download::{DownloadLimits, download_verified, download_verified_with};
 pub use hub::{
     TORCHVISION_BASE_URL, TorchvisionFile, fetch, find_cached, hub_checkpoint_dir, offline,
     sha256_file,
@@ -109,13 +109,54 @@ impl TensorMap {
         }
     }
 
-    /// Takes the tensor `key`, checking its shape and values; converted to f32.
-    pub(crate) fn take(&mut self, key: &str, expected: &[i64]) -> Result<Tensor> {
-        let key = self
-            .aliases
+    /// The name a wanted tensor is stored under.
+    fn stored_name(&self, key: &str) -> String {
+        self.aliases
             .get(key)
             .cloned()
-            .unwrap_or_else(|| key.to_string());
+            .unwrap_or_else(|| key.to_string())
+    }
+
+    /// The shape of the tensor stored as `key`, read from the file's index or header
+    /// (nothing is copied); `None` without such a tensor.
+    fn shape(&self, key: &str) -> Result<Option<Vec<i64>>> {
+        if let Some(t) = self.tensors.get(key) {
+            return Ok(Some(t.size()));
+        }
+        match &self.file {
+            Some(LazyFile::Safetensors(bytes)) => {
+                safetensors_file::shape(bytes, key, &self.source_name)
+            }
+            Some(LazyFile::Checkpoint(c)) => Ok(c.shape(key)),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks that the tensor `key` is there with the expected shape, without reading it.
+    pub(crate) fn check(&self, key: &str, expected: &[i64]) -> Result<()> {
+        let stored = self.stored_name(key);
+        match self.shape(&stored)? {
+            None => Err(LpipsError::MissingWeight {
+                key: stored,
+                expected: expected.to_vec(),
+                source_name: self.source_name.clone(),
+            }),
+            Some(found) if found != expected => Err(LpipsError::WeightShape {
+                key: stored,
+                expected: expected.to_vec(),
+                found,
+                source_name: self.source_name.clone(),
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Takes the tensor `key`, checking its shape and values; converted to f32. The
+    /// shape is checked before anything is copied out of the file, so a tensor the model
+    /// cannot use costs no memory.
+    pub(crate) fn take(&mut self, key: &str, expected: &[i64]) -> Result<Tensor> {
+        self.check(key, expected)?;
+        let key = self.stored_name(key);
         let key = key.as_str();
         let tensor = match (self.tensors.remove(key), &self.file) {
             (Some(t), _) => Some(t),
@@ -130,15 +171,6 @@ impl TensorMap {
             expected: expected.to_vec(),
             source_name: self.source_name.clone(),
         })?;
-        let found = tensor.size();
-        if found != expected {
-            return Err(LpipsError::WeightShape {
-                key: key.to_string(),
-                expected: expected.to_vec(),
-                found,
-                source_name: self.source_name.clone(),
-            });
-        }
         let tensor = tensor.to_kind(Kind::Float);
         if !bool::try_from(tensor.isfinite().all())? {
             return Err(LpipsError::NonFiniteWeight {
@@ -239,22 +271,36 @@ pub fn linear_heads(net: Net, version: Version) -> Result<Vec<Tensor>> {
 /// Linear heads from a weight source (`lin{k}.model.1.weight`, shape `(1, C, 1, 1)`),
 /// each checked for presence, shape and finite values.
 pub(crate) fn heads_from(net: Net, source: &mut TensorMap) -> Result<Vec<Tensor>> {
-    net.channels()
+    let wanted: Vec<(String, [i64; 4])> = net
+        .channels()
         .iter()
         .enumerate()
-        .map(|(k, &c)| source.take(&format!("lin{k}.model.1.weight"), &[1, c, 1, 1]))
+        .map(|(k, &c)| (format!("lin{k}.model.1.weight"), [1, c, 1, 1]))
+        .collect();
+    for (name, shape) in &wanted {
+        source.check(name, shape)?;
+    }
+    wanted
+        .iter()
+        .map(|(name, shape)| source.take(name, shape))
         .collect()
 }
 
 /// The trunk's tensors from a weight source, every one checked for presence, shape and
 /// finite values, under torchvision's names, in name order. `expected` is the trunk's own
-/// variables (name and shape).
+/// variables (name and shape). All names and shapes are checked before any tensor is
+/// copied out of the file.
 pub(crate) fn trunk_tensors(
     expected: &std::collections::HashMap<String, Tensor>,
     source: &mut TensorMap,
 ) -> Result<Vec<(String, Tensor)>> {
     let mut names: Vec<&String> = expected.keys().collect();
     names.sort();
+    // Every name and shape first, so that a file the model cannot use is refused
+    // before any of it is copied.
+    for name in &names {
+        source.check(name, &expected[*name].size())?;
+    }
     names
         .into_iter()
         .map(|name| Ok((name.clone(), source.take(name, &expected[name].size())?)))

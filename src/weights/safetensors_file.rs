@@ -41,6 +41,16 @@ fn format_error(source_name: &str, e: SafeTensorError) -> LpipsError {
     }
 }
 
+/// The shape of one tensor, from the header only; `Ok(None)` when there is no such key.
+pub(crate) fn shape(bytes: &[u8], key: &str, source_name: &str) -> Result<Option<Vec<i64>>> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format_error(source_name, e))?;
+    match st.tensor(key) {
+        Ok(view) => Ok(Some(view.shape().iter().map(|&d| d as i64).collect())),
+        Err(SafeTensorError::TensorNotFound(_)) => Ok(None),
+        Err(e) => Err(format_error(source_name, e)),
+    }
+}
+
 /// Copies one tensor out of validated bytes; `Ok(None)` when there is no such key.
 pub(crate) fn read_tensor(bytes: &[u8], key: &str, source_name: &str) -> Result<Option<Tensor>> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| format_error(source_name, e))?;

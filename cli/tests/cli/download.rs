@@ -1,6 +1,8 @@
 //! Downloads against a loopback HTTP server: verified success, digest mismatch and a
-//! connection dropped mid-file (nothing left behind either way), offline mode, and a
-//! cached file used without any network access.
+//! connection dropped mid-file (nothing left behind either way); time limits that apply
+//! to stalls, not to slow but steady transfers; temporary files of killed downloads
+//! removed by the next one; offline mode, and a cached file used without any network
+//! access.
 
 use crate::common;
 
@@ -9,6 +11,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::common::oracle_file;
 use assert_cmd::Command;
@@ -20,7 +23,16 @@ enum Serve {
     Full,
     /// Announce the whole length, send half, close.
     Drop,
+    /// The whole body in `chunks` parts, `gap` apart.
+    Drip { chunks: usize, gap: Duration },
+    /// Accept the connection, then say nothing (for minutes).
+    Silent,
+    /// Announce the whole length, send half, then nothing more (for minutes).
+    Stall,
 }
+
+/// How long a silent or stalled connection is held open: longer than any test waits.
+const HOLD: Duration = Duration::from_secs(300);
 
 /// Serves `body` for every GET until dropped; counts requests.
 struct Server {
@@ -33,29 +45,55 @@ fn serve(body: Vec<u8>, mode: Serve) -> Server {
     let base = format!("http://{}/models/", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
     let count = requests.clone();
+    let body = Arc::new(body);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
+            let Ok(stream) = stream else { continue };
             count.fetch_add(1, Ordering::SeqCst);
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let part = match mode {
-                Serve::Full => &body[..],
-                Serve::Drop => &body[..body.len() / 2],
-            };
-            let _ = stream.write_all(part);
-            let _ = stream.flush();
+            let body = body.clone();
+            std::thread::spawn(move || answer(stream, &body, mode));
         }
     });
     Server { base, requests }
+}
+
+fn answer(mut stream: std::net::TcpStream, body: &[u8], mode: Serve) {
+    if matches!(mode, Serve::Silent) {
+        std::thread::sleep(HOLD);
+        return;
+    }
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    match mode {
+        Serve::Full => {
+            let _ = stream.write_all(body);
+        }
+        Serve::Drop => {
+            let _ = stream.write_all(&body[..body.len() / 2]);
+        }
+        Serve::Drip { chunks, gap } => {
+            for part in body.chunks(body.len().div_ceil(chunks)) {
+                let _ = stream.write_all(part);
+                let _ = stream.flush();
+                std::thread::sleep(gap);
+            }
+        }
+        Serve::Stall => {
+            let _ = stream.write_all(&body[..body.len() / 2]);
+            let _ = stream.flush();
+            std::thread::sleep(HOLD);
+        }
+        Serve::Silent => unreachable!(),
+    }
+    let _ = stream.flush();
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -63,6 +101,17 @@ fn sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The one error line of a failed command's stderr (besides it, stderr may hold the
+/// download notice and a hint on what to do).
+fn error_line(stderr: &str) -> &str {
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("lpips: error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    errors[0]
 }
 
 fn dir_entries(dir: &Path) -> Vec<String> {
@@ -161,10 +210,10 @@ fn cli_fetch_rejects_wrong_digest_and_dropped_connections() {
             .assert()
             .failure();
         let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.contains("squeezenet1_1-b8a52dc0.pth"), "{stderr}");
+        let error = error_line(&stderr);
+        assert!(error.contains("squeezenet1_1-b8a52dc0.pth"), "{stderr}");
         if matches!(mode, Serve::Full) {
-            assert!(stderr.contains("SHA-256 mismatch"), "{stderr}");
+            assert!(error.contains("SHA-256 mismatch"), "{stderr}");
         }
         assert_eq!(server.requests.load(Ordering::SeqCst), 1);
         assert!(
@@ -200,8 +249,7 @@ fn offline_mode_makes_no_request() {
     for mut cmd in [fetch, compare] {
         let out = cmd.env("LPIPS_OFFLINE", "1").assert().failure();
         let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-        assert!(stderr.contains("LPIPS_OFFLINE"), "{stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(error_line(&stderr).contains("LPIPS_OFFLINE"), "{stderr}");
     }
     assert_eq!(server.requests.load(Ordering::SeqCst), 0);
 }
@@ -267,4 +315,238 @@ fn cached_checkpoint_is_used_without_network_and_verify_reports_it() {
             .arg(&converted),
     );
     assert_eq!(again, got);
+}
+
+/// Runs `f` on another thread; fails if it does not return within a minute (a guard
+/// against hangs, not a timing).
+fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what}: no answer within a minute (hung?)"))
+}
+
+fn limits(stall_secs: f64) -> lpips::weights::DownloadLimits {
+    lpips::weights::DownloadLimits::new(
+        Duration::from_secs(10),
+        Duration::from_secs_f64(stall_secs),
+    )
+}
+
+/// A body sent in parts over longer than the stall limit, each gap well within it,
+/// arrives whole: the limit is on stalls, not on the transfer. Progress is reported
+/// through the callback (the library prints nothing).
+#[test]
+fn slow_but_steady_download_finishes() {
+    let body: Vec<u8> = (0..120_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    // 12 parts 0.4 s apart: about 4.8 s in all, more than twice the 2 s stall limit.
+    let server = serve(
+        body.clone(),
+        Serve::Drip {
+            chunks: 12,
+            gap: Duration::from_millis(400),
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("file.pth");
+    let url = format!("{}file.pth", server.base);
+    let digest = sha256(&body);
+    let len = body.len() as u64;
+    let dest2 = dest.clone();
+    let (result, events) = within_a_minute("slow download", move || {
+        let mut events = Vec::new();
+        let result = lpips::weights::download_verified_with(
+            &url,
+            &digest,
+            Some(len),
+            &dest2,
+            limits(2.0),
+            &mut |p| {
+                events.push(match p {
+                    lpips::weights::Progress::Started { total, .. } => {
+                        format!("started {total:?}")
+                    }
+                    lpips::weights::Progress::Advanced { done } => format!("{done}"),
+                    lpips::weights::Progress::Finished => "finished".to_string(),
+                    _ => "other".to_string(),
+                })
+            },
+        );
+        (result.map_err(|e| e.to_string()), events)
+    });
+    result.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    assert_eq!(dir_entries(dir.path()), vec!["file.pth"]);
+    assert_eq!(events.first().unwrap(), &format!("started Some({len})"));
+    assert_eq!(events.last().unwrap(), "finished");
+    let done: Vec<u64> = events[1..events.len() - 1]
+        .iter()
+        .map(|e| e.parse().unwrap())
+        .collect();
+    assert!(done.len() > 1, "{events:?}");
+    assert!(done.windows(2).all(|w| w[0] < w[1]), "{events:?}");
+    assert_eq!(*done.last().unwrap(), len);
+}
+
+/// A server that accepts and never answers, and one that stops mid-body: both given up
+/// on (the stall limit, 1 s here), nothing left behind.
+#[test]
+fn silent_and_stalled_servers_fail_without_leaving_files() {
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for (mode, when) in [
+        (Serve::Silent, "before the response".to_string()),
+        (Serve::Stall, format!("after {} bytes", body.len() / 2)),
+    ] {
+        let server = serve(body.clone(), mode);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("file.pth");
+        let url = format!("{}file.pth", server.base);
+        let digest = sha256(&body);
+        let len = body.len() as u64;
+        let dest2 = dest.clone();
+        let e = within_a_minute(&when, move || {
+            lpips::weights::download_verified_with(
+                &url,
+                &digest,
+                Some(len),
+                &dest2,
+                limits(1.0),
+                &mut |_| {},
+            )
+            .map_err(|e| e.to_string())
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("sent nothing for 1s") && e.contains(&when) && e.contains("stalled"),
+            "{e}"
+        );
+        assert!(
+            dir_entries(dir.path()).is_empty(),
+            "{:?}",
+            dir_entries(dir.path())
+        );
+    }
+}
+
+/// Temporary files of downloads whose process is gone, or untouched for over a day, are
+/// removed by the next download into the folder; a live process's recent one is kept.
+#[test]
+fn stale_temporaries_are_removed_by_the_next_download() {
+    let body = b"weights".to_vec();
+    let server = serve(body.clone(), Serve::Full);
+    let dir = tempfile::tempdir().unwrap();
+    // Process 1 is alive; no process has an id above the kernel's maximum (2^22).
+    let live_recent = dir.path().join(".lpips-download-1-recent");
+    let live_old = dir.path().join(".lpips-download-1-old");
+    let gone = dir.path().join(".lpips-download-99999999-gone");
+    let other = dir.path().join("unrelated.pth");
+    for f in [&live_recent, &live_old, &gone, &other] {
+        std::fs::write(f, b"partial").unwrap();
+    }
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&live_old)
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
+    let dest = dir.path().join("file.pth");
+    lpips::weights::download_verified_with(
+        &format!("{}file.pth", server.base),
+        &sha256(&body),
+        None,
+        &dest,
+        limits(10.0),
+        &mut |_| {},
+    )
+    .unwrap();
+    let mut left = dir_entries(dir.path());
+    left.sort();
+    assert_eq!(
+        left,
+        vec![".lpips-download-1-recent", "file.pth", "unrelated.pth"]
+    );
+}
+
+/// The CLI gives up on a server that accepts and never answers, within the stall limit
+/// set through LPIPS_DOWNLOAD_STALL_SECS, with one line saying so.
+#[test]
+fn cli_fetch_gives_up_on_a_silent_server() {
+    let home = tempfile::tempdir().unwrap();
+    let server = serve(Vec::new(), Serve::Silent);
+    let out = cli(home.path(), &server.base)
+        .env("LPIPS_DOWNLOAD_STALL_SECS", "1")
+        .args(["weights", "fetch", "squeeze"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .failure();
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    let error = error_line(&stderr);
+    assert!(
+        error.contains("sent nothing for 1s") && error.contains("LPIPS_DOWNLOAD_STALL_SECS"),
+        "{stderr}"
+    );
+    assert!(dir_entries(&home.path().join("hub/checkpoints")).is_empty());
+}
+
+/// `lpips weights fetch` killed with SIGKILL mid-download leaves its temporary file
+/// (nothing can remove it then); the next run removes it.
+#[test]
+fn killed_fetch_leaves_a_temporary_file_that_the_next_run_removes() {
+    let home = tempfile::tempdir().unwrap();
+    let checkpoints = home.path().join("hub/checkpoints");
+    let size = lpips::weights::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize;
+    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let stalled = serve(body.clone(), Serve::Stall);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lpips"))
+        .env("TORCH_HOME", home.path())
+        .env("LPIPS_DOWNLOAD_BASE", &stalled.base)
+        .env("LPIPS_DOWNLOAD_STALL_SECS", "300")
+        .env_remove("LPIPS_OFFLINE")
+        .args(["weights", "fetch", "squeeze"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (with a guard) until half the body has reached the temporary file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let temporary = loop {
+        let written = std::fs::read_dir(&checkpoints).ok().and_then(|entries| {
+            entries.flatten().find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".lpips-download-")
+                    && e.metadata().is_ok_and(|m| m.len() as usize >= size / 2)
+            })
+        });
+        if let Some(entry) = written {
+            break entry.path();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no partial download appeared in {}",
+            checkpoints.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(temporary.exists(), "SIGKILL leaves the temporary file");
+
+    // The next run (here against a server with the wrong file) removes it.
+    let server = serve(body, Serve::Full);
+    let out = cli(home.path(), &server.base)
+        .args(["weights", "fetch", "squeeze"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .failure();
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(stderr.contains("SHA-256 mismatch"), "{stderr}");
+    assert!(
+        dir_entries(&checkpoints).is_empty(),
+        "left: {:?}",
+        dir_entries(&checkpoints)
+    );
 }

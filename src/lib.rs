@@ -199,7 +199,11 @@ pub use tch::{Device, Kind, Tensor};
 pub use ndarray;
 pub use tch;
 
-// Compiles the README's Rust examples as doctests.
+// Compiles the README's and the library guide's Rust examples as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/library.md")]
+struct LibraryGuideDoctests;

@@ -76,6 +76,20 @@ fn decode(path: &Path, net: lpips::Net, min: i64) -> Result<Tensor, String> {
     Ok(t)
 }
 
+/// Hands the heap's free pages back to the system. The command keeps freed memory for
+/// the next batch (`lpips::tune_cpu_allocator`), which pays off when batches repeat one
+/// size; with many sizes the blocks no longer fit one another and the heap only grows
+/// (measured: 60 pairs of 60 sizes near 530 px, alex, peak RSS 974 MB without this, 639 MB
+/// with it, 602 MB for one pair alone). So before a trunk pass on another size than the
+/// last one's, the free pages go back.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Measures `jobs`, handing each finished row to `sink` as soon as it is done (in no
 /// particular order). Returns the signal that stopped it early, if one did.
 pub(super) fn measure(
@@ -129,6 +143,7 @@ pub(super) fn measure(
         args,
         bar: &bar,
         sink,
+        last_size: None,
     };
     let stopped = std::thread::scope(|s| -> Result<Option<i32>, String> {
         for _ in 0..threads {
@@ -211,6 +226,8 @@ struct State<'a> {
     args: &'a FolderArgs,
     bar: &'a indicatif::ProgressBar,
     sink: &'a mut dyn FnMut(Row) -> Result<(), String>,
+    /// The image size of the last trunk pass.
+    last_size: Option<(i64, i64)>,
 }
 
 impl State<'_> {
@@ -218,6 +235,11 @@ impl State<'_> {
     /// panic), each image is tried alone, and one that still fails fails its pairs.
     fn run_batch(&mut self, batch: Vec<(usize, Tensor)>) -> Result<(), String> {
         let (ids, tensors): (Vec<usize>, Vec<Tensor>) = batch.into_iter().unzip();
+        let size = tensors.first().map(|t| (t.size()[2], t.size()[3]));
+        if self.last_size.is_some() && self.last_size != size {
+            release_free_memory();
+        }
+        self.last_size = size;
         let model = self.model;
         let result = catch(|| {
             let stacked = Tensor::cat(&tensors, 0);

@@ -5,8 +5,10 @@
 mod common;
 
 mod bapps_cli;
+mod child;
 mod cli;
 mod download;
+mod folder_failures;
 mod folders;
 
 use common::oracle_file;

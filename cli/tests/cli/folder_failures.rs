@@ -384,7 +384,7 @@ fn memory_is_bounded_by_the_batch_whatever_the_mix_of_sizes() {
     std::fs::copy(d0.join(last), o0.join(last)).unwrap();
     std::fs::copy(d1.join(last), o1.join(last)).unwrap();
     let run = |a: &Path, b: &Path| {
-        let out = child::run(
+        child::run(
             lpips()
                 .arg("dirs")
                 .arg(a)
@@ -393,8 +393,7 @@ fn memory_is_bounded_by_the_batch_whatever_the_mix_of_sizes() {
                 .args(["--batch-size", "8", "--threads", "1", "-q"]),
             GUARD,
             "dirs",
-        );
-        out
+        )
     };
     let one = run(&o0, &o1);
     let all = run(&d0, &d1);

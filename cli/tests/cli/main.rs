@@ -10,6 +10,8 @@ mod cli;
 mod download;
 mod folder_failures;
 mod folders;
+mod output_paths;
+mod resume;
 
 use common::oracle_file;
 

@@ -37,11 +37,11 @@ pub struct EvalArgs {
     /// The LPIPS model (with `--metric lpips`).
     #[command(flatten)]
     model: crate::ModelArgs,
-    /// Items per model batch (lpips; the reference's test script uses 50).
-    #[arg(long, default_value_t = 50)]
+    /// Items per model batch, 1 to 4096 (lpips; the reference's test script uses 50).
+    #[arg(long, default_value_t = 50, value_parser = crate::folders::count_in(crate::folders::MAX_BATCH))]
     batch_size: usize,
-    /// Only the first N items of each subset, for a quick look.
-    #[arg(long)]
+    /// Only the first N (at least 1) items of each subset, for a quick look.
+    #[arg(long, value_parser = crate::folders::count_in(u64::MAX))]
     limit: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = crate::Format::Text)]
@@ -90,7 +90,11 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
         ColorspaceArg::Lab => Colorspace::Lab,
         ColorspaceArg::Rgb => Colorspace::Rgb,
     };
-    // Every folder is checked before any model is built or any score computed.
+    // The output path and every folder are checked before any model is built or any
+    // score computed.
+    if let Some(out) = &args.out {
+        crate::outputs::check_file("--out", out)?;
+    }
     let mut two_afc = Vec::new();
     let mut jnd = Vec::new();
     for dir in &args.dirs {
@@ -103,6 +107,11 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
         two_afc.iter_mut().for_each(|s| s.truncate(limit));
         jnd.iter_mut().for_each(|s| s.truncate(limit));
     }
+    let total: usize =
+        two_afc.iter().map(|s| s.len()).sum::<usize>() + jnd.iter().map(|s| s.len()).sum::<usize>();
+    if total == 0 {
+        return Err("no items selected: nothing to evaluate".to_string());
+    }
     let model: Option<Lpips> = match args.metric {
         MetricArg::Lpips => Some(args.model.build()?),
         _ => None,
@@ -112,8 +121,6 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
         (None, MetricArg::L2) => Metric::L2(colorspace),
         (None, _) => Metric::Ssim(colorspace),
     };
-    let total: usize =
-        two_afc.iter().map(|s| s.len()).sum::<usize>() + jnd.iter().map(|s| s.len()).sum::<usize>();
     let bar = crate::progress_bar(
         total as u64,
         args.quiet,

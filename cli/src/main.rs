@@ -3,11 +3,13 @@
 mod eval;
 mod folders;
 mod info;
+mod outputs;
+mod signals;
 mod terminal;
 mod train;
 mod weights;
 
-pub(crate) use terminal::progress_bar;
+pub(crate) use terminal::{outln, progress_bar};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -207,7 +209,7 @@ pub(crate) fn parse_lin(s: &str) -> Result<LinArg, String> {
 pub(crate) fn cli_error(e: LpipsError) -> String {
     match &e {
         LpipsError::TrunkNotFound { net, .. } => format!(
-            "{e}\n  on the command line: pass `--trunk PATH` (.pth or .safetensors with \
+            "{e}; on the command line: pass `--trunk PATH` (.pth or .safetensors with \
              torchvision's names), or run `lpips weights fetch {net}` with network access \
              and LPIPS_OFFLINE unset"
         ),
@@ -235,8 +237,9 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "lpips", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lpips", &mut script);
+            terminal::print_bytes(&script)
         }
     };
     match result {
@@ -271,6 +274,9 @@ fn spatial_kind(path: &std::path::Path) -> Result<SpatialKind, String> {
 
 fn compare(args: CompareArgs) -> Result<(), String> {
     let spatial = args.spatial_out.as_deref().map(spatial_kind).transpose()?;
+    if let Some(path) = &args.spatial_out {
+        outputs::check_file("--spatial-out", path)?;
+    }
     args.model.device()?;
     let a = lpips::load_image(&args.img0).map_err(|e| e.to_string())?;
     let b = lpips::load_image(&args.img1).map_err(|e| e.to_string())?;
@@ -287,20 +293,30 @@ fn compare(args: CompareArgs) -> Result<(), String> {
     }
     let model = args.model.build()?;
     let distance = model.distance(&a, &b).map_err(|e| e.to_string())?;
+    if !distance.is_finite() {
+        return Err(format!(
+            "the distance between {} and {} is {distance} (not finite): the model overflowed",
+            args.img0.display(),
+            args.img1.display()
+        ));
+    }
     let mut spatial_max = None;
     if let (Some(path), Some(kind)) = (&args.spatial_out, spatial) {
         let map = model.distance_map(&a, &b).map_err(|e| e.to_string())?;
         match kind {
-            SpatialKind::Npy => lpips::write_npy(path, &map).map_err(|e| e.to_string())?,
+            SpatialKind::Npy => lpips::write_npy(path, &map)
+                .map_err(|e| format!("cannot write the distance map: {e}"))?,
             SpatialKind::Png => {
-                spatial_max =
-                    Some(lpips::write_heatmap(path, &map, None).map_err(|e| e.to_string())?);
+                spatial_max = Some(
+                    lpips::write_heatmap(path, &map, None)
+                        .map_err(|e| format!("cannot write the heat map: {e}"))?,
+                );
             }
         }
     }
     match args.format {
         Format::Text => {
-            println!("{distance}");
+            outln!("{distance}");
             if let (Some(path), Some(max)) = (&args.spatial_out, spatial_max) {
                 eprintln!("heat map {}: colour scale 0 to {max}", path.display());
             }
@@ -315,7 +331,7 @@ fn compare(args: CompareArgs) -> Result<(), String> {
                 "spatial_out": args.spatial_out,
                 "spatial_scale_max": spatial_max,
             });
-            println!("{out}");
+            outln!("{out}");
         }
     }
     Ok(())

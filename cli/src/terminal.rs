@@ -73,12 +73,29 @@ pub(crate) fn init_logger() {
 /// Writes a line to stdout; a closed pipe (`lpips ... | head -1`) ends the process
 /// quietly, like any Unix tool, and any other write error is reported.
 pub(crate) fn print_line(text: &str) -> Result<(), String> {
+    let mut line = Vec::with_capacity(text.len() + 1);
+    line.extend_from_slice(text.as_bytes());
+    line.push(b'\n');
+    print_bytes(&line)
+}
+
+/// Writes bytes to stdout and flushes them, as [`print_line`] does.
+pub(crate) fn print_bytes(bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let result = writeln!(out, "{text}").and_then(|()| out.flush());
+    let result = out.write_all(bytes).and_then(|()| out.flush());
     match result {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => Err(format!("cannot write to standard output: {e}")),
     }
 }
+
+/// `println!` for commands: the line goes through [`print_line`], and a write error is
+/// returned from the calling function.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::terminal::print_line(&format!($($arg)*))?
+    };
+}
+pub(crate) use outln;

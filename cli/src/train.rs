@@ -34,8 +34,8 @@ pub struct TrainArgs {
     /// Further epochs with the rate decaying linearly to zero [default: 5].
     #[arg(long)]
     decay_epochs: Option<usize>,
-    /// Triplets per step [default: 50].
-    #[arg(long)]
+    /// Triplets per step, 1 to 4096 [default: 50].
+    #[arg(long, value_parser = crate::folders::count_in(crate::folders::MAX_BATCH))]
     batch_size: Option<usize>,
     /// Adam's learning rate [default: 0.0001].
     #[arg(long)]
@@ -52,8 +52,9 @@ pub struct TrainArgs {
     /// 2AFC subsets to score after each epoch (e.g. `2afc/val`).
     #[arg(long, num_args = 1..)]
     val: Vec<PathBuf>,
-    /// Only the first N triplets of each subset (training and validation), for a quick try.
-    #[arg(long)]
+    /// Only the first N (at least 1) triplets of each subset (training and validation),
+    /// for a quick try.
+    #[arg(long, value_parser = crate::folders::count_in(u64::MAX))]
     limit: Option<usize>,
     /// cpu, cuda, cuda:N, mps or auto.
     #[arg(long, default_value = "cpu")]
@@ -65,6 +66,11 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<(), String> {
     let err = |e: lpips::LpipsError| e.to_string();
+    // The checkpoint folder is checked first: a bad path fails now, not after an epoch.
+    crate::outputs::check_dir("--out", &args.out)?;
+    if let Some(resume) = &args.resume {
+        lpips::files::open_regular(resume).map_err(err)?;
+    }
     let mut data = Vec::new();
     for dir in &args.data {
         data.extend(bapps::find_2afc_sets(dir).map_err(err)?);
@@ -77,7 +83,10 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         data.iter_mut().for_each(|s| s.truncate(limit));
         val.iter_mut().for_each(|s| s.truncate(limit));
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let triplets: usize = data.iter().map(|s| s.len()).sum();
+    if triplets == 0 {
+        return Err("no training triplets selected: nothing to train".to_string());
+    }
     let device = lpips::parse_device(&args.device).map_err(err)?;
     let trunk = args
         .trunk
@@ -134,7 +143,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
             line.push_str(&format!("  val 2AFC {:.2}%", 100.0 * mean));
         }
         line.push_str(&format!("  saved {}", latest.display()));
-        println!("{line}");
+        crate::outln!("{line}");
     }
     eprintln!(
         "heads: {} (use with --lin {0}{})",

@@ -74,9 +74,9 @@ pub fn run(command: WeightsCommand) -> Result<(), String> {
                 let cached = lpips::weights::find_cached(net).ok();
                 match lpips::weights::fetch(net, &mut crate::terminal::download_bar()) {
                     Ok(path) if cached.is_some() => {
-                        println!("{net}: already in the cache: {}", path.display())
+                        crate::outln!("{net}: already in the cache: {}", path.display())
                     }
-                    Ok(path) => println!("{net}: downloaded and verified: {}", path.display()),
+                    Ok(path) => crate::outln!("{net}: downloaded and verified: {}", path.display()),
                     Err(e) => failures.push(format!("{net}: {e}")),
                 }
             }
@@ -90,10 +90,10 @@ pub fn run(command: WeightsCommand) -> Result<(), String> {
                 let file = TorchvisionFile::of(net);
                 match lpips::weights::find_cached(net) {
                     Err(_) if named => failures.push(format!("{net}: not in the torch hub cache")),
-                    Err(_) => println!("{net}: not in the cache"),
+                    Err(_) => crate::outln!("{net}: not in the cache"),
                     Ok(path) => match check(&file, &path)? {
-                        Check::Verified => println!("{net}: ok {}", path.display()),
-                        Check::NoDigest => println!(
+                        Check::Verified => crate::outln!("{net}: ok {}", path.display()),
+                        Check::NoDigest => crate::outln!(
                             "{net}: {} is a conversion: no published digest",
                             path.display()
                         ),
@@ -110,7 +110,7 @@ pub fn run(command: WeightsCommand) -> Result<(), String> {
         WeightsCommand::Convert { input, output, net } => {
             let net =
                 lpips::weights::convert_trunk(&input, &output, net).map_err(|e| e.to_string())?;
-            println!("wrote {} ({net} trunk)", output.display());
+            crate::outln!("wrote {} ({net} trunk)", output.display());
             Ok(())
         }
     }
@@ -140,15 +140,15 @@ fn list(format: crate::Format) -> Result<(), String> {
         rows.push(row);
     }
     match format {
-        crate::Format::Json => println!("{}", serde_json::Value::Array(rows)),
+        crate::Format::Json => crate::outln!("{}", serde_json::Value::Array(rows)),
         crate::Format::Text => {
             if let Some(dir) = lpips::weights::hub_checkpoint_dir() {
-                println!("torch hub cache: {}", dir.display());
+                crate::outln!("torch hub cache: {}", dir.display());
             }
             for r in rows {
                 let path = r["path"].as_str().map(str::to_string).unwrap_or_default();
                 let size = r["bytes"].as_u64().map(mib).unwrap_or_default();
-                println!(
+                crate::outln!(
                     "{:<8} {:<10} {} {}",
                     r["net"].as_str().unwrap_or(""),
                     size,

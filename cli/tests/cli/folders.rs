@@ -120,7 +120,9 @@ fn dirs_in_every_format() {
     let mut reader = csv::Reader::from_reader(stdout.as_bytes());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["index", "img0", "img1", "distance", "error", "spatial"]
+        [
+            "index", "img0", "img1", "distance", "error", "spatial", "img0_hex", "img1_hex"
+        ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 4);

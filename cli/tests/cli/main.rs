@@ -5,9 +5,13 @@
 mod common;
 
 mod bapps_cli;
+mod child;
 mod cli;
 mod download;
+mod folder_failures;
 mod folders;
+mod output_paths;
+mod resume;
 
 use common::oracle_file;
 

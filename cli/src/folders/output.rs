@@ -1,0 +1,229 @@
+//! Rows, the summary and the output formats.
+//!
+//! Names are written losslessly: a path that is valid UTF-8 is written as it is; one
+//! that is not is written with U+FFFD in place of the invalid bytes (readable, but not
+//! unique) and its raw bytes, as lowercase hex, in `img0_hex` / `img1_hex` (JSON keys
+//! present only then; CSV columns always there, empty for UTF-8 names). The text format
+//! writes the raw bytes themselves.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::args::{FolderArgs, ListFormat};
+
+/// One pair's result: a distance (finite) or the reason it has none.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub(super) struct Row {
+    pub(super) index: usize,
+    pub(super) img0: String,
+    pub(super) img1: String,
+    pub(super) distance: Option<f32>,
+    pub(super) error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) spatial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) img0_hex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) img1_hex: Option<String>,
+}
+
+impl Row {
+    /// A row for the pair, with neither distance nor error yet.
+    pub(super) fn new(index: usize, a: &Path, b: &Path) -> Row {
+        let (img0, img0_hex) = name(a);
+        let (img1, img1_hex) = name(b);
+        Row {
+            index,
+            img0,
+            img1,
+            distance: None,
+            error: None,
+            spatial: None,
+            img0_hex,
+            img1_hex,
+        }
+    }
+
+    /// Whether two rows are about the same two files.
+    pub(super) fn same_pair(&self, other: &Row) -> bool {
+        (&self.img0, &self.img0_hex, &self.img1, &self.img1_hex)
+            == (&other.img0, &other.img0_hex, &other.img1, &other.img1_hex)
+    }
+
+    /// The first image's path, byte for byte.
+    fn path0(&self) -> PathBuf {
+        path(&self.img0, self.img0_hex.as_deref())
+    }
+
+    fn path1(&self) -> PathBuf {
+        path(&self.img1, self.img1_hex.as_deref())
+    }
+}
+
+/// A path as written in rows: the string, and the raw bytes in hex when the path is not
+/// valid UTF-8.
+pub(super) fn name(path: &Path) -> (String, Option<String>) {
+    use std::os::unix::ffi::OsStrExt;
+    match path.to_str() {
+        Some(s) => (s.to_string(), None),
+        None => {
+            let hex = path
+                .as_os_str()
+                .as_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            (path.to_string_lossy().into_owned(), Some(hex))
+        }
+    }
+}
+
+/// The path a row names.
+fn path(name: &str, hex: Option<&str>) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = hex.and_then(|h| {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()
+    });
+    match bytes {
+        Some(bytes) => PathBuf::from(std::ffi::OsString::from_vec(bytes)),
+        None => PathBuf::from(name),
+    }
+}
+
+#[derive(Serialize)]
+struct Summary {
+    count: usize,
+    failed: usize,
+    mean: Option<f64>,
+    median: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+/// Statistics over the rows with a (finite) distance; failed rows are counted apart.
+fn summarize(rows: &[Row]) -> Summary {
+    let mut d: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.error.is_none())
+        .filter_map(|r| r.distance)
+        .filter(|d| d.is_finite())
+        .map(f64::from)
+        .collect();
+    d.sort_by(f64::total_cmp);
+    let n = d.len();
+    let median = match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(d[n / 2]),
+        _ => Some((d[n / 2 - 1] + d[n / 2]) / 2.0),
+    };
+    Summary {
+        count: n,
+        failed: rows.len() - n,
+        mean: (n > 0).then(|| d.iter().sum::<f64>() / n as f64),
+        median,
+        min: d.first().copied(),
+        max: d.last().copied(),
+    }
+}
+
+/// The whole output of a run, in its format.
+pub(super) fn render(
+    rows: &[Row],
+    unmatched: &BTreeMap<String, Vec<PathBuf>>,
+    args: &FolderArgs,
+) -> Result<Vec<u8>, String> {
+    let mut buf: Vec<u8> = Vec::new();
+    let summary = summarize(rows);
+    let io = |e: std::io::Error| e.to_string();
+    match args.format {
+        ListFormat::Text => {
+            use std::os::unix::ffi::OsStrExt;
+            for r in rows.iter().filter(|r| r.error.is_none()) {
+                let Some(d) = r.distance else { continue };
+                write!(buf, "{d:.6}\t").map_err(io)?;
+                buf.extend_from_slice(r.path0().as_os_str().as_bytes());
+                buf.push(b'\t');
+                buf.extend_from_slice(r.path1().as_os_str().as_bytes());
+                buf.push(b'\n');
+            }
+            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.6}"));
+            writeln!(
+                buf,
+                "# count {} failed {} mean {} median {} min {} max {}",
+                summary.count,
+                summary.failed,
+                f(summary.mean),
+                f(summary.median),
+                f(summary.min),
+                f(summary.max)
+            )
+            .map_err(io)?;
+        }
+        ListFormat::Csv => {
+            let mut w = csv::Writer::from_writer(&mut buf);
+            w.write_record([
+                "index", "img0", "img1", "distance", "error", "spatial", "img0_hex", "img1_hex",
+            ])
+            .map_err(|e| e.to_string())?;
+            for r in rows {
+                w.write_record([
+                    r.index.to_string(),
+                    r.img0.clone(),
+                    r.img1.clone(),
+                    r.distance.map(|d| d.to_string()).unwrap_or_default(),
+                    r.error.clone().unwrap_or_default(),
+                    r.spatial.clone().unwrap_or_default(),
+                    r.img0_hex.clone().unwrap_or_default(),
+                    r.img1_hex.clone().unwrap_or_default(),
+                ])
+                .map_err(|e| e.to_string())?;
+            }
+            w.flush().map_err(io)?;
+        }
+        ListFormat::Json => {
+            let unmatched: BTreeMap<&String, Vec<String>> = unmatched
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        v.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+                    )
+                })
+                .collect();
+            let out = serde_json::json!({
+                "net": args.model.net,
+                "lin": args.model.lin,
+                "shard": args.shard.map(|(i, n)| format!("{i}/{n}")),
+                "results": rows,
+                "summary": summary,
+                "unmatched": unmatched,
+            });
+            serde_json::to_writer_pretty(&mut buf, &out).map_err(|e| e.to_string())?;
+            buf.push(b'\n');
+        }
+        ListFormat::Jsonl => {
+            for r in rows {
+                serde_json::to_writer(&mut buf, r).map_err(|e| e.to_string())?;
+                buf.push(b'\n');
+            }
+        }
+    }
+    Ok(buf)
+}
+
+/// Writes a command's output to stdout (a closed pipe ends the process quietly), or
+/// whole to a file (a temporary file renamed into place, so a reader never sees half of
+/// it; through a symlink, its target is replaced).
+pub(crate) fn emit(out: Option<&Path>, buf: &[u8]) -> Result<(), String> {
+    match out {
+        None => crate::terminal::print_bytes(buf),
+        Some(path) => lpips::files::write_atomic(path, |f| f.write_all(buf))
+            .map_err(|e| format!("cannot write the output: {e}")),
+    }
+}

@@ -1,0 +1,67 @@
+//! Output paths checked before any work: a missing folder or an unwritable target fails
+//! in the first second, not after an hour of measuring.
+
+use std::path::{Path, PathBuf};
+
+/// The file that writing to `path` replaces: the target of a symlink, else `path`.
+fn resolved(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => match std::fs::read_link(path) {
+            Ok(target) if target.is_absolute() => target,
+            Ok(target) => path.parent().unwrap_or(Path::new("")).join(target),
+            Err(_) => path.to_path_buf(),
+        },
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The folder a file is written into (`.` for a bare name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Creates (and removes) a file in `dir`: the only sure test that files can be made there.
+fn probe(flag: &str, shown: &Path, dir: &Path) -> Result<(), String> {
+    tempfile::Builder::new()
+        .prefix(".lpips-check-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "{flag} {}: cannot create files in {}: {e}",
+                shown.display(),
+                dir.display()
+            )
+        })
+}
+
+/// Checks that a file can be written (atomically: a new file beside it, renamed over it)
+/// at `path`, the value of `flag`.
+pub(crate) fn check_file(flag: &str, path: &Path) -> Result<(), String> {
+    let target = resolved(path);
+    if target.is_dir() {
+        return Err(format!("{flag} {}: is a folder", path.display()));
+    }
+    let dir = parent_dir(&target);
+    if !dir.is_dir() {
+        return Err(format!(
+            "{flag} {}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        ));
+    }
+    probe(flag, path, dir)
+}
+
+/// Creates the folder `path` (the value of `flag`) if needed and checks that files can
+/// be written into it.
+pub(crate) fn check_dir(flag: &str, path: &Path) -> Result<(), String> {
+    if path.exists() && !path.is_dir() {
+        return Err(format!("{flag} {}: is not a folder", path.display()));
+    }
+    std::fs::create_dir_all(path)
+        .map_err(|e| format!("{flag} {}: cannot create the folder: {e}", path.display()))?;
+    probe(flag, path, path)
+}

@@ -1,0 +1,223 @@
+//! Where results go: output paths checked before any work, files created with the mode
+//! the umask gives, symlinks written through, and stdout closed or full handled like any
+//! Unix tool does; absurd counts refused by the parser with their range.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::child::{self, GUARD, lpips};
+use crate::common::oracle_file;
+
+fn two_images(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(oracle_file("img_alex_0.png"), dir.join("a.png")).unwrap();
+    std::fs::copy(oracle_file("img_alex_1.png"), dir.join("b.png")).unwrap();
+}
+
+/// One error line on stderr naming `words`, exit 1.
+fn assert_error(out: &child::Outcome, words: &[&str]) {
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let line = out.stderr.trim_end();
+    assert!(
+        line.starts_with("lpips: error: ")
+            && line.lines().count() == 1
+            && words.iter().all(|w| line.contains(w)),
+        "{line}"
+    );
+}
+
+#[test]
+fn outputs_are_checked_before_any_work() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("imgs");
+    two_images(&dir);
+    let file = t.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    // The trunk does not exist: an error about it would mean work had begun.
+    let all_pairs = |extra: &[&std::ffi::OsStr]| {
+        let mut cmd = lpips();
+        cmd.arg("all-pairs")
+            .arg(&dir)
+            .args(["--trunk", "/nonexistent/trunk.safetensors"])
+            .args(extra);
+        child::run(&mut cmd, GUARD, "all-pairs")
+    };
+    let missing = t.path().join("no/such/out.json");
+    let out = all_pairs(&["--out".as_ref(), missing.as_os_str()]);
+    assert_error(
+        &out,
+        &["--out", "does not exist", &missing.display().to_string()],
+    );
+    let out = all_pairs(&["--out".as_ref(), t.path().as_os_str()]);
+    assert_error(&out, &["--out", "is a folder"]);
+    let out = all_pairs(&["--out".as_ref(), "/proc/lpips-out.json".as_ref()]);
+    assert_error(&out, &["--out", "cannot create files in /proc"]);
+    let maps = file.join("maps");
+    let out = all_pairs(&["--spatial-dir".as_ref(), maps.as_os_str()]);
+    assert_error(&out, &["--spatial-dir", &maps.display().to_string()]);
+
+    // eval and train: before reading any data set.
+    let out = child::run(
+        lpips()
+            .args(["eval", "2afc", "/nonexistent/bapps", "--out"])
+            .arg(&missing),
+        GUARD,
+        "eval",
+    );
+    assert_error(&out, &["--out", "does not exist"]);
+    let out = child::run(
+        lpips()
+            .args(["train", "/nonexistent/bapps", "--out"])
+            .arg(file.join("ckpt")),
+        GUARD,
+        "train",
+    );
+    assert_error(&out, &["--out", &file.join("ckpt").display().to_string()]);
+    // compare: the map's path.
+    let map = t.path().join("no/such/map.png");
+    let out = child::run(
+        lpips()
+            .arg("compare")
+            .arg(dir.join("a.png"))
+            .arg(dir.join("b.png"))
+            .args(["--trunk", "/nonexistent/trunk.safetensors", "--spatial-out"])
+            .arg(&map),
+        GUARD,
+        "compare",
+    );
+    assert_error(&out, &["--spatial-out", &map.display().to_string()]);
+}
+
+#[test]
+fn output_files_get_the_umask_mode_and_symlinks_keep_their_target() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("imgs");
+    two_images(&dir);
+    let run = |out: &Path| {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg("umask 027 && exec \"$@\"")
+            .arg("sh")
+            .arg(child::lpips_bin())
+            .arg("all-pairs")
+            .arg(&dir)
+            .arg("--trunk")
+            .arg(oracle_file("trunk_alex.safetensors"))
+            .args(["--format", "csv", "--out"])
+            .arg(out)
+            .env("LPIPS_OFFLINE", "1");
+        let done = child::run(&mut cmd, GUARD, "all-pairs");
+        assert_eq!(done.code, Some(0), "{}", done.stderr);
+    };
+    let out = t.path().join("out.csv");
+    run(&out);
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "mode {mode:o}");
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with("index,"));
+
+    let real = t.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::write(real.join("target.csv"), b"old").unwrap();
+    let link = t.path().join("link.csv");
+    std::os::unix::fs::symlink(real.join("target.csv"), &link).unwrap();
+    run(&link);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let text = std::fs::read_to_string(real.join("target.csv")).unwrap();
+    assert!(
+        text.starts_with("index,") && text.lines().count() == 2,
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&real).unwrap().count(),
+        1,
+        "no stray files"
+    );
+}
+
+#[test]
+fn stdout_closed_or_full_and_absurd_counts() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("imgs");
+    two_images(&dir);
+    let trunk = oracle_file("trunk_alex.safetensors");
+    let commands: Vec<Vec<std::ffi::OsString>> = vec![
+        vec![
+            "compare".into(),
+            dir.join("a.png").into(),
+            dir.join("b.png").into(),
+            "--trunk".into(),
+            trunk.clone().into(),
+        ],
+        vec![
+            "all-pairs".into(),
+            dir.clone().into(),
+            "--trunk".into(),
+            trunk.clone().into(),
+        ],
+        vec!["completions".into(), "bash".into()],
+    ];
+    for args in &commands {
+        // The reading end is closed before the command writes: `lpips ... | head -0`.
+        let mut cmd = lpips();
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut running = cmd.spawn().unwrap();
+        drop(running.stdout.take());
+        let out = child::wait(running, GUARD, "closed stdout");
+        assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{args:?}");
+
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let mut cmd = lpips();
+        cmd.args(args).stdout(full).stderr(Stdio::piped());
+        let running = cmd.spawn().unwrap();
+        let out = child::wait(running, GUARD, "full stdout");
+        assert_error(&out, &["cannot write to standard output"]);
+    }
+
+    for (flag, range) in [("--batch-size", "1..=4096"), ("--threads", "1..=1024")] {
+        for value in ["0", "1000000000000"] {
+            let out = child::run(
+                lpips().arg("all-pairs").arg(&dir).args([flag, value]),
+                GUARD,
+                flag,
+            );
+            assert_eq!(out.code, Some(2), "{flag} {value}: {}", out.stderr);
+            assert!(
+                out.stderr.contains(flag)
+                    && out.stderr.contains(range)
+                    && !out.stderr.contains("panicked"),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+    for args in [
+        vec![
+            "eval",
+            "2afc",
+            "/nonexistent",
+            "--batch-size",
+            "1000000000000",
+        ],
+        vec![
+            "train",
+            "/nonexistent",
+            "--out",
+            "/nonexistent",
+            "--batch-size",
+            "0",
+        ],
+    ] {
+        let out = child::run(lpips().args(&args), GUARD, "batch size");
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("1..=4096"), "{}", out.stderr);
+    }
+}

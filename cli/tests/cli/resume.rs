@@ -1,0 +1,190 @@
+//! Interrupted folder runs: SIGTERM (handled: the run stops at a safe point) and SIGKILL
+//! (not handled) midway leave OUT.partial.jsonl; `--resume` measures only the missing
+//! pairs and writes the same output as an uninterrupted run, shards included.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::child::{self, GUARD, lpips};
+use crate::common::oracle_file;
+
+/// 40 pairs in d0/d1, each of distinct images (so each needs its own trunk passes).
+fn forty_pairs(root: &Path) {
+    let files = [
+        "img_alex_0.png",
+        "img_alex_1.png",
+        "img_alex_grey.png",
+        "img_alex_rgba.png",
+    ];
+    for (side, shift) in [("d0", 0), ("d1", 1)] {
+        std::fs::create_dir_all(root.join(side)).unwrap();
+        for i in 0..40 {
+            std::fs::copy(
+                oracle_file(files[(i + shift) % 4]),
+                root.join(side).join(format!("p{i:02}.png")),
+            )
+            .unwrap();
+        }
+    }
+}
+
+fn command(root: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = lpips();
+    cmd.arg("dirs")
+        .arg(root.join("d0"))
+        .arg(root.join("d1"))
+        .arg("--trunk")
+        .arg(oracle_file("trunk_alex.safetensors"))
+        .args([
+            "--format",
+            "jsonl",
+            "--batch-size",
+            "1",
+            "--threads",
+            "1",
+            "-q",
+        ])
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    cmd
+}
+
+fn rows(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Rows equal but for the last bits of the distances (batches differ in make-up).
+fn assert_same_rows(got: &[serde_json::Value], want: &[serde_json::Value]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        for key in ["index", "img0", "img1", "error", "spatial"] {
+            assert_eq!(g[key], w[key], "{key}: {g} vs {w}");
+        }
+        let (g, w) = (
+            g["distance"].as_f64().unwrap(),
+            w["distance"].as_f64().unwrap(),
+        );
+        assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "{g} vs {w}");
+    }
+}
+
+/// Starts the run, waits until `rows` pairs are in its partial file, then sends `signal`.
+fn interrupt(
+    cmd: &mut std::process::Command,
+    partial: &Path,
+    rows: usize,
+    signal: i32,
+) -> child::Outcome {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut running = cmd.spawn().unwrap();
+    let start = Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(partial).map_or(0, |t| t.lines().count());
+        if lines > rows {
+            break;
+        }
+        assert!(
+            running.try_wait().unwrap().is_none(),
+            "the run ended before it could be interrupted"
+        );
+        assert!(start.elapsed() < GUARD, "no rows written (hung?)");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(running.id() as i32, signal) }, 0);
+    child::wait(running, GUARD, "interrupted run")
+}
+
+#[test]
+fn interrupted_runs_resume_to_the_uninterrupted_output() {
+    let t = tempfile::tempdir().unwrap();
+    forty_pairs(t.path());
+    let whole = t.path().join("whole.jsonl");
+    let done = child::run(&mut command(t.path(), &whole, &[]), GUARD, "whole run");
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    let want = rows(&whole);
+    assert_eq!(want.len(), 40);
+
+    for (signal, code) in [
+        (libc::SIGTERM, Some(128 + libc::SIGTERM)),
+        (libc::SIGKILL, None),
+    ] {
+        let out = t.path().join(format!("out-{signal}.jsonl"));
+        let partial = t.path().join(format!("out-{signal}.jsonl.partial.jsonl"));
+        let stopped = interrupt(&mut command(t.path(), &out, &[]), &partial, 3, signal);
+        assert_eq!(stopped.code, code, "{}", stopped.stderr);
+        if signal == libc::SIGTERM {
+            assert!(
+                stopped.stderr.contains("stopped by SIGTERM")
+                    && stopped.stderr.contains("--resume"),
+                "{}",
+                stopped.stderr
+            );
+        } else {
+            assert_eq!(stopped.signal, Some(libc::SIGKILL));
+        }
+        assert!(!out.exists(), "no final output from an interrupted run");
+        let kept = std::fs::read_to_string(&partial).unwrap().lines().count() - 1;
+        assert!((3..40).contains(&kept), "{kept} rows kept");
+
+        // Without --resume the partial file is not overwritten.
+        let refused = child::run(&mut command(t.path(), &out, &[]), GUARD, "no --resume");
+        assert_eq!(refused.code, Some(1));
+        assert!(refused.stderr.contains("--resume"), "{}", refused.stderr);
+
+        let resumed = child::run(&mut command(t.path(), &out, &["--resume"]), GUARD, "resume");
+        assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+        assert!(
+            resumed
+                .stderr
+                .contains(&format!("{kept} pairs kept from {}", partial.display()))
+                && resumed
+                    .stderr
+                    .contains(&format!("{} to measure", 40 - kept)),
+            "{}",
+            resumed.stderr
+        );
+        assert!(!partial.exists(), "the partial file is removed at the end");
+        assert_same_rows(&rows(&out), &want);
+    }
+
+    // A shard: rows keep their index in the whole list.
+    let shard_whole = t.path().join("shard-whole.jsonl");
+    let done = child::run(
+        &mut command(t.path(), &shard_whole, &["--shard", "2/3"]),
+        GUARD,
+        "whole shard",
+    );
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    let out = t.path().join("shard.jsonl");
+    let partial = t.path().join("shard.jsonl.partial.jsonl");
+    interrupt(
+        &mut command(t.path(), &out, &["--shard", "2/3"]),
+        &partial,
+        2,
+        libc::SIGKILL,
+    );
+    // Another shard's command is refused on this partial file.
+    let other = child::run(
+        &mut command(t.path(), &out, &["--shard", "1/3", "--resume"]),
+        GUARD,
+        "other shard",
+    );
+    assert_eq!(other.code, Some(1));
+    assert!(other.stderr.contains("another run"), "{}", other.stderr);
+    let resumed = child::run(
+        &mut command(t.path(), &out, &["--shard", "2/3", "--resume"]),
+        GUARD,
+        "resume shard",
+    );
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    let got = rows(&out);
+    assert!(got.iter().all(|r| r["index"].as_u64().unwrap() % 3 == 1));
+    assert_same_rows(&got, &rows(&shard_whole));
+}

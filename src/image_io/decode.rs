@@ -1,0 +1,104 @@
+//! Bytes to pixels as OpenCV's `imread(path, IMREAD_COLOR)` gives them, the loader of the
+//! reference (`lpips.load_image`): the format found from the content (not the file
+//! name), JPEG through libjpeg-turbo ([`super::jpeg`]), the EXIF orientation applied
+//! (JPEG, PNG `eXIf`, WebP, TIFF), and optionally 16-bit samples reduced to 8 bits by
+//! OpenCV's rules ([`super::depth`]).
+//!
+//! Free of libtorch and of the crate's error type, so the fuzz target can include it.
+
+use std::io::Cursor;
+
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+
+/// What to do while decoding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DecodeOptions {
+    /// Reduce 16-bit samples to 8 bits as OpenCV does.
+    pub eight_bit: bool,
+    /// Accept JPEG files libjpeg can only partly decode.
+    pub accept_damaged: bool,
+}
+
+/// Why a file could not be decoded.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// The `image` crate's decoders refused it (or the format is unknown).
+    Image(image::ImageError),
+    /// libjpeg refused it, or found it damaged.
+    Corrupt(String),
+}
+
+/// The pixels, and libjpeg's warnings for a damaged file that was accepted.
+pub(crate) struct Decoded {
+    pub image: DynamicImage,
+    pub warnings: Vec<String>,
+}
+
+/// The largest image decoded, in bytes of 8-bit RGB: the `image` crate's default
+/// allocation limit, which bounds the other formats too.
+const MAX_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Decodes a whole file held in memory.
+pub(crate) fn decode(bytes: &[u8], options: DecodeOptions) -> Result<Decoded, DecodeError> {
+    let format = image::guess_format(bytes).map_err(DecodeError::Image)?;
+    let (mut image, orientation, warnings) = if format == ImageFormat::Jpeg {
+        decode_jpeg(bytes, options)?
+    } else {
+        let reader = ImageReader::with_format(Cursor::new(bytes), format);
+        let mut decoder = reader.into_decoder().map_err(DecodeError::Image)?;
+        // An unreadable orientation tag is no orientation, as for OpenCV.
+        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        let image = DynamicImage::from_decoder(decoder).map_err(DecodeError::Image)?;
+        (image, orientation, Vec::new())
+    };
+    image.apply_orientation(orientation);
+    if options.eight_bit {
+        image = super::depth::to_eight_bit(image, format);
+    }
+    Ok(Decoded { image, warnings })
+}
+
+#[cfg(feature = "jpeg")]
+fn decode_jpeg(
+    bytes: &[u8],
+    options: DecodeOptions,
+) -> Result<(DynamicImage, Orientation, Vec<String>), DecodeError> {
+    use super::jpeg;
+    let decoded = jpeg::decode(
+        bytes,
+        jpeg::JpegOptions {
+            accept_damaged: options.accept_damaged,
+            max_pixels: MAX_BYTES / 3,
+        },
+    )
+    .map_err(DecodeError::Corrupt)?;
+    let orientation = decoded
+        .exif
+        .as_deref()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    let (w, h) = (decoded.width, decoded.height);
+    let image = if decoded.channels == 1 {
+        image::GrayImage::from_raw(w, h, decoded.pixels).map(DynamicImage::ImageLuma8)
+    } else {
+        image::RgbImage::from_raw(w, h, decoded.pixels).map(DynamicImage::ImageRgb8)
+    };
+    let image = image.ok_or_else(|| DecodeError::Corrupt("libjpeg gave too few pixels".into()))?;
+    Ok((image, orientation, decoded.warnings))
+}
+
+#[cfg(not(feature = "jpeg"))]
+fn decode_jpeg(
+    _: &[u8],
+    _: DecodeOptions,
+) -> Result<(DynamicImage, Orientation, Vec<String>), DecodeError> {
+    Err(DecodeError::Image(image::ImageError::Unsupported(
+        image::error::UnsupportedError::from_format_and_kind(
+            image::error::ImageFormatHint::Exact(ImageFormat::Jpeg),
+            image::error::UnsupportedErrorKind::Format(image::error::ImageFormatHint::Exact(
+                ImageFormat::Jpeg,
+            )),
+        ),
+    )))
+}

@@ -17,7 +17,8 @@ build:
 oracle:
 	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py && \
-	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py
+	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_images.py
 
 test: oracle
 	$(ENV) cargo test --all-targets && cargo test --doc && \

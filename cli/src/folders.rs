@@ -350,7 +350,7 @@ fn measure(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&id) = order.get(i) else { break };
-                    let decoded = lpips::load_image(&images[id])
+                    let decoded = lpips::load_image_8bit(&images[id])
                         .map(|img| lpips::image_to_tensor(&img))
                         .map_err(|e| e.to_string());
                     let decoded = decoded.and_then(|t| {

@@ -8,6 +8,7 @@ mod bapps_cli;
 mod cli;
 mod download;
 mod folders;
+mod images;
 
 use common::oracle_file;
 

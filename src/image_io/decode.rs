@@ -9,7 +9,7 @@
 use std::io::Cursor;
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use image::{DynamicImage, GenericImageView, ImageDecoder, ImageFormat, ImageReader};
 
 /// What to do while decoding.
 #[derive(Clone, Copy, Debug)]
@@ -35,8 +35,8 @@ pub(crate) struct Decoded {
     pub warnings: Vec<String>,
 }
 
-/// The largest image decoded, in bytes of 8-bit RGB: the `image` crate's default
-/// allocation limit, which bounds the other formats too.
+/// The largest image decoded, in bytes: the `image` crate's default allocation limit
+/// (512 MiB), for JPEG (as 8-bit RGB) and the other formats alike.
 const MAX_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Decodes a whole file held in memory.
@@ -49,6 +49,15 @@ pub(crate) fn decode(bytes: &[u8], options: DecodeOptions) -> Result<Decoded, De
         let mut decoder = reader.into_decoder().map_err(DecodeError::Image)?;
         // An unreadable orientation tag is no orientation, as for OpenCV.
         let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        // `into_decoder` leaves the output buffer unchecked (ImageReader::decode checks
+        // it): a header may announce any size.
+        if decoder.total_bytes() > MAX_BYTES {
+            return Err(DecodeError::Image(image::ImageError::Limits(
+                image::error::LimitError::from_kind(
+                    image::error::LimitErrorKind::InsufficientMemory,
+                ),
+            )));
+        }
         let image = DynamicImage::from_decoder(decoder).map_err(DecodeError::Image)?;
         (image, orientation, Vec::new())
     };
@@ -101,4 +110,40 @@ fn decode_jpeg(
             )),
         ),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unhex(text: &str) -> Vec<u8> {
+        let text: String = text.split_whitespace().collect();
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_header_announcing_a_huge_image_is_refused_before_allocating() {
+        // Found by the fuzz target: a PNG header announcing far more than the limit (here
+        // 100000 x 100000 RGB, 30 GB), which `DynamicImage::from_decoder` would allocate.
+        let png = unhex(
+            "89504e470d0a1a0a0000000d49484452000186a0000186a0080200000027309c9f0000000c49444154789c6360a00c00
+             0000400001b7347cef0000000049454e44ae426082",
+        );
+        let options = DecodeOptions {
+            eight_bit: false,
+            accept_damaged: false,
+        };
+        let result = decode(&png, options);
+        assert!(
+            matches!(
+                &result,
+                Err(DecodeError::Image(image::ImageError::Limits(_)))
+            ),
+            "{:?}",
+            result.as_ref().map(|d| d.image.dimensions())
+        );
+    }
 }

@@ -15,10 +15,7 @@ fn rounded(v: u16) -> u8 {
     ((u32::from(v) + 128) / 257) as u8
 }
 
-fn map<P, Q>(
-    img: &ImageBuffer<P, Vec<u16>>,
-    f: fn(u16) -> u8,
-) -> ImageBuffer<Q, Vec<u8>>
+fn map<P, Q>(img: &ImageBuffer<P, Vec<u16>>, f: fn(u16) -> u8) -> ImageBuffer<Q, Vec<u8>>
 where
     P: Pixel<Subpixel = u16>,
     Q: Pixel<Subpixel = u8>,

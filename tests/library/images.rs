@@ -75,15 +75,27 @@ fn all_exact(kind: &str, reader: ImageReader) -> usize {
             Ok(img) => {
                 let got = rgb(&img);
                 if got.shape() != want.shape() {
-                    failures.push(format!("{}: shape {:?} vs {:?}", entry["file"], got.shape(), want.shape()));
+                    failures.push(format!(
+                        "{}: shape {:?} vs {:?}",
+                        entry["file"],
+                        got.shape(),
+                        want.shape()
+                    ));
                 } else if let (n @ 1.., worst) = diff(&got, &want) {
-                    failures.push(format!("{}: {n} samples differ, up to {worst}", entry["file"]));
+                    failures.push(format!(
+                        "{}: {n} samples differ, up to {worst}",
+                        entry["file"]
+                    ));
                 }
             }
             Err(e) => failures.push(format!("{}: {e}", entry["file"])),
         }
     }
-    assert!(failures.is_empty(), "{kind}: not OpenCV's pixels:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{kind}: not OpenCV's pixels:\n{}",
+        failures.join("\n")
+    );
     eprintln!("{kind}: {} files pixel-exact to OpenCV", list.len());
     list.len()
 }
@@ -125,7 +137,10 @@ fn sixteen_bit_files_reduce_as_opencv_does_or_keep_their_precision() {
             img.color()
         );
         let eight = lpips::load_image_8bit(file(&entry)).unwrap();
-        assert_eq!(eight.color().bytes_per_pixel(), eight.color().channel_count());
+        assert_eq!(
+            eight.color().bytes_per_pixel(),
+            eight.color().channel_count()
+        );
     }
 }
 
@@ -183,7 +198,8 @@ fn damaged_jpegs_are_refused_unless_accepted() {
         let img = ImageReader::new().accept_damaged(true).read(&path).unwrap();
         let logs = logged_about(&path);
         assert!(
-            logs.iter().any(|l| l.starts_with("WARN") && l.contains("damaged")),
+            logs.iter()
+                .any(|l| l.starts_with("WARN") && l.contains("damaged")),
             "{}: no warning logged: {logs:?}",
             entry["file"]
         );

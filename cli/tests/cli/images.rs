@@ -58,7 +58,12 @@ fn close(got: f64, want: f64, what: &str) {
 
 #[test]
 fn sixteen_bit_exif_and_jpeg_pairs_give_the_references_distance() {
-    for key in ["png16", "jpeg_exif", "jpeg_q50_420_vs_q95_444", "jpeg_prog_vs_cmyk"] {
+    for key in [
+        "png16",
+        "jpeg_exif",
+        "jpeg_q50_420_vs_q95_444",
+        "jpeg_prog_vs_cmyk",
+    ] {
         let (a, b, want) = reference(key);
         let got = crate::printed_distance(&mut compare(&a, &b));
         close(got, want, key);

@@ -16,6 +16,10 @@ mod jpeg;
 mod depth;
 
 #[allow(dead_code)]
+#[path = "../../src/image_io/exif.rs"]
+mod exif;
+
+#[allow(dead_code)]
 #[path = "../../src/image_io/decode.rs"]
 mod decode;
 

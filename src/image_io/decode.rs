@@ -9,7 +9,7 @@
 use std::io::Cursor;
 
 use image::metadata::Orientation;
-use image::{DynamicImage, GenericImageView, ImageDecoder, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 /// What to do while decoding.
 #[derive(Clone, Copy, Debug)]
@@ -48,7 +48,12 @@ pub(crate) fn decode(bytes: &[u8], options: DecodeOptions) -> Result<Decoded, De
         let reader = ImageReader::with_format(Cursor::new(bytes), format);
         let mut decoder = reader.into_decoder().map_err(DecodeError::Image)?;
         // An unreadable orientation tag is no orientation, as for OpenCV.
-        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        let orientation = if format == ImageFormat::WebP {
+            super::exif::webp_exif(bytes).and_then(Orientation::from_exif_chunk)
+        } else {
+            decoder.orientation().ok()
+        }
+        .unwrap_or(Orientation::NoTransforms);
         // `into_decoder` leaves the output buffer unchecked (ImageReader::decode checks
         // it): a header may announce any size.
         if decoder.total_bytes() > MAX_BYTES {
@@ -115,6 +120,7 @@ fn decode_jpeg(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::GenericImageView;
 
     fn unhex(text: &str) -> Vec<u8> {
         let text: String = text.split_whitespace().collect();

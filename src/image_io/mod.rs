@@ -10,6 +10,7 @@
 
 mod decode;
 mod depth;
+mod exif;
 #[cfg(feature = "jpeg")]
 mod jpeg;
 

@@ -120,7 +120,7 @@ fn inputs_of_other_kinds_and_ranges_work() {
     let b = images(1, 20, 24);
     let f32_out = m.distances(&a, &b).unwrap();
     let f64_out = m
-        .distances(&a.to_kind(Kind::Double), &b.to_kind(Kind::Double))
+        .distances(a.to_kind(Kind::Double), b.to_kind(Kind::Double))
         .unwrap();
     assert!((f32_out[0] - f64_out[0]).abs() < 1e-6);
     let unit = Lpips::builder()

@@ -276,8 +276,8 @@ fn distances_on_real_files_are_the_references() {
         let b = images_dir().join(pair["b"].as_str().unwrap());
         let got = m
             .distance(
-                &lpips::load_image_8bit(&a).unwrap(),
-                &lpips::load_image_8bit(&b).unwrap(),
+                lpips::load_image_8bit(&a).unwrap(),
+                lpips::load_image_8bit(&b).unwrap(),
             )
             .unwrap();
         let tol = 1e-6 + 1e-4 * want.abs();

@@ -8,7 +8,8 @@ pixels OpenCV gives for them, for tests/library/images.rs and cli/tests/cli/imag
   subsamplings 4:4:4 / 4:2:2 / 4:2:0 / 4:4:0 / 4:1:1, progressive, restart intervals,
   grey, CMYK), truncated and corrupt-in-the-middle copies;
 - the 8 EXIF orientations in JPEG, PNG (eXIf), WebP and TIFF, on non-square images;
-- 16-bit PNG and TIFF holding all 65536 values, grey, grey+alpha, palette and RGBA PNG;
+- 16-bit PNG and TIFF holding all 65536 values, grey, grey+alpha, palette and RGBA PNG,
+  TIFF with alpha;
 - LPIPS distances of the reference (seeded alex trunk of the main oracle) on real JPEGs,
   16-bit PNGs and EXIF-rotated JPEGs.
 
@@ -194,6 +195,13 @@ def write_depths(m):
     for name in ["mode_grey", "mode_grey_alpha", "mode_rgb", "mode_rgba", "mode_palette",
                  "mode_palette_trns", "mode_bilevel"]:
         m.add(name + ".png", "png_mode")
+    # TIFF alpha: PIL writes unassociated alpha (OpenCV premultiplies it), OpenCV writes
+    # none declared (kept). (Grey+alpha TIFF: OpenCV keeps the grey; the `image` crate
+    # cannot decode it, so it is not here.)
+    Image.fromarray(rgba).save(os.path.join(OUT, "tiff_rgba_pil.tiff"))
+    cv2.imwrite(os.path.join(OUT, "tiff_rgba_cv2.tiff"), rgba)
+    for name in ["tiff_rgba_pil.tiff", "tiff_rgba_cv2.tiff"]:
+        m.add(name, "tiff_alpha")
 
 
 def smooth16(seed, h, w):

@@ -16,6 +16,10 @@ mod jpeg;
 mod depth;
 
 #[allow(dead_code)]
+#[path = "../../src/image_io/alpha.rs"]
+mod alpha;
+
+#[allow(dead_code)]
 #[path = "../../src/image_io/exif.rs"]
 mod exif;
 

@@ -2,7 +2,8 @@
 //! reference (`lpips.load_image`): the format found from the content (not the file
 //! name), JPEG through libjpeg-turbo ([`super::jpeg`]), the EXIF orientation applied
 //! (JPEG, PNG `eXIf`, WebP, TIFF), and optionally 16-bit samples reduced to 8 bits by
-//! OpenCV's rules ([`super::depth`]).
+//! OpenCV's rules ([`super::depth`]); TIFF alpha as libtiff's RGBA interface gives it
+//! ([`super::alpha`]).
 //!
 //! Free of libtorch and of the crate's error type, so the fuzz target can include it.
 
@@ -63,7 +64,11 @@ pub(crate) fn decode(bytes: &[u8], options: DecodeOptions) -> Result<Decoded, De
                 ),
             )));
         }
-        let image = DynamicImage::from_decoder(decoder).map_err(DecodeError::Image)?;
+        let mut image = DynamicImage::from_decoder(decoder).map_err(DecodeError::Image)?;
+        #[cfg(feature = "tiff")]
+        if format == ImageFormat::Tiff {
+            image = super::alpha::tiff_as_opencv(image, bytes);
+        }
         (image, orientation, Vec::new())
     };
     image.apply_orientation(orientation);

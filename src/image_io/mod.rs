@@ -8,6 +8,8 @@
 //! [`load_image_8bit`] reduces them to 8 bits as OpenCV does (what the `lpips`
 //! command uses, to print the reference's numbers).
 
+#[cfg(feature = "tiff")]
+mod alpha;
 mod decode;
 mod depth;
 mod exif;

@@ -119,6 +119,12 @@ fn png_colour_types_are_opencvs() {
 }
 
 #[test]
+fn tiff_alpha_is_opencvs() {
+    // Unassociated alpha premultiplied (libtiff's RGBA interface), the rest kept.
+    all_exact("tiff_alpha", ImageReader::new());
+}
+
+#[test]
 fn sixteen_bit_files_reduce_as_opencv_does_or_keep_their_precision() {
     // All 65536 values, PNG and TIFF, grey, RGB and RGBA.
     all_exact("depth16", ImageReader::new().eight_bit(true));

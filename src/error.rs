@@ -188,6 +188,19 @@ pub enum LpipsError {
         /// Why.
         source: image::ImageError,
     },
+    /// An image file is truncated or corrupt (libjpeg's error or warning); nothing
+    /// partial is returned unless asked (`ImageReader::accept_damaged`).
+    #[error(
+        "cannot read image {}: {reason} (a damaged file: refused; \
+         `ImageReader::accept_damaged` takes what libjpeg can decode of it)",
+        path.display()
+    )]
+    CorruptImage {
+        /// The image file.
+        path: PathBuf,
+        /// What the decoder found.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

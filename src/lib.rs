@@ -189,7 +189,7 @@ pub use allocator::tune_cpu_allocator;
 pub use config::{Heads, InputRange, Lin, Net, Precision, Resize, Version, parse_device};
 pub use error::{LpipsError, Result};
 pub use features::Features;
-pub use image_io::{image_to_tensor, load_image};
+pub use image_io::{ImageReader, image_to_tensor, jpeg_simd, load_image, load_image_8bit};
 pub use info::{Info, TrunkStatus, info};
 pub use input::{Canonical, Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged};
 pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};

@@ -278,8 +278,9 @@ fn compare(args: CompareArgs) -> Result<(), String> {
         outputs::check_file("--spatial-out", path)?;
     }
     args.model.device()?;
-    let a = lpips::load_image(&args.img0).map_err(|e| e.to_string())?;
-    let b = lpips::load_image(&args.img1).map_err(|e| e.to_string())?;
+    // The reference's pixels: 16-bit files reduced to 8 bits as OpenCV does.
+    let a = lpips::load_image_8bit(&args.img0).map_err(|e| e.to_string())?;
+    let b = lpips::load_image_8bit(&args.img1).map_err(|e| e.to_string())?;
     if (a.width(), a.height()) != (b.width(), b.height()) {
         return Err(format!(
             "images differ in size: {} is {}x{}, {} is {}x{} (WxH)",

@@ -12,6 +12,7 @@ mod checkpoint;
 mod cuda;
 mod errors;
 mod heads;
+mod images;
 mod inputs;
 mod loss;
 mod precision;

@@ -10,6 +10,7 @@ mod cli;
 mod download;
 mod folder_failures;
 mod folders;
+mod images;
 mod output_paths;
 mod resume;
 

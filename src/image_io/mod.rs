@@ -1,0 +1,134 @@
+//! Image files in, read as the reference reads them (`cv2.imread(path)[:, :, ::-1]`):
+//! the format found from the content, JPEG decoded by libjpeg-turbo with OpenCV's
+//! settings, the EXIF orientation applied, grey replicated to three channels and alpha
+//! dropped later by [`ImageInput`](crate::ImageInput).
+//!
+//! Two depths: [`load_image`] keeps 16-bit files at full precision (the library's
+//! choice: more faithful than the reference for callers who want it), and
+//! [`load_image_8bit`] reduces them to 8 bits as OpenCV does (what the `lpips`
+//! command uses, to print the reference's numbers).
+
+#[cfg(feature = "tiff")]
+mod alpha;
+mod decode;
+mod depth;
+mod exif;
+#[cfg(feature = "jpeg")]
+mod jpeg;
+
+use std::io::Read;
+use std::path::Path;
+
+use image::DynamicImage;
+use tch::Tensor;
+
+use crate::config::InputRange;
+use crate::error::{LpipsError, Result};
+use crate::input::ImageInput;
+
+use decode::{DecodeError, DecodeOptions};
+
+/// How image files are read; [`load_image`] and [`load_image_8bit`] are its two common
+/// settings.
+///
+/// ```no_run
+/// let img = lpips::ImageReader::new().eight_bit(true).accept_damaged(true).read("a.jpg")?;
+/// # Ok::<(), lpips::LpipsError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImageReader {
+    eight_bit: bool,
+    accept_damaged: bool,
+}
+
+impl ImageReader {
+    /// Full precision, damaged files refused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reduce 16-bit files to 8 bits as OpenCV's `imread` does (PNG and grey TIFF keep
+    /// the high byte, colour TIFF rounds `v / 257`): the reference's pixels. Off by
+    /// default: 16-bit files keep their precision.
+    pub fn eight_bit(mut self, yes: bool) -> Self {
+        self.eight_bit = yes;
+        self
+    }
+
+    /// Accept a truncated or corrupt JPEG with the pixels libjpeg-turbo makes of it (as
+    /// OpenCV and PIL do), logging a warning (`log::warn!`) that names the file and the
+    /// damage. Off by default: such a file is an [`LpipsError::CorruptImage`].
+    pub fn accept_damaged(mut self, yes: bool) -> Self {
+        self.accept_damaged = yes;
+        self
+    }
+
+    /// Reads an image file. A folder, FIFO or device is refused at once.
+    pub fn read(&self, path: impl AsRef<Path>) -> Result<DynamicImage> {
+        let path = path.as_ref();
+        let mut bytes = Vec::new();
+        crate::files::open_regular(path)?
+            .read_to_end(&mut bytes)
+            .map_err(|e| LpipsError::io(path, e))?;
+        let options = DecodeOptions {
+            eight_bit: self.eight_bit,
+            accept_damaged: self.accept_damaged,
+        };
+        match decode::decode(&bytes, options) {
+            Ok(decoded) => {
+                if !decoded.warnings.is_empty() {
+                    log::warn!(
+                        "{}: damaged JPEG accepted ({}); its damaged part holds libjpeg's fill",
+                        path.display(),
+                        decoded.warnings.join("; ")
+                    );
+                }
+                Ok(decoded.image)
+            }
+            Err(DecodeError::Image(source)) => Err(LpipsError::Image {
+                path: path.to_path_buf(),
+                source,
+            }),
+            Err(DecodeError::Corrupt(reason)) => Err(LpipsError::CorruptImage {
+                path: path.to_path_buf(),
+                reason,
+            }),
+        }
+    }
+}
+
+/// Reads an image file as the reference's loader does (format from the content, JPEG
+/// by libjpeg-turbo, EXIF orientation applied), keeping 16-bit files at full precision.
+/// Truncated or corrupt JPEGs are refused ([`ImageReader::accept_damaged`] takes them).
+pub fn load_image(path: impl AsRef<Path>) -> Result<DynamicImage> {
+    ImageReader::new().read(path)
+}
+
+/// [`load_image`] with 16-bit files reduced to 8 bits as OpenCV's `imread` does: the
+/// reference's exact pixels, what the `lpips` command compares.
+pub fn load_image_8bit(path: impl AsRef<Path>) -> Result<DynamicImage> {
+    ImageReader::new().eight_bit(true).read(path)
+}
+
+/// Whether the JPEG decoder runs libjpeg-turbo's SIMD code (built when `nasm` was found
+/// at build time). Valid files decode to the same pixels either way; for corrupt data
+/// accepted with [`ImageReader::accept_damaged`], coefficients out of range are clamped
+/// by the SIMD code (as in OpenCV's and PIL's builds) but wrap in the plain C code, so
+/// a few pixels can differ without it.
+pub fn jpeg_simd() -> bool {
+    #[cfg(feature = "jpeg")]
+    {
+        jpeg::simd()
+    }
+    #[cfg(not(feature = "jpeg"))]
+    {
+        false
+    }
+}
+
+/// A `1 x 3 x H x W` f32 tensor in [-1, 1]: 8-bit images as the reference's
+/// `im2tensor` computes it (`v / 127.5 - 1` in double precision, then f32), 16-bit and
+/// float images at full precision. The same conversion every entry point uses.
+pub fn image_to_tensor(img: &DynamicImage) -> Result<Tensor> {
+    Ok(img.to_canonical(InputRange::MinusOneToOne)?.tensor)
+}

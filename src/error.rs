@@ -77,7 +77,9 @@ pub enum LpipsError {
         which: &'static str,
     },
     /// A distance came out NaN or infinite (e.g. weights that overflow): never a result.
-    #[error("distance {index} of the batch is NaN or infinite (overflowing weights or inputs?)")]
+    #[error(
+        "distance {index} of the batch is not finite (NaN or infinite: overflowing weights or inputs?)"
+    )]
     NonFiniteDistance {
         /// Its index in the batch (for a map, the index of the first bad value).
         index: i64,

@@ -11,233 +11,35 @@
 //! even when the trunk is frozen); the optimiser's state is saved, so a run resumes
 //! where it stopped.
 
+mod adam;
+mod config;
+mod dist2logit;
+mod files;
+mod init;
+
 use std::collections::HashMap;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, TensorView};
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use super::dataset::TwoAfcSet;
 use super::eval::{LOAD_SIZE, prefetched, stack};
 use super::{load_patch, read_judgement};
-use crate::config::{Heads, Net, Version};
+use crate::config::{Heads, Version};
 use crate::error::{LpipsError, Result};
 use crate::model::Lpips;
-use crate::trunk::Init;
 use crate::weights::{self, TrunkWeights};
 
-// The reference's Dist2LogitLayer: 5 inputs, 32 hidden channels, 1 output.
-const RANK_MID: i64 = 32;
-// The reference's epsilon in the ratio inputs d0 / (d1 + eps).
-const RANK_EPS: f64 = 0.1;
+use adam::Adam;
+use config::check_config;
+pub use config::{EpochStats, StepProgress, TrainConfig, TrainMode};
+use dist2logit::RankNet;
+use files::{read_metadata, write_safetensors};
+use init::torchvision_init;
+
 // nn.Dropout()'s default probability, in front of each head.
 const DROPOUT: f64 = 0.5;
-const BETA2: f64 = 0.999;
-const ADAM_EPS: f64 = 1e-8;
 const FORMAT: &str = "lpips-train/1";
-
-/// What is trained, as the reference's `train.py` flags choose it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrainMode {
-    /// Heads only, on a frozen ImageNet trunk (the paper's "lin").
-    #[default]
-    Lin,
-    /// Heads and trunk, from the ImageNet trunk (`--train_trunk`, the paper's "tune").
-    Tune,
-    /// Heads and trunk, from a random trunk (`--from_scratch --train_trunk`, the paper's
-    /// "scratch").
-    Scratch,
-}
-
-impl TrainMode {
-    fn trains_trunk(self) -> bool {
-        self != TrainMode::Lin
-    }
-}
-
-/// The training recipe; the defaults are the reference's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// The trunk.
-    pub net: Net,
-    /// What is trained.
-    pub mode: TrainMode,
-    /// Epochs at the base rate (`--nepoch`, 5).
-    pub epochs: usize,
-    /// Further epochs with the rate decaying linearly (`--nepoch_decay`, 5).
-    pub decay_epochs: usize,
-    /// Triplets per step (50).
-    pub batch_size: usize,
-    /// Adam's base learning rate (1e-4).
-    pub lr: f64,
-    /// Adam's beta1 (0.5).
-    pub beta1: f64,
-    /// Seed for the heads' initialisation, the shuffling and dropout.
-    pub seed: u64,
-    /// Dropout probability in front of each head while training (the reference's
-    /// `nn.Dropout()`, 0.5).
-    #[serde(default = "default_dropout")]
-    pub dropout: f64,
-}
-
-fn default_dropout() -> f64 {
-    DROPOUT
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            net: Net::Alex,
-            mode: TrainMode::Lin,
-            epochs: 5,
-            decay_epochs: 5,
-            batch_size: 50,
-            lr: 1e-4,
-            beta1: 0.5,
-            seed: 0,
-            dropout: DROPOUT,
-        }
-    }
-}
-
-impl TrainConfig {
-    /// Total epochs.
-    pub fn total_epochs(&self) -> usize {
-        self.epochs + self.decay_epochs
-    }
-
-    /// The learning rate of epoch `epoch` (1-based), as the reference's schedule gives it:
-    /// it lowers the rate by `lr / decay_epochs` after each epoch past `epochs`.
-    pub fn learning_rate(&self, epoch: usize) -> f64 {
-        let decayed = epoch.saturating_sub(self.epochs + 1);
-        if self.decay_epochs == 0 {
-            return self.lr;
-        }
-        self.lr - decayed as f64 * self.lr / self.decay_epochs as f64
-    }
-}
-
-/// Loss and agreement over one epoch.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct EpochStats {
-    /// The epoch (1-based).
-    pub epoch: usize,
-    /// Its learning rate.
-    pub lr: f64,
-    /// Mean ranking loss over its steps.
-    pub loss: f64,
-    /// Mean agreement with the judgements, as the reference's `compute_accuracy` counts it.
-    pub accuracy: f64,
-    /// Triplets seen.
-    pub triplets: usize,
-}
-
-/// Progress within an epoch, for a progress bar.
-#[derive(Debug, Clone, Copy)]
-pub struct StepProgress {
-    /// Triplets done in this epoch.
-    pub done: usize,
-    /// Running mean loss.
-    pub loss: f64,
-}
-
-/// The small network that turns two distances into a predicted judgement.
-struct RankNet {
-    params: Vec<(String, Tensor)>,
-}
-
-impl RankNet {
-    fn new(device: Device) -> RankNet {
-        let shapes = [
-            ("0", [RANK_MID, 5]),
-            ("2", [RANK_MID, RANK_MID]),
-            ("4", [1, RANK_MID]),
-        ];
-        let mut params = Vec::new();
-        for (i, [out, inp]) in shapes {
-            // torch's default for Conv2d: uniform within 1 / sqrt(fan_in), bias too.
-            let bound = 1.0 / (inp as f64).sqrt();
-            let w = Tensor::empty([out, inp, 1, 1], (Kind::Float, device)).uniform_(-bound, bound);
-            let b = Tensor::empty([out], (Kind::Float, device)).uniform_(-bound, bound);
-            params.push((format!("rank.model.{i}.weight"), w));
-            params.push((format!("rank.model.{i}.bias"), b));
-        }
-        RankNet { params }
-    }
-
-    fn forward(&self, d0: &Tensor, d1: &Tensor) -> Tensor {
-        let x = Tensor::cat(
-            &[
-                d0.shallow_clone(),
-                d1.shallow_clone(),
-                d0 - d1,
-                d0 / (d1 + RANK_EPS),
-                d1 / (d0 + RANK_EPS),
-            ],
-            1,
-        );
-        let p = &self.params;
-        let conv = |x: &Tensor, k: usize| {
-            x.conv2d(
-                &p[2 * k].1,
-                Some(&p[2 * k + 1].1),
-                [1, 1],
-                [0, 0],
-                [1, 1],
-                1,
-            )
-        };
-        // The reference's LeakyReLU(0.2).
-        let leaky = |t: Tensor| t.maximum(&(&t * 0.2));
-        let h = leaky(conv(&x, 0));
-        let h = leaky(conv(&h, 1));
-        conv(&h, 2).sigmoid()
-    }
-}
-
-/// Adam as `torch.optim.Adam` computes it (no weight decay, no amsgrad), with its state
-/// in the open so that checkpoints can carry it.
-struct Adam {
-    step: i64,
-    exp_avg: Vec<Tensor>,
-    exp_avg_sq: Vec<Tensor>,
-}
-
-impl Adam {
-    fn new(params: &[(String, Tensor)]) -> Adam {
-        Adam {
-            step: 0,
-            exp_avg: params.iter().map(|(_, p)| p.zeros_like()).collect(),
-            exp_avg_sq: params.iter().map(|(_, p)| p.zeros_like()).collect(),
-        }
-    }
-
-    fn update(&mut self, params: &[(String, Tensor)], lr: f64, beta1: f64) {
-        let _guard = tch::no_grad_guard();
-        self.step += 1;
-        let bc1 = 1.0 - beta1.powi(self.step as i32);
-        let bc2 = 1.0 - BETA2.powi(self.step as i32);
-        for (((_, p), m), v) in params
-            .iter()
-            .zip(&mut self.exp_avg)
-            .zip(&mut self.exp_avg_sq)
-        {
-            let g = p.grad();
-            if !g.defined() {
-                continue;
-            }
-            let _ = m.g_mul_scalar_(beta1).g_add_(&(&g * (1.0 - beta1)));
-            let _ = v.g_mul_scalar_(BETA2).g_add_(&(&g * &g * (1.0 - BETA2)));
-            let denom = v.sqrt() / bc2.sqrt() + ADAM_EPS;
-            let mut p = p.shallow_clone();
-            let _ = p.g_add_(&(&*m / denom * (-lr / bc1)));
-            let mut g = g;
-            let _ = g.zero_();
-        }
-    }
-}
 
 /// A training run: the model, the ranking network, the optimiser and how far it got.
 pub struct Trainer {
@@ -568,113 +370,4 @@ fn trained_params(model: &Lpips, rank: &RankNet, mode: TrainMode) -> Vec<(String
         out.extend(model.trunk_tensors());
     }
     out
-}
-
-fn check_config(c: &TrainConfig) -> Result<()> {
-    let bad = |value: String, expected: &'static str| LpipsError::Parse {
-        what: "training setting",
-        value,
-        expected,
-    };
-    if c.batch_size == 0 {
-        return Err(bad("batch size 0".into(), "a batch size of at least 1"));
-    }
-    if !(c.lr.is_finite() && c.lr > 0.0) {
-        return Err(bad(format!("lr {}", c.lr), "a positive learning rate"));
-    }
-    if !(0.0..1.0).contains(&c.beta1) {
-        return Err(bad(format!("beta1 {}", c.beta1), "beta1 in [0, 1)"));
-    }
-    if !(0.0..1.0).contains(&c.dropout) {
-        return Err(bad(format!("dropout {}", c.dropout), "dropout in [0, 1)"));
-    }
-    if c.total_epochs() == 0 {
-        return Err(bad("0 epochs".into(), "at least one epoch"));
-    }
-    Ok(())
-}
-
-/// Re-initialises the trunk as torchvision initialises an untrained one: AlexNet with
-/// torch's layer defaults, VGG with Kaiming-normal (fan-out) weights and zero biases,
-/// SqueezeNet with Kaiming-uniform weights and zero biases.
-fn torchvision_init(model: &Lpips) {
-    let _guard = tch::no_grad_guard();
-    for (name, t) in model.trunk_tensors() {
-        let size = t.size();
-        let mut t = t;
-        let is_weight = name.ends_with("weight");
-        let fan_in: i64 = size[1..].iter().product::<i64>().max(1);
-        let fan_out: i64 = size[0] * size.get(2..).map_or(1, |k| k.iter().product::<i64>());
-        match (model.net().spec().init, is_weight) {
-            (Init::TorchDefault, true) => {
-                let bound = 1.0 / (fan_in as f64).sqrt();
-                let _ = t.uniform_(-bound, bound);
-            }
-            (Init::TorchDefault, false) => {
-                // torch's bias default uses the layer's fan-in, not the bias's.
-                let layer_fan_in = model
-                    .trunk_tensors()
-                    .into_iter()
-                    .find(|(n, _)| *n == name.replace("bias", "weight"))
-                    .map(|(_, w)| w.size()[1..].iter().product::<i64>())
-                    .unwrap_or(1);
-                let bound = 1.0 / (layer_fan_in as f64).sqrt();
-                let _ = t.uniform_(-bound, bound);
-            }
-            (Init::KaimingNormalFanOut, true) => {
-                let std = (2.0 / fan_out as f64).sqrt();
-                let _ = t.normal_(0.0, std);
-            }
-            (Init::KaimingUniform, true) => {
-                let bound = (6.0 / fan_in as f64).sqrt();
-                let _ = t.uniform_(-bound, bound);
-            }
-            (_, false) => {
-                let _ = t.zero_();
-            }
-        }
-    }
-}
-
-fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    let bytes = crate::files::map_file(path)?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
-        LpipsError::TrainCheckpoint {
-            path: path.to_path_buf(),
-            reason: format!("not a safetensors file ({e:?})"),
-        }
-    })?;
-    Ok(meta.metadata().clone().unwrap_or_default())
-}
-
-fn write_safetensors(
-    path: &Path,
-    tensors: &[(String, Tensor)],
-    meta: HashMap<String, String>,
-) -> Result<()> {
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(name, t)| {
-            let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-            let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-            let values = Vec::<f32>::try_from(t.flatten(0, -1))?;
-            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            Ok((name.clone(), shape, bytes))
-        })
-        .collect::<Result<_>>()?;
-    let views: Vec<(&str, TensorView)> = data
-        .iter()
-        .map(|(name, shape, bytes)| {
-            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree");
-            (name.as_str(), view)
-        })
-        .collect();
-    crate::files::write_atomic_path(path, |tmp| {
-        safetensors::serialize_to_file(views, &Some(meta), tmp).map_err(|e| {
-            LpipsError::WeightFormat {
-                source_name: path.display().to_string(),
-                reason: format!("cannot write ({e:?})"),
-            }
-        })
-    })
 }

@@ -317,7 +317,7 @@ fn measure(
         args.quiet,
         "{bar:40} {pos}/{len} pairs {per_sec} eta {eta}",
     );
-    let (net, min) = (model.net(), model.net().min_side());
+    let (net, min) = (model.net(), model.min_side());
     let batch = args.batch_size.max(1);
     let threads = args
         .threads
@@ -581,6 +581,7 @@ fn write_output(
         ListFormat::Json => {
             let out = serde_json::json!({
                 "net": args.model.net,
+                "variant": args.model.variant,
                 "lin": args.model.lin,
                 "shard": args.shard.map(|(i, n)| format!("{i}/{n}")),
                 "results": rows,

@@ -186,9 +186,7 @@ mod trunk;
 pub mod weights;
 
 pub use allocator::tune_cpu_allocator;
-pub use config::{
-    Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, parse_device,
-};
+pub use config::{Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, parse_device};
 pub use error::{LpipsError, Result};
 pub use features::Features;
 pub use image_io::{image_to_tensor, load_image};

@@ -30,7 +30,11 @@ impl ScalingLayer {
     }
 
     /// The layer with a whole-model file's `scaling_layer.shift` and `.scale`.
-    pub(crate) fn from_tensors(shift: &Tensor, scale: &Tensor, device: Device) -> Result<ScalingLayer> {
+    pub(crate) fn from_tensors(
+        shift: &Tensor,
+        scale: &Tensor,
+        device: Device,
+    ) -> Result<ScalingLayer> {
         Ok(ScalingLayer {
             shift: shift.f_to_device(device)?,
             scale: scale.f_to_device(device)?,

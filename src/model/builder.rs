@@ -325,8 +325,8 @@ impl LpipsBuilder {
             return Ok(Err(trunk));
         }
         let (net, variant) = (self.net, self.variant);
-        let published = PublishedModel::of(net, variant)
-            .ok_or(LpipsError::NoSuchVariant { net, variant })?;
+        let published =
+            PublishedModel::of(net, variant).ok_or(LpipsError::NoSuchVariant { net, variant })?;
         let path = match trunk {
             TrunkWeights::Auto => {
                 let mut ignore = |_: Progress<'_>| {};

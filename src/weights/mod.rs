@@ -18,17 +18,17 @@ use tch::{Kind, Tensor};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{Net, Version};
-use crate::trunk::Holds;
 use crate::error::{LpipsError, Result};
+use crate::trunk::Holds;
 
 pub use crate::checkpoint::read_checkpoint;
 #[cfg(feature = "download")]
 pub use download::{DownloadLimits, download_verified, download_verified_with};
-pub use published_model::{PublishedModel, STLPIPS_PYTHON_ENV};
 pub use hub::{
     TORCHVISION_BASE_URL, TorchvisionFile, fetch, find_cached, hub_checkpoint_dir, offline,
     sha256_file,
 };
+pub use published_model::{PublishedModel, STLPIPS_PYTHON_ENV};
 use safetensors_file::SafetensorsBytes;
 
 /// A file whose tensors are copied out one by one, when taken.

@@ -14,6 +14,8 @@ mod errors;
 mod heads;
 mod inputs;
 mod loss;
+mod model_file;
 mod precision;
 mod reference;
+mod stlpips;
 mod threads;

@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Distance between two images of the same size (lower is more similar).
     #[command(
-        after_help = "Examples:\n  lpips compare a.png b.png\n  lpips compare a.png b.png --net vgg --format json\n  lpips compare a.png b.png --trunk alexnet.safetensors --spatial-out map.png"
+        after_help = "Examples:\n  lpips compare a.png b.png\n  lpips compare a.png b.png --net vgg --format json\n  lpips compare a.png b.png --trunk alexnet.safetensors --spatial-out map.png\n  lpips compare a.png b.png --variant shift-tolerant --net vgg   # ST-LPIPS\n  lpips compare a.png b.png --model lpips_alex_tuned.pth         # whole lpips.LPIPS state dict"
     )]
     Compare(CompareArgs),
     /// The trunks' ImageNet weights: list, fetch, verify, convert.

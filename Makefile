@@ -19,7 +19,8 @@ oracle:
 	  "$$LPIPS_VENV/bin/python" scripts/gen_checkpoints.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py && \
-	  "$$LPIPS_VENV/bin/python" scripts/gen_images.py
+	  "$$LPIPS_VENV/bin/python" scripts/gen_images.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_stlpips.py
 
 # The crate docs' examples that need a trunk find the seeded test trunk in a hub cache
 # of their own (as torchvision's file name, converted to safetensors).

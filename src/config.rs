@@ -42,6 +42,12 @@ impl Net {
     pub fn min_side(self) -> i64 {
         self.spec().min_side()
     }
+
+    /// The smallest height and width the trunk of a [`Variant`] accepts, computed from its
+    /// layers (shift-tolerant: alex 21, vgg 18); an error for a variant without this trunk.
+    pub fn min_side_of(self, variant: Variant) -> Result<i64> {
+        Ok(crate::trunk::spec(self, variant)?.min_side())
+    }
 }
 
 impl fmt::Display for Net {
@@ -61,6 +67,54 @@ impl FromStr for Net {
                 what: "net",
                 value: s.to_string(),
                 expected: "alex, vgg, squeeze",
+            }),
+        }
+    }
+}
+
+/// Which member of the LPIPS family: the original metric, or its shift-tolerant variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// LPIPS (Zhang et al., CVPR 2018): torchvision's ImageNet trunk with the reference's
+    /// linear heads. The default.
+    #[default]
+    Lpips,
+    /// ST-LPIPS (Ghildyal and Liu, "Shift-tolerant Perceptual Similarity Metric", ECCV
+    /// 2022): anti-aliased AlexNet or VGG16 trunks (blur-pooling with reflection padding,
+    /// stride-1 max-pools, AlexNet's first convolution at stride 1), trained with their
+    /// heads as one model; published for `alex` and `vgg` only.
+    ShiftTolerant,
+}
+
+impl Variant {
+    /// `"lpips"` or `"shift-tolerant"`, as the CLI spells them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Lpips => "lpips",
+            Variant::ShiftTolerant => "shift-tolerant",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = LpipsError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "lpips" | "plain" => Ok(Variant::Lpips),
+            "shift-tolerant" | "shift_tolerant" | "st" | "st-lpips" | "stlpips" => {
+                Ok(Variant::ShiftTolerant)
+            }
+            _ => Err(LpipsError::Parse {
+                what: "variant",
+                value: s.to_string(),
+                expected: "lpips, shift-tolerant",
             }),
         }
     }

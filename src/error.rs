@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use crate::config::Net;
+use crate::config::{Net, Variant};
 
 /// Shorthand for results whose error is [`LpipsError`].
 pub type Result<T, E = LpipsError> = std::result::Result<T, E>;
@@ -153,6 +153,44 @@ pub enum LpipsError {
         /// The Python global, as `module.name`.
         global: String,
     },
+    /// A whole-model file (`LpipsBuilder::model_file`, or a shift-tolerant model's file)
+    /// does not hold exactly the model's tensors: some are missing, or it holds others.
+    #[error("{}", model_keys(source_name, missing, unexpected))]
+    ModelKeys {
+        /// The file.
+        source_name: String,
+        /// Tensors the model needs that the file lacks, as `name (shape)`.
+        missing: Vec<String>,
+        /// Tensors in the file that the model has no place for.
+        unexpected: Vec<String>,
+    },
+    /// A model variant that does not exist for this trunk (ST-LPIPS was published for
+    /// alex and vgg only).
+    #[error("the {variant} variant exists for alex and vgg only, not for {net}")]
+    NoSuchVariant {
+        /// The trunk asked for.
+        net: Net,
+        /// The variant asked for.
+        variant: Variant,
+    },
+    /// No weights of a whole published model (ST-LPIPS) were given, found or downloaded.
+    #[error(
+        "no weights for {what}: looked for {}; not downloaded: {reason}. Give the file \
+         (`--trunk FILE`, `LpipsBuilder::trunk_file`), point LPIPS_STLPIPS_PYTHON at a Python \
+         environment with stlpips-pytorch installed (`TrunkWeights::PythonEnv`), put {file_name} \
+         into the cache folder, or allow the download (network access, LPIPS_OFFLINE unset)",
+        searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    ModelNotFound {
+        /// The model, e.g. `shift-tolerant alex`.
+        what: String,
+        /// Its published file name.
+        file_name: String,
+        /// The files looked for, in order.
+        searched: Vec<PathBuf>,
+        /// Why no download happened or why it failed.
+        reason: String,
+    },
     /// No trunk weights were given, none are in the hub cache and none could be
     /// downloaded.
     #[error("{}", trunk_not_found(*net, searched, reason))]
@@ -283,6 +321,20 @@ fn trunk_not_found(net: Net, searched: &[PathBuf], reason: &str) -> String {
          `LpipsBuilder::trunk_file`), put torchvision's {name} into the torch hub cache \
          (TORCH_HOME), or allow the download (network access, LPIPS_OFFLINE unset)",
         name = file.file_name
+    )
+}
+
+fn model_keys(source_name: &str, missing: &[String], unexpected: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("missing {}", missing.join(", ")));
+    }
+    if !unexpected.is_empty() {
+        parts.push(format!("unexpected {}", unexpected.join(", ")));
+    }
+    format!(
+        "{source_name} is not a whole model of the chosen trunk: {}",
+        parts.join("; ")
     )
 }
 

@@ -119,6 +119,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # The LPIPS family: ST-LPIPS and whole-model files
+//!
+//! [`Variant::ShiftTolerant`] is ST-LPIPS (Ghildyal and Liu, ECCV 2022), exact to the
+//! authors' package `stlpips-pytorch` 0.0.2: anti-aliased AlexNet or VGG16 trunks
+//! (blur-pooling with reflection padding, stride-1 pools) that tolerate shifts of a few
+//! pixels, with the authors' published weights, read natively from the installed package
+//! ([`weights::TrunkWeights::PythonEnv`] or `LPIPS_STLPIPS_PYTHON`), a file, the cache
+//! folder `$TORCH_HOME/hub/checkpoints/stlpips/`, or a verified download
+//! ([`weights::PublishedModel`]). [`LpipsBuilder::model_file`] loads any whole
+//! `lpips.LPIPS` state dict (trunk, heads and scaling layer) strictly.
+//!
+//! ```no_run
+//! use lpips::{Lpips, Net, Variant};
+//!
+//! let st = Lpips::builder().net(Net::Vgg).variant(Variant::ShiftTolerant).build()?;
+//! let d = st.distance("a.png", "a_shifted.png")?;
+//! let mine = Lpips::builder().model_file("lpips_alex_tuned.pth").build()?;
+//! # Ok::<(), lpips::LpipsError>(())
+//! ```
+//!
 //! # Throughput on CPU
 //!
 //! Batches amortise per-call work; the thread count is libtorch's
@@ -186,7 +206,7 @@ mod trunk;
 pub mod weights;
 
 pub use allocator::tune_cpu_allocator;
-pub use config::{Heads, InputRange, Lin, Net, Precision, Resize, Version, parse_device};
+pub use config::{Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, parse_device};
 pub use error::{LpipsError, Result};
 pub use features::Features;
 pub use image_io::{ImageReader, image_to_tensor, jpeg_simd, load_image, load_image_8bit};
@@ -207,3 +227,7 @@ struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/library.md")]
 struct LibraryGuideDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/stlpips.md")]
+struct StLpipsDoctests;

@@ -29,6 +29,18 @@ impl ScalingLayer {
         })
     }
 
+    /// The layer with a whole-model file's `scaling_layer.shift` and `.scale`.
+    pub(crate) fn from_tensors(
+        shift: &Tensor,
+        scale: &Tensor,
+        device: Device,
+    ) -> Result<ScalingLayer> {
+        Ok(ScalingLayer {
+            shift: shift.f_to_device(device)?,
+            scale: scale.f_to_device(device)?,
+        })
+    }
+
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.f_sub(&self.shift)?.f_div(&self.scale)?)
     }

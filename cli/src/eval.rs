@@ -205,6 +205,7 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
                     ColorspaceArg::Rgb => "rgb",
                 }),
                 "net": model.is_some().then_some(args.model.net),
+                "variant": model.is_some().then_some(args.model.variant),
                 "lin": model.is_some().then_some(&args.model.lin),
                 "subsets": rows,
                 "mean": mean,
@@ -237,7 +238,11 @@ fn describe(args: &EvalArgs, lpips: bool) -> String {
                     .unwrap_or_default(),
                 crate::LinArg::File(p) => p.display().to_string(),
             };
-            format!("LPIPS {} (heads {lin})", args.model.net)
+            let metric = match args.model.variant {
+                lpips::Variant::Lpips => "LPIPS",
+                lpips::Variant::ShiftTolerant => "ST-LPIPS",
+            };
+            format!("{metric} {} (heads {lin})", args.model.net)
         }
         (MetricArg::L2, _) => format!("L2 in {cs}"),
         _ => format!("SSIM in {cs}"),

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lpips::weights::TrunkWeights;
-use lpips::{Lin, Lpips, LpipsError, Net};
+use lpips::{Lin, Lpips, LpipsError, Net, Variant};
 
 #[derive(Parser)]
 #[command(
@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Distance between two images of the same size (lower is more similar).
     #[command(
-        after_help = "Examples:\n  lpips compare a.png b.png\n  lpips compare a.png b.png --net vgg --format json\n  lpips compare a.png b.png --trunk alexnet.safetensors --spatial-out map.png"
+        after_help = "Examples:\n  lpips compare a.png b.png\n  lpips compare a.png b.png --net vgg --format json\n  lpips compare a.png b.png --trunk alexnet.safetensors --spatial-out map.png\n  lpips compare a.png b.png --variant shift-tolerant --net vgg   # ST-LPIPS\n  lpips compare a.png b.png --model lpips_alex_tuned.pth         # whole lpips.LPIPS state dict"
     )]
     Compare(CompareArgs),
     /// The trunks' ImageNet weights: list, fetch, verify, convert.
@@ -127,12 +127,29 @@ pub(crate) struct ModelArgs {
     /// Trunk network.
     #[arg(long, default_value = "alex", value_parser = parse_net)]
     pub(crate) net: Net,
+    /// lpips (Zhang et al. 2018), or shift-tolerant: ST-LPIPS (Ghildyal and Liu, ECCV
+    /// 2022), alex or vgg, with its authors' published weights (trunk and heads in one
+    /// file: from --python-env or LPIPS_STLPIPS_PYTHON, else
+    /// $TORCH_HOME/hub/checkpoints/stlpips/, else a verified download there; --trunk FILE
+    /// for a file of your own).
+    #[arg(long, default_value = "lpips", value_parser = parse_variant)]
+    pub(crate) variant: Variant,
+    /// A whole model in one torch.save file (an lpips.LPIPS state dict: trunk, heads and
+    /// scaling layer), loaded strictly: instead of --trunk and the embedded heads.
+    #[arg(long, conflicts_with = "trunk")]
+    pub(crate) model: Option<PathBuf>,
+    /// With --variant shift-tolerant: a Python environment (python executable, virtualenv
+    /// folder or site-packages) with stlpips-pytorch installed, whose weight files are used
+    /// (checked against the published SHA-256).
+    #[arg(long, conflicts_with_all = ["trunk", "model"])]
+    pub(crate) python_env: Option<PathBuf>,
     /// Linear heads: v0.1 (default), v0.0 (original release, no input scaling), none
     /// (uncalibrated baseline), or a heads file written by `lpips train`.
     #[arg(long, default_value = "v0.1", value_parser = parse_lin)]
     pub(crate) lin: LinArg,
     /// Trunk weights: a torch.save checkpoint (.pth/.pt) or .safetensors with
-    /// torchvision's names; default: the torch hub cache, else a verified download.
+    /// torchvision's names (with --variant shift-tolerant: the whole model's file, as
+    /// published); default: the torch hub cache, else a verified download.
     #[arg(long)]
     pub(crate) trunk: Option<PathBuf>,
     /// cpu, cuda, cuda:N, mps or auto.
@@ -147,18 +164,22 @@ impl ModelArgs {
 
     /// The model: trunk from the given file, else the usual resolution.
     pub(crate) fn build(&self) -> Result<Lpips, String> {
-        let builder = Lpips::builder().net(self.net);
+        let builder = Lpips::builder().net(self.net).variant(self.variant);
+        let builder = match &self.model {
+            Some(path) => builder.model_file(path),
+            None => builder,
+        };
         let builder = match &self.lin {
             LinArg::Builtin(lin) => builder.lin(*lin),
             LinArg::File(path) => builder.heads_file(path),
         };
         builder
             .device(self.device()?)
-            .trunk(
-                self.trunk
-                    .clone()
-                    .map_or(TrunkWeights::Auto, TrunkWeights::File),
-            )
+            .trunk(match (&self.trunk, &self.python_env) {
+                (Some(file), _) => TrunkWeights::File(file.clone()),
+                (None, Some(env)) => TrunkWeights::PythonEnv(env.clone()),
+                (None, None) => TrunkWeights::Auto,
+            })
             .download_progress(terminal::download_bar())
             .build()
             .map_err(cli_error)
@@ -188,6 +209,10 @@ impl serde::Serialize for LinArg {
 }
 
 pub(crate) fn parse_net(s: &str) -> Result<Net, String> {
+    s.parse().map_err(|e: LpipsError| e.to_string())
+}
+
+pub(crate) fn parse_variant(s: &str) -> Result<Variant, String> {
     s.parse().map_err(|e: LpipsError| e.to_string())
 }
 
@@ -328,6 +353,7 @@ fn compare(args: CompareArgs) -> Result<(), String> {
                 "img0": args.img0,
                 "img1": args.img1,
                 "net": args.model.net,
+                "variant": args.model.variant,
                 "lin": args.model.lin,
                 "spatial_out": args.spatial_out,
                 "spatial_scale_max": spatial_max,

@@ -1,23 +1,28 @@
 //! [`LpipsBuilder`]: the model's settings and where its weights come from (embedded
-//! heads or a heads file; trunk from the hub cache, a file, tensors or random), each
-//! weight checked by name and shape as it is loaded.
+//! heads or a heads file; trunk from the hub cache, a file, tensors or random; or a whole
+//! model from one file, as ST-LPIPS is published), each weight checked by name and shape
+//! as it is loaded.
 
 use std::path::PathBuf;
 
 use tch::{Device, nn};
 
 use super::Lpips;
-use crate::config::{Heads, InputRange, Lin, Net, Precision, Resize, Version, check_device};
-use crate::error::Result;
+use crate::config::{
+    Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, check_device,
+};
+use crate::error::{LpipsError, Result};
 use crate::lin::NetLinLayers;
 use crate::scaling::ScalingLayer;
-use crate::trunk::Trunk;
-use crate::weights::{self, Progress, ProgressFn, TensorMap, TrunkWeights};
+use crate::trunk::{Holds, Trunk};
+use crate::weights::{self, Progress, ProgressFn, PublishedModel, TensorMap, TrunkWeights};
 
 /// Builds an [`Lpips`] model; see [`Lpips::builder`].
 #[derive(Debug, Default)]
 pub struct LpipsBuilder {
     net: Net,
+    variant: Variant,
+    model_file: Option<PathBuf>,
     version: Version,
     heads: Heads,
     spatial: bool,
@@ -35,6 +40,35 @@ impl LpipsBuilder {
     /// The trunk (default [`Net::Alex`]).
     pub fn net(mut self, net: Net) -> Self {
         self.net = net;
+        self
+    }
+
+    /// Plain LPIPS (the default) or ST-LPIPS ([`Variant::ShiftTolerant`], alex and vgg).
+    ///
+    /// A shift-tolerant model is published as one file (trunk, heads and scaling layer),
+    /// found as [`TrunkWeights`] says: [`TrunkWeights::Auto`] looks in the Python
+    /// environment named by `LPIPS_STLPIPS_PYTHON`, else in
+    /// `$TORCH_HOME/hub/checkpoints/stlpips/`, else downloads it there (verified against
+    /// the published SHA-256); [`TrunkWeights::File`] is such a file of your own, loaded
+    /// strictly as [`model_file`](Self::model_file) does; [`TrunkWeights::PythonEnv`]
+    /// names the environment directly. [`Version::V0_0`] drops the input scaling as the
+    /// package's `version='0.0'` does; [`Heads::None`] ignores the file's heads.
+    pub fn variant(mut self, variant: Variant) -> Self {
+        self.variant = variant;
+        self
+    }
+
+    /// The whole model from one file: a `torch.save`d `lpips.LPIPS` state dict holding the
+    /// trunk (`net.slice{k}.{i}.weight|bias`), the heads (`lin{k}.model.1.weight`, or
+    /// `lins.{k}.*`) and the scaling layer (`scaling_layer.shift|scale`), e.g. from
+    /// training the whole network. Strict: every tensor of the chosen trunk's model must
+    /// be there with its shape, and a file holding anything else is refused with
+    /// [`LpipsError::ModelKeys`] naming each such tensor. Replaces the trunk source
+    /// ([`trunk`](Self::trunk) must stay [`TrunkWeights::Auto`]); the file's scaling
+    /// layer is used (under [`Version::V0_1`]) and its heads (unless [`Heads::None`] or a
+    /// [`heads_file`](Self::heads_file)).
+    pub fn model_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.model_file = Some(path.into());
         self
     }
 
@@ -135,9 +169,18 @@ impl LpipsBuilder {
     /// Builds the model, loading and checking every weight.
     pub fn build(mut self) -> Result<Lpips> {
         let device = check_device(self.device.unwrap_or(Device::Cpu))?;
-        let net = self.net;
+        let (net, variant) = (self.net, self.variant);
+        let spec = crate::trunk::spec(net, variant)?;
         let vs = nn::VarStore::new(device);
-        let trunk = Trunk::new(&vs.root(), net);
+        let trunk = Trunk::new(&vs.root(), spec);
+        let trunk_source = std::mem::take(&mut self.trunk);
+        let mut whole = match self.whole_model_source(spec, trunk_source)? {
+            Ok(mut map) => Some(weights::whole_model::load(spec, &vs.variables(), &mut map)?),
+            Err(trunk_source) => {
+                self.trunk = trunk_source;
+                None
+            }
+        };
         let mut heads_map = match &self.heads_file {
             Some(path) => {
                 let mut map = weights::read_trunk_file(path)?;
@@ -146,10 +189,12 @@ impl LpipsBuilder {
             }
             None => None,
         };
-        let trunk_in_heads_file = heads_map
-            .as_ref()
-            .is_some_and(|m| m.contains("features.0.weight"));
+        let trunk_in_heads_file = whole.is_none()
+            && heads_map
+                .as_ref()
+                .is_some_and(|m| m.contains("features.0.weight"));
         let mut source = match std::mem::take(&mut self.trunk) {
+            _ if whole.is_some() => None,
             TrunkWeights::Auto if trunk_in_heads_file => heads_map.take(),
             TrunkWeights::Auto => {
                 let mut ignore = |_: Progress<'_>| {};
@@ -165,14 +210,29 @@ impl LpipsBuilder {
             TrunkWeights::Tensors(tensors) => {
                 Some(TensorMap::from_tensors(tensors, "the given tensors"))
             }
+            TrunkWeights::PythonEnv(path) => {
+                return Err(LpipsError::WeightFormat {
+                    source_name: path.display().to_string(),
+                    reason: format!(
+                        "TrunkWeights::PythonEnv serves published whole models \
+                         (Variant::ShiftTolerant); the {net} trunk of plain LPIPS is \
+                         torchvision's checkpoint"
+                    ),
+                });
+            }
             TrunkWeights::RandomInit => None,
         };
         let _guard = tch::no_grad_guard();
-        if let Some(source) = source.as_mut() {
+        let loaded = match (whole.as_mut(), source.as_mut()) {
+            (Some(whole), _) => Some(std::mem::take(&mut whole.trunk)),
+            (None, Some(source)) => Some(weights::trunk_tensors(&vs.variables(), source)?),
+            (None, None) => None,
+        };
+        if let Some(loaded) = loaded {
             let mut vars = vs.variables();
-            for (name, loaded) in weights::trunk_tensors(&vars, source)? {
+            for (name, tensor) in loaded {
                 if let Some(var) = vars.get_mut(&name) {
-                    var.f_copy_(&loaded)?;
+                    var.f_copy_(&tensor)?;
                 }
             }
         }
@@ -190,10 +250,19 @@ impl LpipsBuilder {
         if trunk_in_heads_file && heads_map.is_none() {
             heads_map = source.take();
         }
-        let heads = match (self.heads, heads_map.as_mut()) {
-            (Heads::Learned, Some(map)) => Some(weights::heads_from(net, map)?),
-            (Heads::Learned, None) => Some(weights::linear_heads(net, self.version)?),
-            (Heads::None, _) => None,
+        let heads = match (self.heads, heads_map.as_mut(), whole.as_mut()) {
+            (Heads::Learned, Some(map), _) => Some(weights::heads_from(net, map)?),
+            (Heads::Learned, None, Some(whole)) => Some(std::mem::take(&mut whole.heads)),
+            (Heads::Learned, None, None) if matches!(spec.holds, Holds::WholeModel { .. }) => {
+                return Err(LpipsError::WeightFormat {
+                    source_name: format!("the {variant} {net} model"),
+                    reason: "its heads come with its published file, and a randomly \
+                             initialised trunk has none: give a heads file, or no heads"
+                        .into(),
+                });
+            }
+            (Heads::Learned, None, None) => Some(weights::linear_heads(net, self.version)?),
+            (Heads::None, _, _) => None,
         };
         let heads = match heads {
             Some(heads) => Some(
@@ -204,12 +273,19 @@ impl LpipsBuilder {
             ),
             None => None,
         };
-        let scaling = match self.version {
-            Version::V0_1 => Some(ScalingLayer::new(device)?),
-            Version::V0_0 => None,
+        let scaling = match (self.version, &whole) {
+            (Version::V0_1, Some(whole)) => Some(ScalingLayer::from_tensors(
+                &whole.shift,
+                &whole.scale,
+                device,
+            )?),
+            (Version::V0_1, None) => Some(ScalingLayer::new(device)?),
+            (Version::V0_0, _) => None,
         };
         Ok(Lpips {
             net,
+            variant,
+            spec,
             version: self.version,
             spatial: self.spatial,
             range: self.range,
@@ -224,5 +300,49 @@ impl LpipsBuilder {
                 train_dropout: None,
             },
         })
+    }
+
+    /// The whole-model file to read, if the model comes from one: the
+    /// [`model_file`](Self::model_file), or a published model's file as the trunk source
+    /// says. Otherwise gives the trunk source back.
+    fn whole_model_source(
+        &mut self,
+        spec: &crate::trunk::TrunkSpec,
+        trunk: TrunkWeights,
+    ) -> Result<std::result::Result<TensorMap, TrunkWeights>> {
+        if let Some(path) = &self.model_file {
+            if !matches!(trunk, TrunkWeights::Auto) {
+                return Err(LpipsError::WeightFormat {
+                    source_name: path.display().to_string(),
+                    reason: "a whole-model file replaces the trunk source: give one or \
+                             the other"
+                        .into(),
+                });
+            }
+            return Ok(Ok(weights::read_trunk_file(path)?));
+        }
+        if !matches!(spec.holds, Holds::WholeModel { .. }) {
+            return Ok(Err(trunk));
+        }
+        let (net, variant) = (self.net, self.variant);
+        let published =
+            PublishedModel::of(net, variant).ok_or(LpipsError::NoSuchVariant { net, variant })?;
+        let path = match trunk {
+            TrunkWeights::Auto => {
+                let mut ignore = |_: Progress<'_>| {};
+                let progress: &mut dyn FnMut(Progress<'_>) = match self.progress.as_mut() {
+                    Some(f) => &mut *f.0,
+                    None => &mut ignore,
+                };
+                published.resolve(progress)?
+            }
+            TrunkWeights::File(path) => path,
+            TrunkWeights::PythonEnv(env) => published.in_python_env(&env)?,
+            TrunkWeights::Tensors(tensors) => {
+                return Ok(Ok(TensorMap::from_tensors(tensors, "the given tensors")));
+            }
+            TrunkWeights::RandomInit => return Ok(Err(TrunkWeights::RandomInit)),
+        };
+        Ok(Ok(weights::read_trunk_file(&path)?))
     }
 }

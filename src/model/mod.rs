@@ -11,13 +11,13 @@ use tch::{Device, Kind, Tensor};
 pub use builder::LpipsBuilder;
 use prepare::single;
 
-use crate::config::{InputRange, Net, Precision, Resize, Version};
+use crate::config::{InputRange, Net, Precision, Resize, Variant, Version};
 use crate::error::{LpipsError, Result};
 use crate::features::{Features, normalize_tensor};
 use crate::input::ImageInput;
 use crate::lin::NetLinLayers;
 use crate::scaling::ScalingLayer;
-use crate::trunk::Trunk;
+use crate::trunk::{Trunk, TrunkSpec};
 
 // Batch x height x width up to which both inputs share one trunk pass (benches/trunks.rs).
 const JOINT_PASS_MAX_PIXELS: i64 = 64 * 64 * 8;
@@ -42,6 +42,8 @@ pub struct LayerDistances {
 #[derive(Debug)]
 pub struct Lpips {
     net: Net,
+    variant: Variant,
+    spec: &'static TrunkSpec,
     version: Version,
     spatial: bool,
     range: InputRange,
@@ -64,6 +66,16 @@ impl Lpips {
     /// The trunk.
     pub fn net(&self) -> Net {
         self.net
+    }
+
+    /// Plain LPIPS or ST-LPIPS.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// The smallest height and width this model's trunk accepts, from its layers.
+    pub fn min_side(&self) -> i64 {
+        self.spec.min_side()
     }
 
     /// The release.

@@ -104,7 +104,7 @@ impl Lpips {
 
     pub(crate) fn check_size(&self, x: &Tensor) -> Result<()> {
         let (h, w) = (x.size()[2], x.size()[3]);
-        let min = self.net.min_side();
+        let min = self.min_side();
         if h < min || w < min {
             return Err(LpipsError::TooSmall {
                 net: self.net,

@@ -1,7 +1,7 @@
 //! AlexNet (Krizhevsky, Sutskever and Hinton, NeurIPS 2012), torchvision's "one weird
 //! trick" variant; LPIPS taps it after each ReLU.
 
-use super::{Init, LayerSpec, Published, TrunkSpec};
+use super::{Holds, Init, LayerSpec, Published, TrunkSpec};
 use LayerSpec::{Conv, MaxPool, Relu};
 
 #[rustfmt::skip]
@@ -22,12 +22,14 @@ pub(super) static SPEC: TrunkSpec = TrunkSpec {
     ],
     taps: &[2, 5, 8, 10, 12],
     channels: &[64, 192, 384, 256, 256],
-    torchvision: Published {
+    published: Published {
         file_name: "alexnet-owt-7be5be79.pth",
         sha256: "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
         bytes: 244_408_911,
     },
-    heads_v0_1: include_bytes!("../../weights/v0.1/alex.safetensors"),
-    heads_v0_0: include_bytes!("../../weights/v0.0/alex.safetensors"),
+    holds: Holds::Trunk {
+        heads_v0_1: include_bytes!("../../weights/v0.1/alex.safetensors"),
+        heads_v0_0: include_bytes!("../../weights/v0.0/alex.safetensors"),
+    },
     init: Init::TorchDefault,
 };

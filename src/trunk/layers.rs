@@ -4,7 +4,6 @@
 use tch::{Kind, Tensor, nn};
 
 use super::{LayerSpec, TrunkSpec};
-use crate::config::Net;
 use crate::error::Result;
 
 // Below this many pixels on the shorter side, a convolution runs on NCHW input with NCHW
@@ -104,6 +103,64 @@ pub(crate) enum Layer {
         ceil: bool,
     },
     Fire(Box<Fire>),
+    BlurPool(BlurPool),
+}
+
+/// Blur-pooling: reflection padding, then a per-channel blur at a stride.
+#[derive(Debug)]
+pub(crate) struct BlurPool {
+    /// `(channels, 1, k, k)`, one filter per channel (a grouped convolution).
+    filt: Tensor,
+    stride: i64,
+    pad: i64,
+}
+
+impl BlurPool {
+    fn new(p: &nn::Path, channels: i64, filter: i64, stride: i64, pad: i64) -> BlurPool {
+        // Pascal's triangle's row `filter - 1`, outer product with itself, summing to one.
+        let mut row = vec![1f64];
+        for _ in 1..filter {
+            let mut next = vec![1f64; row.len() + 1];
+            for i in 1..row.len() {
+                next[i] = row[i - 1] + row[i];
+            }
+            row = next;
+        }
+        let total: f64 = row.iter().sum::<f64>().powi(2);
+        let values: Vec<f32> = row
+            .iter()
+            .flat_map(|a| row.iter().map(move |b| (a * b / total) as f32))
+            .collect();
+        // A buffer, not a trained weight; whole-model files store it, so it loads as such.
+        let mut filt = p.zeros_no_train("filt", &[channels, 1, filter, filter]);
+        tch::no_grad(|| {
+            let blur = Tensor::from_slice(&values).view([1, 1, filter, filter]);
+            filt.copy_(&blur.expand([channels, 1, filter, filter], false));
+        });
+        BlurPool { filt, stride, pad }
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let channels = self.filt.size()[0];
+        Ok(x.f_reflection_pad2d([self.pad; 4])?.f_conv2d(
+            &self.filt,
+            None::<Tensor>,
+            [self.stride; 2],
+            [0, 0],
+            [1, 1],
+            channels,
+        )?)
+    }
+
+    fn map<E>(
+        &self,
+        f: impl Fn(&Tensor) -> std::result::Result<Tensor, E>,
+    ) -> std::result::Result<BlurPool, E> {
+        Ok(BlurPool {
+            filt: f(&self.filt)?,
+            ..*self
+        })
+    }
 }
 
 /// SqueezeNet's fire module: squeeze 1x1, then expand 1x1 and 3x3 side by side.
@@ -155,6 +212,12 @@ impl Layer {
                 squeeze,
                 expand,
             } => fire(&p, cin, squeeze, expand),
+            LayerSpec::BlurPool {
+                channels,
+                filter,
+                stride,
+                pad,
+            } => Layer::BlurPool(BlurPool::new(&p, channels, filter, stride, pad)),
         }
     }
 
@@ -189,15 +252,15 @@ impl Layer {
                 let _ = e3.f_relu_()?;
                 Tensor::f_cat(&[e1, e3], 1)?
             }
+            Layer::BlurPool(b) => b.forward(&x)?,
         })
     }
 }
 
 impl Trunk {
     /// Builds the trunk's variables under `p` (libtorch's default initialisation until
-    /// loaded).
-    pub(crate) fn new(p: &nn::Path, net: Net) -> Trunk {
-        let spec: &TrunkSpec = net.spec();
+    /// loaded; blur filters as the architecture defines them).
+    pub(crate) fn new(p: &nn::Path, spec: &'static TrunkSpec) -> Trunk {
         let features = p / "features";
         let layers = spec
             .layers
@@ -230,17 +293,20 @@ impl Trunk {
 
     /// Another handle on the same weights (no copy), for another thread.
     pub(crate) fn share(&self) -> Trunk {
-        infallible(self.map(|c| Ok(c.share())))
+        infallible(self.map(|c| Ok(c.share()), |t| Ok(t.shallow_clone())))
     }
 
     /// A copy with weights in another precision.
     pub(crate) fn to_kind(&self, kind: Kind) -> Result<Trunk> {
-        self.map(|c| c.to_kind(kind))
+        self.map(|c| c.to_kind(kind), |t| Ok(t.f_to_kind(kind)?))
     }
 
+    /// The same layers with each convolution passed through `f` and each blur filter
+    /// through `g`.
     fn map<E>(
         &self,
         f: impl Fn(&Conv) -> std::result::Result<Conv, E>,
+        g: impl Fn(&Tensor) -> std::result::Result<Tensor, E>,
     ) -> std::result::Result<Trunk, E> {
         let layers = self
             .layers
@@ -263,6 +329,7 @@ impl Trunk {
                         expand1x1: f(&fire.expand1x1)?,
                         expand3x3: f(&fire.expand3x3)?,
                     })),
+                    Layer::BlurPool(b) => Layer::BlurPool(b.map(&g)?),
                 })
             })
             .collect::<std::result::Result<Vec<Layer>, E>>()?;
@@ -274,27 +341,33 @@ impl Trunk {
 
     /// A copy with weights in channels-last layout (and kept in NCHW for small maps).
     pub(crate) fn to_channels_last(&self) -> Result<Trunk> {
-        self.map(|c| {
-            Ok(Conv {
-                weight: channels_last(&c.weight)?,
-                weight_nchw: Some(c.weight.f_contiguous()?),
-                bias: c.bias.shallow_clone(),
-                ..*c
-            })
-        })
+        self.map(
+            |c| {
+                Ok(Conv {
+                    weight: channels_last(&c.weight)?,
+                    weight_nchw: Some(c.weight.f_contiguous()?),
+                    bias: c.bias.shallow_clone(),
+                    ..*c
+                })
+            },
+            |t| Ok(t.shallow_clone()),
+        )
     }
 
     /// Drops the NCHW copies of channels-last weights, so that every convolution uses the
     /// one copy an optimiser updates (training the trunk).
     pub(crate) fn single_layout(&self) -> Trunk {
-        infallible(self.map(|c| {
-            Ok(Conv {
-                weight: c.weight.shallow_clone(),
-                weight_nchw: None,
-                bias: c.bias.shallow_clone(),
-                ..*c
-            })
-        }))
+        infallible(self.map(
+            |c| {
+                Ok(Conv {
+                    weight: c.weight.shallow_clone(),
+                    weight_nchw: None,
+                    bias: c.bias.shallow_clone(),
+                    ..*c
+                })
+            },
+            |t| Ok(t.shallow_clone()),
+        ))
     }
 
     /// Every weight tensor.
@@ -308,6 +381,7 @@ impl Trunk {
                         out.extend(c.tensors());
                     }
                 }
+                Layer::BlurPool(b) => out.push(&b.filt),
                 Layer::Relu | Layer::MaxPool { .. } => {}
             }
         }
@@ -326,7 +400,8 @@ impl Trunk {
                     convs.push((format!("features.{i}.expand1x1"), &f.expand1x1));
                     convs.push((format!("features.{i}.expand3x3"), &f.expand3x3));
                 }
-                Layer::Relu | Layer::MaxPool { .. } => {}
+                // Blur filters are fixed buffers, not trained weights.
+                Layer::Relu | Layer::MaxPool { .. } | Layer::BlurPool(_) => {}
             }
         }
         convs

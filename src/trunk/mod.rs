@@ -3,15 +3,22 @@
 //! checkpoints load as they are), the reference's taps and their channels,
 //! torchvision's published checkpoint, the embedded linear heads, and how torchvision
 //! initialises it untrained. Adding a trunk is one file and one arm of [`Net::spec`].
+//!
+//! The shift-tolerant trunks of ST-LPIPS (`alex_st.rs`, `vgg_st.rs`) are specs of the
+//! same kind whose published file holds the whole model (trunk, heads and scaling); see
+//! [`spec`] for the trunk of a [`Variant`].
 
 mod alex;
+mod alex_st;
 mod layers;
 mod squeeze;
 mod vgg;
+mod vgg_st;
 
 pub(crate) use layers::Trunk;
 
-use crate::config::Net;
+use crate::config::{Net, Variant};
+use crate::error::{LpipsError, Result};
 
 /// One layer of a torchvision `features` stack, as data.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +43,16 @@ pub(crate) enum LayerSpec {
         squeeze: i64,
         expand: i64,
     },
+    /// Blur-pooling (anti-aliased downsampling): reflection padding of `pad` on every
+    /// side, then a per-channel `filter x filter` binomial blur (the outer product of
+    /// Pascal's triangle's row, summing to one) at `stride`. Its filter is a buffer
+    /// (`filt`, shape `(channels, 1, filter, filter)`) that whole-model files store.
+    BlurPool {
+        channels: i64,
+        filter: i64,
+        stride: i64,
+        pad: i64,
+    },
 }
 
 /// How torchvision initialises the untrained network (the reference's "scratch" runs).
@@ -49,12 +66,28 @@ pub(crate) enum Init {
     KaimingUniform,
 }
 
-/// A torchvision ImageNet checkpoint as published.
+/// A weight file as published: torchvision's ImageNet checkpoint of the trunk, or the
+/// authors' whole model.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Published {
     pub(crate) file_name: &'static str,
     pub(crate) sha256: &'static str,
     pub(crate) bytes: u64,
+}
+
+/// What a trunk's published file holds, and the heads that go with it.
+#[derive(Debug)]
+pub(crate) enum Holds {
+    /// The trunk alone (torchvision's `features.*` names); the reference's linear heads,
+    /// v0.1 and v0.0 (safetensors, from `weights/`), are embedded.
+    Trunk {
+        heads_v0_1: &'static [u8],
+        heads_v0_0: &'static [u8],
+    },
+    /// The whole model as a `lpips.LPIPS`-style state dict (`net.slice{k}.{i}.*`,
+    /// `lin{k}.model.1.weight`, `scaling_layer.*`), published by its authors at
+    /// `base_url` + file name.
+    WholeModel { base_url: &'static str },
 }
 
 /// Everything about one trunk.
@@ -66,13 +99,23 @@ pub(crate) struct TrunkSpec {
     pub(crate) taps: &'static [usize],
     /// Channels at each tap (the linear heads' inputs).
     pub(crate) channels: &'static [i64],
-    /// torchvision's ImageNet checkpoint.
-    pub(crate) torchvision: Published,
-    /// The reference's linear heads, v0.1 and v0.0 (safetensors, from `weights/`).
-    pub(crate) heads_v0_1: &'static [u8],
-    pub(crate) heads_v0_0: &'static [u8],
-    /// torchvision's initialisation of the untrained network.
+    /// The published weight file.
+    pub(crate) published: Published,
+    /// What that file holds (and the embedded heads of a trunk-only file).
+    pub(crate) holds: Holds,
+    /// How the untrained network is initialised.
     pub(crate) init: Init,
+}
+
+/// The trunk of a variant: the plain ones for [`Variant::Lpips`], the shift-tolerant
+/// alex and vgg for [`Variant::ShiftTolerant`] (an error for squeeze: none was published).
+pub(crate) fn spec(net: Net, variant: Variant) -> Result<&'static TrunkSpec> {
+    match (variant, net) {
+        (Variant::Lpips, net) => Ok(net.spec()),
+        (Variant::ShiftTolerant, Net::Alex) => Ok(&alex_st::SPEC),
+        (Variant::ShiftTolerant, Net::Vgg) => Ok(&vgg_st::SPEC),
+        (Variant::ShiftTolerant, net) => Err(LpipsError::NoSuchVariant { net, variant }),
+    }
 }
 
 impl Net {
@@ -118,6 +161,14 @@ impl LayerSpec {
                 let s = conv_out(side, 1, 1, 0);
                 conv_out(s, 3, 1, 1).min(s)
             }
+            // Reflection padding needs more input than padding on each side.
+            LayerSpec::BlurPool {
+                filter,
+                stride,
+                pad,
+                ..
+            } if side > pad => conv_out(side, filter, stride, pad),
+            LayerSpec::BlurPool { .. } => return None,
         };
         (out >= 1).then_some(out)
     }
@@ -128,7 +179,7 @@ impl LayerSpec {
         match *self {
             LayerSpec::Conv { cout, .. } => cout,
             LayerSpec::Fire { expand, .. } => 2 * expand,
-            LayerSpec::Relu | LayerSpec::MaxPool { .. } => cin,
+            LayerSpec::Relu | LayerSpec::MaxPool { .. } | LayerSpec::BlurPool { .. } => cin,
         }
     }
 }
@@ -186,5 +237,15 @@ mod tests {
         // Checked with the reference package (../shared/REFERENCE.md).
         let got: Vec<i64> = Net::ALL.iter().map(|n| n.spec().min_side()).collect();
         assert_eq!(got, [31, 16, 17]);
+    }
+
+    #[test]
+    fn shift_tolerant_channels_follow_from_the_layers() {
+        for net in [Net::Alex, Net::Vgg] {
+            let spec = spec(net, Variant::ShiftTolerant).unwrap();
+            assert_eq!(spec.tap_channels(), spec.channels, "{net}");
+            assert_eq!(spec.channels, net.channels(), "{net}");
+        }
+        assert!(spec(Net::Squeeze, Variant::ShiftTolerant).is_err());
     }
 }

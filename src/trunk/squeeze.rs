@@ -1,7 +1,7 @@
 //! SqueezeNet 1.1 (Iandola et al., 2016): fire modules between max-pools that round up
 //! (`ceil_mode=True`); LPIPS taps seven points.
 
-use super::{Init, LayerSpec, Published, TrunkSpec};
+use super::{Holds, Init, LayerSpec, Published, TrunkSpec};
 use LayerSpec::{Conv, Fire, Relu};
 
 #[rustfmt::skip]
@@ -26,12 +26,14 @@ pub(super) static SPEC: TrunkSpec = TrunkSpec {
     ],
     taps: &[2, 5, 8, 10, 11, 12, 13],
     channels: &[64, 128, 256, 384, 384, 512, 512],
-    torchvision: Published {
+    published: Published {
         file_name: "squeezenet1_1-b8a52dc0.pth",
         sha256: "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b",
         bytes: 4_958_839,
     },
-    heads_v0_1: include_bytes!("../../weights/v0.1/squeeze.safetensors"),
-    heads_v0_0: include_bytes!("../../weights/v0.0/squeeze.safetensors"),
+    holds: Holds::Trunk {
+        heads_v0_1: include_bytes!("../../weights/v0.1/squeeze.safetensors"),
+        heads_v0_0: include_bytes!("../../weights/v0.0/squeeze.safetensors"),
+    },
     init: Init::KaimingUniform,
 };

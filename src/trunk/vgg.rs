@@ -1,7 +1,7 @@
 //! VGG16 (Simonyan and Zisserman, ICLR 2015): 3x3 convolutions in five blocks; LPIPS
 //! taps the last ReLU of each block.
 
-use super::{Init, LayerSpec, Published, TrunkSpec};
+use super::{Holds, Init, LayerSpec, Published, TrunkSpec};
 use LayerSpec::{MaxPool, Relu};
 
 #[rustfmt::skip]
@@ -23,12 +23,14 @@ pub(super) static SPEC: TrunkSpec = TrunkSpec {
     ],
     taps: &[4, 9, 16, 23, 30],
     channels: &[64, 128, 256, 512, 512],
-    torchvision: Published {
+    published: Published {
         file_name: "vgg16-397923af.pth",
         sha256: "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
         bytes: 553_433_881,
     },
-    heads_v0_1: include_bytes!("../../weights/v0.1/vgg.safetensors"),
-    heads_v0_0: include_bytes!("../../weights/v0.0/vgg.safetensors"),
+    holds: Holds::Trunk {
+        heads_v0_1: include_bytes!("../../weights/v0.1/vgg.safetensors"),
+        heads_v0_0: include_bytes!("../../weights/v0.0/vgg.safetensors"),
+    },
     init: Init::KaimingNormalFanOut,
 };

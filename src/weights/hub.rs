@@ -29,7 +29,7 @@ pub struct TorchvisionFile {
 impl TorchvisionFile {
     /// The published checkpoint of a trunk.
     pub fn of(net: Net) -> TorchvisionFile {
-        let published = net.spec().torchvision;
+        let published = net.spec().published;
         TorchvisionFile {
             net,
             file_name: published.file_name,

@@ -7,7 +7,9 @@
 #[cfg(feature = "download")]
 mod download;
 mod hub;
+mod published_model;
 mod safetensors_file;
+pub(crate) mod whole_model;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use tch::{Kind, Tensor};
 use crate::checkpoint::Checkpoint;
 use crate::config::{Net, Version};
 use crate::error::{LpipsError, Result};
+use crate::trunk::Holds;
 
 pub use crate::checkpoint::read_checkpoint;
 #[cfg(feature = "download")]
@@ -25,6 +28,7 @@ pub use hub::{
     TORCHVISION_BASE_URL, TorchvisionFile, fetch, find_cached, hub_checkpoint_dir, offline,
     sha256_file,
 };
+pub use published_model::{PublishedModel, STLPIPS_PYTHON_ENV};
 use safetensors_file::SafetensorsBytes;
 
 /// A file whose tensors are copied out one by one, when taken.
@@ -37,7 +41,7 @@ enum LazyFile {
 pub(crate) struct TensorMap {
     tensors: HashMap<String, Tensor>,
     file: Option<LazyFile>,
-    source_name: String,
+    pub(crate) source_name: String,
     // Other names a tensor may be stored under (wanted name -> stored name).
     aliases: HashMap<String, String>,
 }
@@ -109,8 +113,15 @@ impl TensorMap {
         }
     }
 
+    /// Lets the tensor stored as `stored` be taken as `wanted`.
+    pub(crate) fn alias(&mut self, wanted: &str, stored: &str) {
+        if wanted != stored {
+            self.aliases.insert(wanted.to_string(), stored.to_string());
+        }
+    }
+
     /// The name a wanted tensor is stored under.
-    fn stored_name(&self, key: &str) -> String {
+    pub(crate) fn stored_name(&self, key: &str) -> String {
         self.aliases
             .get(key)
             .cloned()
@@ -199,6 +210,13 @@ pub enum TrunkWeights {
     /// Random initialisation (libtorch's defaults); for benchmarks and training from
     /// scratch, never for measuring.
     RandomInit,
+    /// For [`Variant::ShiftTolerant`](crate::Variant::ShiftTolerant): the published model
+    /// file as the Python package `stlpips-pytorch` installed it, in the Python
+    /// environment at this path: its `python` executable, its prefix (a virtualenv's
+    /// folder) or its `site-packages` folder. The file must have the published SHA-256.
+    /// The environment variable `LPIPS_STLPIPS_PYTHON` does the same for
+    /// [`TrunkWeights::Auto`].
+    PythonEnv(PathBuf),
 }
 
 /// Reads a trunk weight file: safetensors by its extension, anything else as a
@@ -253,9 +271,11 @@ impl std::fmt::Debug for ProgressFn {
 
 /// The reference's linear heads, embedded from `weights/` by the trunk's file.
 fn head_bytes(net: Net, version: Version) -> &'static [u8] {
-    match version {
-        Version::V0_1 => net.spec().heads_v0_1,
-        Version::V0_0 => net.spec().heads_v0_0,
+    match (&net.spec().holds, version) {
+        (Holds::Trunk { heads_v0_1, .. }, Version::V0_1) => heads_v0_1,
+        (Holds::Trunk { heads_v0_0, .. }, Version::V0_0) => heads_v0_0,
+        // Plain trunks all have embedded heads; an empty buffer reads as a format error.
+        (Holds::WholeModel { .. }, _) => &[],
     }
 }
 
@@ -319,7 +339,7 @@ pub fn convert_trunk(input: &Path, output: &Path, net: Option<Net>) -> Result<Ne
     let mut failures = Vec::new();
     for net in candidates.iter().copied() {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _trunk = crate::trunk::Trunk::new(&vs.root(), net);
+        let _trunk = crate::trunk::Trunk::new(&vs.root(), net.spec());
         match trunk_tensors(&vs.variables(), &mut read_trunk_file(input)?) {
             Ok(tensors) => {
                 crate::files::write_atomic_path(output, |tmp| {

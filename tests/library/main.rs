@@ -15,6 +15,8 @@ mod heads;
 mod images;
 mod inputs;
 mod loss;
+mod model_file;
 mod precision;
 mod reference;
+mod stlpips;
 mod threads;

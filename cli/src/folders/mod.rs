@@ -76,6 +76,7 @@ pub fn run(mode: Mode, args: FolderArgs) -> Result<(), String> {
                 "lpips_partial": 1,
                 "command": mode.command(),
                 "net": args.model.net,
+                "variant": args.model.variant,
                 "lin": args.model.lin,
                 "trunk": args.model.trunk,
                 "shard": args.shard.map(|(i, n)| format!("{i}/{n}")),

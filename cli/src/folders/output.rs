@@ -198,6 +198,7 @@ pub(super) fn render(
                 .collect();
             let out = serde_json::json!({
                 "net": args.model.net,
+                "variant": args.model.variant,
                 "lin": args.model.lin,
                 "shard": args.shard.map(|(i, n)| format!("{i}/{n}")),
                 "results": rows,

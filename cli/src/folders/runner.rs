@@ -119,7 +119,7 @@ pub(super) fn measure(
         args.quiet,
         "{bar:40} {pos}/{len} pairs {per_sec} eta {eta}",
     );
-    let (net, min) = (model.net(), model.net().min_side());
+    let (net, min) = (model.net(), model.min_side());
     let batch = args.batch_size.max(1);
     let threads = args
         .threads

@@ -18,7 +18,7 @@ use assert_cmd::Command;
 use sha2::{Digest, Sha256};
 
 #[derive(Clone, Copy)]
-enum Serve {
+pub(crate) enum Serve {
     /// The whole body.
     Full,
     /// Announce the whole length, send half, close.
@@ -35,12 +35,12 @@ enum Serve {
 const HOLD: Duration = Duration::from_secs(300);
 
 /// Serves `body` for every GET until dropped; counts requests.
-struct Server {
-    base: String,
-    requests: Arc<AtomicUsize>,
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) requests: Arc<AtomicUsize>,
 }
 
-fn serve(body: Vec<u8>, mode: Serve) -> Server {
+pub(crate) fn serve(body: Vec<u8>, mode: Serve) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}/models/", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
@@ -114,7 +114,7 @@ fn error_line(stderr: &str) -> &str {
     errors[0]
 }
 
-fn dir_entries(dir: &Path) -> Vec<String> {
+pub(crate) fn dir_entries(dir: &Path) -> Vec<String> {
     match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

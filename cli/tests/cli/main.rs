@@ -13,6 +13,7 @@ mod folders;
 mod images;
 mod output_paths;
 mod resume;
+mod stlpips;
 
 use common::oracle_file;
 

@@ -326,3 +326,32 @@ fn parse_errors_name_the_choices() {
         ));
     }
 }
+
+#[test]
+fn unavailable_devices_are_errors_not_panics() {
+    let build = |device: Device| {
+        Lpips::builder()
+            .trunk(TrunkWeights::RandomInit)
+            .device(device)
+            .build()
+    };
+    let count = lpips::tch::Cuda::device_count();
+    // An index past the devices there are: never usable, on any machine.
+    match build(Device::Cuda(count as usize)) {
+        Err(LpipsError::DeviceUnavailable { device, reason }) => {
+            assert_eq!(device, format!("cuda:{count}"));
+            assert!(!reason.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    if count == 0 {
+        let e = build(Device::Cuda(0)).unwrap_err();
+        assert!(e.to_string().contains("cuda:0"), "{e}");
+    }
+    if !lpips::tch::utils::has_mps() {
+        assert!(matches!(
+            build(Device::Mps),
+            Err(LpipsError::DeviceUnavailable { .. })
+        ));
+    }
+}

@@ -550,3 +550,54 @@ fn killed_fetch_leaves_a_temporary_file_that_the_next_run_removes() {
         dir_entries(&checkpoints)
     );
 }
+
+/// Ctrl-C (SIGINT) or SIGTERM during a download: the temporary file is removed at once
+/// and the command ends with 128 + the signal, even while the server is silent.
+#[test]
+fn interrupted_fetch_leaves_nothing() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let home = tempfile::tempdir().unwrap();
+        let checkpoints = home.path().join("hub/checkpoints");
+        let size = lpips::weights::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize;
+        let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let stalled = serve(body, Serve::Stall);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lpips"))
+            .env("TORCH_HOME", home.path())
+            .env("LPIPS_DOWNLOAD_BASE", &stalled.base)
+            .env("LPIPS_DOWNLOAD_STALL_SECS", "300")
+            .env_remove("LPIPS_OFFLINE")
+            .args(["weights", "fetch", "squeeze"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let partial = dir_entries(&checkpoints)
+                .iter()
+                .any(|n| n.starts_with(".lpips-download-"));
+            if partial {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no download started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Let some bytes arrive, then interrupt while the server stalls.
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let status = within_a_minute("the interrupted fetch", move || child.wait().unwrap());
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.code(),
+            Some(128 + signal),
+            "{status:?} {:?}",
+            status.signal()
+        );
+        assert!(
+            dir_entries(&checkpoints).is_empty(),
+            "left after signal {signal}: {:?}",
+            dir_entries(&checkpoints)
+        );
+    }
+}

@@ -176,7 +176,7 @@ pub enum LpipsError {
     /// No weights of a whole published model (ST-LPIPS) were given, found or downloaded.
     #[error(
         "no weights for {what}: looked for {}; not downloaded: {reason}. Give the file \
-         (`--trunk FILE`, `LpipsBuilder::trunk_file`), point LPIPS_STLPIPS_PYTHON at a Python \
+         (`LpipsBuilder::trunk_file`), point LPIPS_STLPIPS_PYTHON at a Python \
          environment with stlpips-pytorch installed (`TrunkWeights::PythonEnv`), put {file_name} \
          into the cache folder, or allow the download (network access, LPIPS_OFFLINE unset)",
         searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")

@@ -238,6 +238,10 @@ pub(crate) fn cli_error(e: LpipsError) -> String {
              torchvision's names), or run `lpips weights fetch {net}` with network access \
              and LPIPS_OFFLINE unset"
         ),
+        LpipsError::ModelNotFound { .. } => format!(
+            "{e}; on the command line: pass `--trunk FILE`, or `--python-env` naming a Python \
+             environment with stlpips-pytorch installed"
+        ),
         _ => e.to_string(),
     }
 }

@@ -49,7 +49,11 @@ fn images_paths_and_formats() {
     let (sa, sb) = (pa.display().to_string(), pb.display().to_string());
     close(m.distance(&sa, &sb).unwrap(), want, "&String");
     close(m.distance(sa.clone(), sb.clone()).unwrap(), want, "String");
-    close(m.distance(pa.as_path(), pb.as_path()).unwrap(), want, "&Path");
+    close(
+        m.distance(pa.as_path(), pb.as_path()).unwrap(),
+        want,
+        "&Path",
+    );
     close(m.distance(&pa, &pb).unwrap(), want, "&PathBuf");
     close(
         m.distance(pa.as_os_str(), pb.as_os_str()).unwrap(),

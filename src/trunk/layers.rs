@@ -147,7 +147,10 @@ impl BlurPool {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let channels = self.filt.size()[0];
+        let channels =
+            *self.filt.size().first().ok_or_else(|| {
+                tch::TchError::Shape("a blur filter without dimensions".to_string())
+            })?;
         Ok(x.f_reflection_pad2d([self.pad; 4])?.f_conv2d(
             &self.filt,
             None::<Tensor>,

@@ -1,6 +1,9 @@
 //! Model construction from weight files: safetensors, a whole torchvision-sized AlexNet
 //! state dict in torch's zip format (233 MB, classifier included), and a legacy-format
 //! VGG16 trunk. Uses the files `make oracle` writes; missing ones are skipped, loudly.
+// Tests, benches and examples may panic: the library denies tch's panicking methods
+// (clippy.toml), not code built on it.
+#![allow(clippy::disallowed_methods)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lpips::{Lpips, Net};

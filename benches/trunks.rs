@@ -2,6 +2,9 @@
 //! inputs in [-1, 1].
 //! Threads: `LPIPS_BENCH_THREADS` (default: all cores); `scripts/bench_reference.py`
 //! times the reference package the same way and prints both.
+// Tests, benches and examples may panic: the library denies tch's panicking methods
+// (clippy.toml), not code built on it.
+#![allow(clippy::disallowed_methods)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lpips::weights::TrunkWeights;

@@ -1,5 +1,8 @@
 //! Compares a reference image with others: `cargo run --example compare -- REF IMG... [--trunk FILE]`.
 //! The model is built once and the reference decoded once.
+// Tests, benches and examples may panic: the library denies tch's panicking methods
+// (clippy.toml), not code built on it.
+#![allow(clippy::disallowed_methods)]
 
 use lpips::Lpips;
 use lpips::weights::TrunkWeights;

@@ -10,6 +10,9 @@
 //! LPIPS_BENCH_PRECISION (`f32`, `f16`, `bf16`) choose where and how. `timing clock`
 //! prints the core clock measured with a chain of dependent additions (one per cycle),
 //! for the peak-FLOP/s estimate.
+// Tests, benches and examples may panic: the library denies tch's panicking methods
+// (clippy.toml), not code built on it.
+#![allow(clippy::disallowed_methods)]
 
 use std::time::Instant;
 

@@ -214,6 +214,13 @@ impl ImageInput for Nchw<'_> {
 }
 
 fn tensor_canonical(t: &Tensor, range: InputRange) -> Result<Canonical> {
+    // `Tensor::new()` holds no values, and tch's `dim`, `size` and `device` panic on it.
+    if !t.defined() {
+        return Err(tch::TchError::Shape(
+            "the input tensor is undefined (Tensor::new() holds no values)".to_string(),
+        )
+        .into());
+    }
     let t = if t.dim() == 3 {
         t.f_unsqueeze(0)?
     } else {

@@ -186,6 +186,14 @@
 //! # Ok::<(), lpips::LpipsError>(())
 //! ```
 #![warn(missing_docs)]
+// The library never panics on what a caller passes: tch's panicking methods (clippy.toml,
+// from scripts/gen_clippy_toml.py) and tensor operators (`a + b` panics on a libtorch
+// error) are refused outside unit tests; use the `f_` twins with `?`.
+#![cfg_attr(
+    not(test),
+    deny(clippy::disallowed_methods, clippy::arithmetic_side_effects)
+)]
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 mod allocator;
 pub mod bapps;

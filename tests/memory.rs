@@ -1,6 +1,9 @@
 //! Repeated loss/backward steps do not grow memory: no graph or gradient is retained from
 //! one step to the next. Alone in its own test binary, so that the process's resident
 //! memory reflects this test only.
+// Tests, benches and examples may panic: the library denies tch's panicking methods
+// (clippy.toml), not code built on it.
+#![allow(clippy::disallowed_methods)]
 
 #[path = "library/common.rs"]
 mod common;

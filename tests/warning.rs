@@ -1,6 +1,9 @@
 //! The one-time warning for data declared [-1, 1] that holds no negative value (the
 //! classic [0, 1] mistake), through the `log` facade. In a process of its own: the
 //! warning is shown once per process, and this test installs the logger.
+// Tests, benches and examples may panic: the library denies tch's panicking methods
+// (clippy.toml), not code built on it.
+#![allow(clippy::disallowed_methods)]
 
 #[path = "library/common.rs"]
 mod common;
@@ -40,7 +43,7 @@ fn zero_to_one_data_declared_minus_one_to_one_is_reported_once() {
     // Properly declared data, in either range, and 8-bit pixels: no warning.
     let unit = Tensor::rand([2, 3, 64, 64], opts);
     let signed = &unit * 2.0 - 1.0;
-    model.distances(&signed, &signed.flip([3])).unwrap();
+    model.distances(&signed, signed.flip([3])).unwrap();
     model
         .distances(
             Ranged(&unit, InputRange::ZeroToOne),
@@ -57,9 +60,9 @@ fn zero_to_one_data_declared_minus_one_to_one_is_reported_once() {
     assert!(warnings().is_empty(), "{:?}", warnings());
 
     // [0, 1] data given as [-1, 1]: measured (it is in range), and reported once.
-    let d = model.distances(&unit, &unit.flip([3])).unwrap();
+    let d = model.distances(&unit, unit.flip([3])).unwrap();
     assert!(d.iter().all(|v| v.is_finite()));
-    model.distances(&unit, &unit.flip([2])).unwrap();
+    model.distances(&unit, unit.flip([2])).unwrap();
     let got = warnings();
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].contains("no negative value"), "{}", got[0]);

@@ -75,9 +75,8 @@ pub fn score_2afc(
     progress: &mut dyn FnMut(usize),
 ) -> Result<TwoAfcResult> {
     let images = [set.refs.as_slice(), &set.p0, &set.p1];
-    let (mut d, judge) = distances(metric, &set.root, images, &set.judges, batch, progress)?;
-    let d1 = d.pop().expect("two distances per triplet");
-    let d0 = d.pop().expect("two distances per triplet");
+    let (d, judge) = distances(metric, &set.root, images, &set.judges, batch, progress)?;
+    let [d0, d1] = per_image(d, &set.root)?;
     Ok(TwoAfcResult {
         name: set.name.clone(),
         root: set.root.clone(),
@@ -102,8 +101,8 @@ pub fn score_jnd(
     progress: &mut dyn FnMut(usize),
 ) -> Result<JndResult> {
     let images = [set.p0.as_slice(), &set.p1];
-    let (mut d, same) = distances(metric, &set.root, images, &set.sames, batch, progress)?;
-    let d = d.pop().expect("one distance per pair");
+    let (d, same) = distances(metric, &set.root, images, &set.sames, batch, progress)?;
+    let [d] = per_image(d, &set.root)?;
     Ok(JndResult {
         name: set.name.clone(),
         root: set.root.clone(),
@@ -126,6 +125,17 @@ fn distances<const K: usize>(
     let mut d = vec![Vec::new(); K - 1];
     let mut judge = Vec::new();
     let n = judges.len();
+    // The sets' fields are public: lists of another length would index out of bounds.
+    if let Some(list) = images.iter().find(|list| list.len() != n) {
+        return Err(dataset_error(
+            root,
+            format!(
+                "{} judgements but a patch list of {}; the lists must pair up",
+                n,
+                list.len()
+            ),
+        ));
+    }
     let batch = batch.max(1);
     let load = |start: usize| -> Result<Loaded<K>> {
         let end = (start + batch).min(n);
@@ -135,7 +145,11 @@ fn distances<const K: usize>(
             for list in images {
                 item.push(load_patch(&list[i], LOAD_SIZE)?);
             }
-            patches.push(item.try_into().expect("K images"));
+            // `images` has K lists, so `item` has K patches.
+            let item: [Array3<f32>; K] = item
+                .try_into()
+                .map_err(|_| dataset_error(root, "a patch list is missing".to_string()))?;
+            patches.push(item);
         }
         let judges = judges[start..end]
             .iter()
@@ -206,10 +220,26 @@ pub(crate) fn prefetched<T: Send>(
     })
 }
 
+/// The `N` distance lists of [`distances`] as an array (`N = K - 1`, so never wrong).
+fn per_image<const N: usize>(d: Vec<Vec<f64>>, root: &Path) -> Result<[Vec<f64>; N]> {
+    d.try_into()
+        .map_err(|_| dataset_error(root, "distance lists missing".to_string()))
+}
+
+fn dataset_error(path: &Path, reason: String) -> LpipsError {
+    LpipsError::Dataset {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
 /// Patches of one size as an `N x 3 x H x W` tensor.
 pub(crate) fn stack(patches: &[&Array3<f32>], context: &Path) -> Result<Tensor> {
     let views: Vec<_> = patches.iter().map(|p| p.view()).collect();
-    let shape = views[0].shape().to_vec();
+    let Some(first) = views.first() else {
+        return Err(dataset_error(context, "no patches to stack".to_string()));
+    };
+    let shape = first.shape().to_vec();
     if let Some(other) = views.iter().find(|v| v.shape() != shape.as_slice()) {
         return Err(LpipsError::Dataset {
             path: context.to_path_buf(),
@@ -220,10 +250,15 @@ pub(crate) fn stack(patches: &[&Array3<f32>], context: &Path) -> Result<Tensor> 
             ),
         });
     }
-    let stacked = ndarray::stack(Axis(0), &views).expect("shapes checked");
+    let stacked = ndarray::stack(Axis(0), &views)
+        .map_err(|e| dataset_error(context, format!("cannot stack the patches ({e})")))?;
     let dims: Vec<i64> = stacked.shape().iter().map(|&d| d as i64).collect();
+    // `stack` returns a new array in standard layout: `as_slice` finds it contiguous.
     let data = stacked.as_standard_layout();
-    Ok(Tensor::from_slice(data.as_slice().expect("standard layout")).view(dims.as_slice()))
+    let data = data
+        .as_slice()
+        .ok_or_else(|| dataset_error(context, "stacked patches not contiguous".to_string()))?;
+    Ok(Tensor::f_from_slice(data)?.f_view(dims.as_slice())?)
 }
 
 fn same_size(a: &Array3<f32>, b: &Array3<f32>, context: &Path) -> Result<()> {
@@ -241,6 +276,6 @@ fn same_size(a: &Array3<f32>, b: &Array3<f32>, context: &Path) -> Result<()> {
 }
 
 fn values(t: &Tensor) -> Result<Vec<f64>> {
-    let v = Vec::<f32>::try_from(t.to_kind(Kind::Float).flatten(0, -1))?;
+    let v = Vec::<f32>::try_from(t.f_to_kind(Kind::Float)?.f_flatten(0, -1)?)?;
     Ok(v.into_iter().map(f64::from).collect())
 }

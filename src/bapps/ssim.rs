@@ -3,6 +3,10 @@
 //! covariance, K1 = 0.01, K2 = 0.03), in the input's own float type as scikit-image
 //! computes it: f64 for the reference's RGB images, f32 for its Lab arrays.
 
+// `Real` is f32 or f64 only: their operators cannot panic (the library denies this
+// lint for tensor operators, which can).
+#![allow(clippy::arithmetic_side_effects)]
+
 use std::ops::{Add, Div, Mul, Sub};
 
 const WIN: usize = 7;

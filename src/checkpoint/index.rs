@@ -286,7 +286,10 @@ fn index_legacy(data: &[u8]) -> Result<Index, PickleError> {
         let count = data
             .get(pos..pos.saturating_add(8))
             .ok_or_else(|| PickleError::Malformed(format!("truncated before storage `{key}`")))?;
-        let count = u64::from_le_bytes(count.try_into().expect("8 bytes"));
+        let count: [u8; 8] = count
+            .try_into()
+            .map_err(|_| PickleError::Malformed(format!("truncated before storage `{key}`")))?;
+        let count = u64::from_le_bytes(count);
         let len = count
             .checked_mul(root.dtype.size() as u64)
             .and_then(|l| usize::try_from(l).ok())

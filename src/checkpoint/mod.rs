@@ -124,7 +124,13 @@ pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> 
         .names()
         .into_iter()
         .map(|name| {
-            let tensor = checkpoint.read(&name)?.expect("listed names exist");
+            let tensor = checkpoint
+                .read(&name)?
+                .ok_or_else(|| LpipsError::MissingWeight {
+                    key: name.clone(),
+                    expected: Vec::new(),
+                    source_name: path.as_ref().display().to_string(),
+                })?;
             Ok((name, tensor))
         })
         .collect()

@@ -21,6 +21,8 @@ where
     Q: Pixel<Subpixel = u8>,
 {
     let raw = img.as_raw().iter().map(|&v| f(v)).collect();
+    // Cannot fail: one u8 per u16 subpixel of a buffer of the same pixel type and size,
+    // so `raw` has exactly the length `from_raw` checks for.
     ImageBuffer::from_raw(img.width(), img.height(), raw).expect("same layout, same length")
 }
 

@@ -24,25 +24,30 @@ pub(crate) struct Conv {
 }
 
 impl Conv {
-    fn new(p: &nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64) -> Conv {
-        let config = nn::ConvConfig {
-            stride,
-            padding,
-            ..Default::default()
-        };
-        // The path names the variables (`features.{i}.weight`); libtorch's default
-        // initialisation serves `TrunkWeights::RandomInit`.
-        let c = nn::conv2d(p, cin, cout, kernel, config);
-        Conv {
-            weight: c.ws,
+    fn new(
+        p: &nn::Path,
+        cin: i64,
+        cout: i64,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+    ) -> Result<Conv> {
+        // The path names the variables (`features.{i}.weight`); tch's defaults for a
+        // convolution (what `nn::conv2d` makes, which panics on error), in its order (bias
+        // first, so that seeded draws stay the same), serve `TrunkWeights::RandomInit`.
+        let bias = p.f_var("bias", &[cout], nn::Init::Const(0.))?;
+        let weight = p.f_var(
+            "weight",
+            &[cout, cin, kernel, kernel],
+            nn::init::DEFAULT_KAIMING_UNIFORM,
+        )?;
+        Ok(Conv {
+            weight,
             weight_nchw: None,
-            // nn::conv2d makes a bias unless told not to.
-            bias: c
-                .bs
-                .unwrap_or_else(|| Tensor::zeros([cout], (Kind::Float, p.device()))),
+            bias,
             stride,
             padding,
-        }
+        })
     }
 
     /// `small_maps_nchw`: whether small maps may take the NCHW path (not inside fire
@@ -116,7 +121,7 @@ pub(crate) struct BlurPool {
 }
 
 impl BlurPool {
-    fn new(p: &nn::Path, channels: i64, filter: i64, stride: i64, pad: i64) -> BlurPool {
+    fn new(p: &nn::Path, channels: i64, filter: i64, stride: i64, pad: i64) -> Result<BlurPool> {
         // Pascal's triangle's row `filter - 1`, outer product with itself, summing to one.
         let mut row = vec![1f64];
         for _ in 1..filter {
@@ -132,16 +137,20 @@ impl BlurPool {
             .flat_map(|a| row.iter().map(move |b| (a * b / total) as f32))
             .collect();
         // A buffer, not a trained weight; whole-model files store it, so it loads as such.
-        let mut filt = p.zeros_no_train("filt", &[channels, 1, filter, filter]);
-        tch::no_grad(|| {
-            let blur = Tensor::from_slice(&values).view([1, 1, filter, filter]);
-            filt.copy_(&blur.expand([channels, 1, filter, filter], false));
-        });
-        BlurPool { filt, stride, pad }
+        let mut filt = p.f_zeros_no_train("filt", &[channels, 1, filter, filter])?;
+        tch::no_grad(|| -> Result<()> {
+            let blur = Tensor::f_from_slice(&values)?.f_view([1, 1, filter, filter])?;
+            filt.f_copy_(&blur.f_expand([channels, 1, filter, filter], false)?)?;
+            Ok(())
+        })?;
+        Ok(BlurPool { filt, stride, pad })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let channels = self.filt.size()[0];
+        let channels =
+            *self.filt.size().first().ok_or_else(|| {
+                tch::TchError::Shape("a blur filter without dimensions".to_string())
+            })?;
         Ok(x.f_reflection_pad2d([self.pad; 4])?.f_conv2d(
             &self.filt,
             None::<Tensor>,
@@ -177,26 +186,27 @@ pub(crate) struct Trunk {
     taps: &'static [usize],
 }
 
-fn fire(p: &nn::Path, cin: i64, squeeze: i64, expand: i64) -> Layer {
-    Layer::Fire(Box::new(Fire {
-        squeeze: Conv::new(&(p / "squeeze"), cin, squeeze, 1, 1, 0),
-        expand1x1: Conv::new(&(p / "expand1x1"), squeeze, expand, 1, 1, 0),
-        expand3x3: Conv::new(&(p / "expand3x3"), squeeze, expand, 3, 1, 1),
-    }))
+// `nn::Path::sub` (and `/`) panics only on a name with a dot; the names here have none.
+fn fire(p: &nn::Path, cin: i64, squeeze: i64, expand: i64) -> Result<Layer> {
+    Ok(Layer::Fire(Box::new(Fire {
+        squeeze: Conv::new(&p.sub("squeeze"), cin, squeeze, 1, 1, 0)?,
+        expand1x1: Conv::new(&p.sub("expand1x1"), squeeze, expand, 1, 1, 0)?,
+        expand3x3: Conv::new(&p.sub("expand3x3"), squeeze, expand, 3, 1, 1)?,
+    })))
 }
 
 impl Layer {
     /// The layer at torchvision index `index` of `features`, variables under `p`.
-    fn new(p: &nn::Path, index: usize, spec: LayerSpec) -> Layer {
-        let p = p / index;
-        match spec {
+    fn new(p: &nn::Path, index: usize, spec: LayerSpec) -> Result<Layer> {
+        let p = p.sub(index);
+        Ok(match spec {
             LayerSpec::Conv {
                 cin,
                 cout,
                 kernel,
                 stride,
                 padding,
-            } => Layer::Conv(Conv::new(&p, cin, cout, kernel, stride, padding)),
+            } => Layer::Conv(Conv::new(&p, cin, cout, kernel, stride, padding)?),
             LayerSpec::Relu => Layer::Relu,
             LayerSpec::MaxPool {
                 kernel,
@@ -211,14 +221,14 @@ impl Layer {
                 cin,
                 squeeze,
                 expand,
-            } => fire(&p, cin, squeeze, expand),
+            } => fire(&p, cin, squeeze, expand)?,
             LayerSpec::BlurPool {
                 channels,
                 filter,
                 stride,
                 pad,
-            } => Layer::BlurPool(BlurPool::new(&p, channels, filter, stride, pad)),
-        }
+            } => Layer::BlurPool(BlurPool::new(&p, channels, filter, stride, pad)?),
+        })
     }
 
     /// `in_place` lets a ReLU overwrite its input: allowed when nothing else holds it
@@ -260,17 +270,27 @@ impl Layer {
 impl Trunk {
     /// Builds the trunk's variables under `p` (libtorch's default initialisation until
     /// loaded; blur filters as the architecture defines them).
-    pub(crate) fn new(p: &nn::Path, spec: &'static TrunkSpec) -> Trunk {
-        let features = p / "features";
+    pub(crate) fn try_new(p: &nn::Path, spec: &'static TrunkSpec) -> Result<Trunk> {
+        let features = p.sub("features");
         let layers = spec
             .layers
             .iter()
             .enumerate()
             .map(|(i, &layer)| Layer::new(&features, i, layer))
-            .collect();
-        Trunk {
+            .collect::<Result<_>>()?;
+        Ok(Trunk {
             layers,
             taps: spec.taps,
+        })
+    }
+
+    /// [`Trunk::try_new`], panicking on a libtorch error (an allocation that fails).
+    // TODO(sweep): src/model/builder.rs (edited in parallel) still calls this; once it
+    // calls `Trunk::try_new(..)?`, delete this.
+    pub(crate) fn new(p: &nn::Path, spec: &'static TrunkSpec) -> Trunk {
+        match Self::try_new(p, spec) {
+            Ok(trunk) => trunk,
+            Err(e) => panic!("cannot build the trunk's variables: {e}"),
         }
     }
 

@@ -182,8 +182,8 @@ impl TensorMap {
             expected: expected.to_vec(),
             source_name: self.source_name.clone(),
         })?;
-        let tensor = tensor.to_kind(Kind::Float);
-        if !bool::try_from(tensor.isfinite().all())? {
+        let tensor = tensor.f_to_kind(Kind::Float)?;
+        if !bool::try_from(tensor.f_isfinite()?.f_all()?)? {
             return Err(LpipsError::NonFiniteWeight {
                 key: key.to_string(),
                 source_name: self.source_name.clone(),
@@ -339,7 +339,7 @@ pub fn convert_trunk(input: &Path, output: &Path, net: Option<Net>) -> Result<Ne
     let mut failures = Vec::new();
     for net in candidates.iter().copied() {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _trunk = crate::trunk::Trunk::new(&vs.root(), net.spec());
+        let _trunk = crate::trunk::Trunk::try_new(&vs.root(), net.spec())?;
         match trunk_tensors(&vs.variables(), &mut read_trunk_file(input)?) {
             Ok(tensors) => {
                 crate::files::write_atomic_path(output, |tmp| {

@@ -297,3 +297,20 @@ fn sizes_refused_or_resized_like_interpolate() {
         "resize up",
     );
 }
+
+#[test]
+fn undefined_and_odd_tensors_are_errors_not_panics() {
+    let m = alex();
+    let (a, _) = pair();
+    let t = lpips::image_to_tensor(&a).unwrap();
+    // `Tensor::new()` holds no values: tch's `size` and `dim` would panic on it.
+    let undefined = lpips::Tensor::new();
+    assert!(matches!(
+        m.distance(&undefined, &t),
+        Err(LpipsError::Torch(_))
+    ));
+    assert!(matches!(
+        m.distance(&t, Ranged(&undefined, InputRange::ZeroToOne)),
+        Err(LpipsError::Torch(_))
+    ));
+}

@@ -1,6 +1,9 @@
 //! The library's integration tests, in one binary (each test binary links libtorch, so
 //! one binary instead of thirteen saves most of the link time). `tests/memory.rs` stays
 //! apart: it reads the process's resident size, which other tests would disturb.
+// Tests, benches and examples may panic: the library denies tch's panicking methods
+// (clippy.toml), not code built on it.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

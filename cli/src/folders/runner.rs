@@ -353,7 +353,8 @@ impl State<'_> {
                 .model
                 .compare_features(fa, fb, false)
                 .map_err(|e| first_line(&e.to_string()))?
-                .double_value(&[0, 0, 0, 0]) as f32;
+                .f_double_value(&[0, 0, 0, 0])
+                .map_err(|e| first_line(&e.to_string()))? as f32;
             if !d.is_finite() {
                 return Err(format!(
                     "the distance is {d} (not finite): the model overflowed on this pair"
@@ -376,8 +377,12 @@ impl State<'_> {
     ) -> Result<String, String> {
         let err = |e: lpips::LpipsError| first_line(&e.to_string());
         let map = self.model.compare_features(fa, fb, true).map_err(err)?;
-        let (h, w) = (map.size()[2] as usize, map.size()[3] as usize);
-        let values = Vec::<f32>::try_from(map.flatten(0, -1)).map_err(|e| e.to_string())?;
+        let (_, _, h, w) = map.size4().map_err(|e| first_line(&e.to_string()))?;
+        let (h, w) = (h as usize, w as usize);
+        let flat = map
+            .f_flatten(0, -1)
+            .map_err(|e| first_line(&e.to_string()))?;
+        let values = Vec::<f32>::try_from(flat).map_err(|e| e.to_string())?;
         let map = lpips::ndarray::Array2::from_shape_vec((h, w), values)
             .map_err(|e| format!("distance map: {e}"))?;
         let path = match self.args.spatial_format {

@@ -2,6 +2,8 @@
 
 use tch::Tensor;
 
+use crate::error::Result;
+
 const BETA2: f64 = 0.999;
 const ADAM_EPS: f64 = 1e-8;
 
@@ -14,15 +16,26 @@ pub(super) struct Adam {
 }
 
 impl Adam {
-    pub(super) fn new(params: &[(String, Tensor)]) -> Adam {
-        Adam {
+    pub(super) fn new(params: &[(String, Tensor)]) -> Result<Adam> {
+        let zeros = || -> Result<Vec<Tensor>> {
+            Ok(params
+                .iter()
+                .map(|(_, p)| p.f_zeros_like())
+                .collect::<Result<_, _>>()?)
+        };
+        Ok(Adam {
             step: 0,
-            exp_avg: params.iter().map(|(_, p)| p.zeros_like()).collect(),
-            exp_avg_sq: params.iter().map(|(_, p)| p.zeros_like()).collect(),
-        }
+            exp_avg: zeros()?,
+            exp_avg_sq: zeros()?,
+        })
     }
 
-    pub(super) fn update(&mut self, params: &[(String, Tensor)], lr: f64, beta1: f64) {
+    pub(super) fn update(
+        &mut self,
+        params: &[(String, Tensor)],
+        lr: f64,
+        beta1: f64,
+    ) -> Result<()> {
         let _guard = tch::no_grad_guard();
         self.step += 1;
         let bc1 = 1.0 - beta1.powi(self.step as i32);
@@ -32,17 +45,24 @@ impl Adam {
             .zip(&mut self.exp_avg)
             .zip(&mut self.exp_avg_sq)
         {
-            let g = p.grad();
+            let mut g = p.f_grad()?;
             if !g.defined() {
                 continue;
             }
-            let _ = m.g_mul_scalar_(beta1).g_add_(&(&g * (1.0 - beta1)));
-            let _ = v.g_mul_scalar_(BETA2).g_add_(&(&g * &g * (1.0 - BETA2)));
-            let denom = v.sqrt() / bc2.sqrt() + ADAM_EPS;
+            let _ = m
+                .f_mul_scalar_(beta1)?
+                .f_add_(&g.f_mul_scalar(1.0 - beta1)?)?;
+            let _ = v
+                .f_mul_scalar_(BETA2)?
+                .f_add_(&g.f_mul(&g)?.f_mul_scalar(1.0 - BETA2)?)?;
+            let denom = v
+                .f_sqrt()?
+                .f_div_scalar(bc2.sqrt())?
+                .f_add_scalar(ADAM_EPS)?;
             let mut p = p.shallow_clone();
-            let _ = p.g_add_(&(&*m / denom * (-lr / bc1)));
-            let mut g = g;
-            let _ = g.zero_();
+            let _ = p.f_add_(&m.f_div(&denom)?.f_mul_scalar(-lr / bc1)?)?;
+            let _ = g.f_zero_()?;
         }
+        Ok(())
     }
 }

@@ -28,9 +28,12 @@ pub(super) fn write_safetensors(
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(name, t)| {
-            let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+            let t = t
+                .f_to_device(Device::Cpu)?
+                .f_to_kind(Kind::Float)?
+                .f_contiguous()?;
             let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-            let values = Vec::<f32>::try_from(t.flatten(0, -1))?;
+            let values = Vec::<f32>::try_from(t.f_flatten(0, -1)?)?;
             let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             Ok((name.clone(), shape, bytes))
         })
@@ -38,10 +41,16 @@ pub(super) fn write_safetensors(
     let views: Vec<(&str, TensorView)> = data
         .iter()
         .map(|(name, shape, bytes)| {
-            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree");
-            (name.as_str(), view)
+            // The bytes are the shape's f32 values, so the sizes agree.
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(|e| {
+                LpipsError::WeightFormat {
+                    source_name: path.display().to_string(),
+                    reason: format!("cannot write `{name}` ({e:?})"),
+                }
+            })?;
+            Ok((name.as_str(), view))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     crate::files::write_atomic_path(path, |tmp| {
         safetensors::serialize_to_file(views, &Some(meta), tmp).map_err(|e| {
             LpipsError::WeightFormat {

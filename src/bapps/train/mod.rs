@@ -78,7 +78,7 @@ impl Trainer {
             .device(device)
             .build()?;
         if config.mode == TrainMode::Scratch {
-            torchvision_init(&model);
+            torchvision_init(&model)?;
         }
         let heads = config
             .net
@@ -86,13 +86,14 @@ impl Trainer {
             .iter()
             .map(|&c| {
                 let bound = 1.0 / (c as f64).sqrt();
-                Tensor::empty([1, c, 1, 1], (Kind::Float, device)).uniform_(-bound, bound)
+                Ok(Tensor::f_empty([1, c, 1, 1], (Kind::Float, device))?
+                    .f_uniform_(-bound, bound)?)
             })
-            .collect();
+            .collect::<Result<_>>()?;
         model.set_heads(heads);
-        let rank = RankNet::new(device);
-        let adam = Adam::new(&trained_params(&model, &rank, config.mode));
-        Ok(Trainer::assemble(config, model, rank, adam, 0))
+        let rank = RankNet::new(device)?;
+        let adam = Adam::new(&trained_params(&model, &rank, config.mode)?)?;
+        Trainer::assemble(config, model, rank, adam, 0)
     }
 
     /// Continues a run from a checkpoint written by [`Trainer::save`]. A [`TrainMode::Lin`]
@@ -134,20 +135,20 @@ impl Trainer {
             .trunk(trunk)
             .device(device)
             .build()?;
-        let rank = RankNet::new(device);
+        let rank = RankNet::new(device)?;
         let mut map = weights::read_trunk_file(path)?;
         for (name, p) in &rank.params {
             let loaded = map.take(name, &p.size())?;
-            tch::no_grad(|| p.shallow_clone().copy_(&loaded.to_device(device)));
+            tch::no_grad(|| p.shallow_clone().f_copy_(&loaded.f_to_device(device)?))?;
         }
-        let params = trained_params(&model, &rank, config.mode);
+        let params = trained_params(&model, &rank, config.mode)?;
         let mut moments = |which: &str| -> Result<Vec<Tensor>> {
             params
                 .iter()
                 .map(|(name, p)| {
                     Ok(map
                         .take(&format!("adam.{which}.{name}"), &p.size())?
-                        .to_device(device))
+                        .f_to_device(device)?)
                 })
                 .collect()
         };
@@ -156,7 +157,7 @@ impl Trainer {
             exp_avg: moments("exp_avg")?,
             exp_avg_sq: moments("exp_avg_sq")?,
         };
-        Ok(Trainer::assemble(config, model, rank, adam, epochs_done))
+        Trainer::assemble(config, model, rank, adam, epochs_done)
     }
 
     /// The run, with every trained tensor requiring gradients.
@@ -166,20 +167,20 @@ impl Trainer {
         rank: RankNet,
         adam: Adam,
         epochs_done: usize,
-    ) -> Trainer {
+    ) -> Result<Trainer> {
         if config.mode.trains_trunk() {
             model.prepare_trunk_training();
         }
-        for (_, p) in trained_params(&model, &rank, config.mode) {
-            let _ = p.set_requires_grad(true);
+        for (_, p) in trained_params(&model, &rank, config.mode)? {
+            let _ = p.f_set_requires_grad(true)?;
         }
-        Trainer {
+        Ok(Trainer {
             config,
             model,
             rank,
             adam,
             epochs_done,
-        }
+        })
     }
 
     /// The recipe.
@@ -212,6 +213,21 @@ impl Trainer {
         let lr = self.config.learning_rate(epoch);
         // Seeded per epoch, so that a resumed run shuffles as an uninterrupted one would.
         tch::manual_seed(self.config.seed as i64 ^ ((epoch as i64) << 20));
+        // The sets' fields are public: lists of other lengths would index out of bounds.
+        for set in data {
+            let n = set.refs.len();
+            if [set.p0.len(), set.p1.len(), set.judges.len()] != [n; 3] {
+                return Err(LpipsError::Dataset {
+                    path: set.root.clone(),
+                    reason: format!(
+                        "ref, p0, p1 and judge lists differ in length ({n}, {}, {}, {})",
+                        set.p0.len(),
+                        set.p1.len(),
+                        set.judges.len()
+                    ),
+                });
+            }
+        }
         let items: Vec<(usize, usize)> = data
             .iter()
             .enumerate()
@@ -226,11 +242,25 @@ impl Trainer {
                 reason: "no triplets to train on".into(),
             });
         }
-        let order = Vec::<i64>::try_from(Tensor::randperm(
+        let order = Vec::<i64>::try_from(Tensor::f_randperm(
             items.len() as i64,
             (Kind::Int64, Device::Cpu),
-        ))?;
-        let order: Vec<(usize, usize)> = order.into_iter().map(|i| items[i as usize]).collect();
+        )?)?;
+        // A permutation of 0..n: every index is in range.
+        let order: Vec<(usize, usize)> = order
+            .into_iter()
+            .map(|i| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| items.get(i).copied())
+                    .ok_or_else(|| {
+                        tch::TchError::Shape(format!(
+                            "randperm gave {i}, outside 0..{}",
+                            items.len()
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
         let batch = self.config.batch_size;
         let load = |start: usize| -> Result<(Tensor, Tensor)> {
             let end = (start + batch).min(order.len());
@@ -245,7 +275,7 @@ impl Trainer {
             }
             let all: Vec<_> = patches.iter().flatten().collect();
             let x = stack(&all, &data[order[start].0].root)?;
-            Ok((x, Tensor::from_slice(&judges)))
+            Ok((x, Tensor::f_from_slice(&judges)?))
         };
         let (mut loss_sum, mut acc_sum, mut steps, mut seen) = (0.0, 0.0, 0usize, 0usize);
         self.model
@@ -255,7 +285,7 @@ impl Trainer {
             loss_sum += loss;
             acc_sum += acc;
             steps += 1;
-            seen += judge.size()[0] as usize;
+            seen += judge.size1()? as usize;
             progress(StepProgress {
                 done: seen,
                 loss: loss_sum / steps as f64,
@@ -278,9 +308,9 @@ impl Trainer {
     /// returns the loss and the summed agreement.
     fn step(&mut self, x: &Tensor, judge: &Tensor, lr: f64) -> Result<(f64, f64)> {
         let device = self.model.device();
-        let x = x.to_device(device);
-        let judge = judge.to_device(device);
-        let n = judge.size()[0];
+        let x = x.f_to_device(device)?;
+        let judge = judge.f_to_device(device)?;
+        let n = judge.size1()?;
         let features = if self.config.mode.trains_trunk() {
             self.model.features_unchecked(&x)?
         } else {
@@ -293,31 +323,38 @@ impl Trainer {
         );
         let d0 = self.model.compare_features(&fr, &f0, false)?;
         let d1 = self.model.compare_features(&fr, &f1, false)?;
-        let target = judge.view([n, 1, 1, 1]);
-        let predicted = self.rank.forward(&d0, &d1);
-        let loss = predicted.binary_cross_entropy(&target, None::<Tensor>, Reduction::Mean);
-        let accuracy = tch::no_grad(|| {
-            let j = judge.to_kind(Kind::Double);
-            let p1_closer = d1.lt_tensor(&d0).view([n]).to_kind(Kind::Double);
-            let agree: Tensor = &p1_closer * &j + (-&p1_closer + 1.0) * (-&j + 1.0);
-            agree.sum(Kind::Double).double_value(&[])
-        });
-        loss.backward();
-        let loss = loss.double_value(&[]);
+        let target = judge.f_view([n, 1, 1, 1])?;
+        let predicted = self.rank.forward(&d0, &d1)?;
+        let loss = predicted.f_binary_cross_entropy(&target, None::<Tensor>, Reduction::Mean)?;
+        let accuracy = tch::no_grad(|| -> Result<f64> {
+            let j = judge.f_to_kind(Kind::Double)?;
+            let p1_closer = d1.f_lt_tensor(&d0)?.f_view([n])?.f_to_kind(Kind::Double)?;
+            // p1_closer * j + (1 - p1_closer) * (1 - j), in the same operations as before.
+            let agree = p1_closer.f_mul(&j)?.f_add(
+                &p1_closer
+                    .f_neg()?
+                    .f_add_scalar(1.0)?
+                    .f_mul(&j.f_neg()?.f_add_scalar(1.0)?)?,
+            )?;
+            Ok(agree.f_sum(Kind::Double)?.f_double_value(&[])?)
+        })?;
+        loss.f_backward()?;
+        let loss = loss.f_double_value(&[])?;
         if !loss.is_finite() {
             return Err(LpipsError::NonFinite { which: "loss" });
         }
-        let params = self.params();
-        self.adam.update(&params, lr, self.config.beta1);
-        tch::no_grad(|| {
-            for h in self.model.heads().expect("training has heads") {
-                let _ = h.shallow_clone().clamp_min_(0.0);
+        let params = self.params()?;
+        self.adam.update(&params, lr, self.config.beta1)?;
+        tch::no_grad(|| -> Result<()> {
+            for h in heads_of(&self.model)? {
+                let _ = h.shallow_clone().f_clamp_min_(0.0)?;
             }
-        });
+            Ok(())
+        })?;
         Ok((loss, accuracy))
     }
 
-    fn params(&self) -> Vec<(String, Tensor)> {
+    fn params(&self) -> Result<Vec<(String, Tensor)>> {
         trained_params(&self.model, &self.rank, self.config.mode)
     }
 
@@ -326,13 +363,12 @@ impl Trainer {
     /// torchvision's names when it was trained, the ranking network and the optimiser's
     /// state; written to a temporary file, then renamed into place.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut tensors: Vec<(String, Tensor)> = self
-            .params()
-            .into_iter()
-            .map(|(n, t)| (n, t.detach()))
-            .collect();
-        for ((name, _), (m, v)) in self
-            .params()
+        let params = self.params()?;
+        let mut tensors: Vec<(String, Tensor)> = params
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), t.f_detach()?)))
+            .collect::<Result<_>>()?;
+        for ((name, _), (m, v)) in params
             .iter()
             .zip(self.adam.exp_avg.iter().zip(&self.adam.exp_avg_sq))
         {
@@ -343,7 +379,10 @@ impl Trainer {
         meta.insert("format".to_string(), FORMAT.to_string());
         meta.insert(
             "config".to_string(),
-            serde_json::to_string(&self.config).expect("config serialises"),
+            serde_json::to_string(&self.config).map_err(|e| LpipsError::TrainCheckpoint {
+                path: path.to_path_buf(),
+                reason: format!("cannot write the recipe ({e})"),
+            })?,
         );
         meta.insert("epoch".to_string(), self.epochs_done.to_string());
         meta.insert("step".to_string(), self.adam.step.to_string());
@@ -353,10 +392,8 @@ impl Trainer {
 }
 
 /// Every trained tensor by name: heads, ranking network, and the trunk when trained.
-fn trained_params(model: &Lpips, rank: &RankNet, mode: TrainMode) -> Vec<(String, Tensor)> {
-    let mut out: Vec<(String, Tensor)> = model
-        .heads()
-        .expect("training has heads")
+fn trained_params(model: &Lpips, rank: &RankNet, mode: TrainMode) -> Result<Vec<(String, Tensor)>> {
+    let mut out: Vec<(String, Tensor)> = heads_of(model)?
         .iter()
         .enumerate()
         .map(|(k, h)| (format!("lin{k}.model.1.weight"), h.shallow_clone()))
@@ -369,5 +406,14 @@ fn trained_params(model: &Lpips, rank: &RankNet, mode: TrainMode) -> Vec<(String
     if mode.trains_trunk() {
         out.extend(model.trunk_tensors());
     }
-    out
+    Ok(out)
+}
+
+/// The heads being trained: a training model is built with learned heads, so they are
+/// there; an error rather than a panic all the same.
+fn heads_of(model: &Lpips) -> Result<&[Tensor]> {
+    model.heads().ok_or_else(|| LpipsError::WeightFormat {
+        source_name: "the model in training".to_string(),
+        reason: "it has no linear heads".to_string(),
+    })
 }

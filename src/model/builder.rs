@@ -172,7 +172,7 @@ impl LpipsBuilder {
         let (net, variant) = (self.net, self.variant);
         let spec = crate::trunk::spec(net, variant)?;
         let vs = nn::VarStore::new(device);
-        let trunk = Trunk::new(&vs.root(), spec);
+        let trunk = Trunk::try_new(&vs.root(), spec)?;
         let trunk_source = std::mem::take(&mut self.trunk);
         let mut whole = match self.whole_model_source(spec, trunk_source)? {
             Ok(mut map) => Some(weights::whole_model::load(spec, &vs.variables(), &mut map)?),

@@ -284,16 +284,6 @@ impl Trunk {
         })
     }
 
-    /// [`Trunk::try_new`], panicking on a libtorch error (an allocation that fails).
-    // TODO(sweep): src/model/builder.rs (edited in parallel) still calls this; once it
-    // calls `Trunk::try_new(..)?`, delete this.
-    pub(crate) fn new(p: &nn::Path, spec: &'static TrunkSpec) -> Trunk {
-        match Self::try_new(p, spec) {
-            Ok(trunk) => trunk,
-            Err(e) => panic!("cannot build the trunk's variables: {e}"),
-        }
-    }
-
     /// Features at each tap, in order.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let mut outs = Vec::with_capacity(self.taps.len());

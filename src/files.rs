@@ -98,6 +98,20 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// A temporary file in `target`'s folder, with the mode a new file gets (0666 less the
+/// umask, where tempfile's default would be 0600).
+fn temporary_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_dir(target);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".lpips-tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir).map_err(|e| LpipsError::io(dir, e))
+}
+
 /// Writes a whole file atomically: into a temporary file beside it, flushed to disk,
 /// then renamed over it, so a reader sees the old file or the new one and an interrupted
 /// write leaves the old one. The new file gets the permissions a plain `File::create`
@@ -107,18 +121,7 @@ pub fn write_atomic(
     write: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<()> {
     let target = write_target(path);
-    let dir = parent_dir(&target);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".lpips-tmp-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // The mode passes through the umask, as for any new file.
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| LpipsError::io(dir, e))?;
+    let mut tmp = temporary_beside(&target)?;
     write(tmp.as_file_mut())
         .and_then(|()| tmp.as_file_mut().flush())
         .and_then(|()| tmp.as_file().sync_all())
@@ -135,17 +138,7 @@ pub(crate) fn write_atomic_path(
     write: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
     let target = write_target(path);
-    let dir = parent_dir(&target);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".lpips-tmp-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| LpipsError::io(dir, e))?;
+    let tmp = temporary_beside(&target)?;
     write(tmp.path())?;
     tmp.as_file()
         .sync_all()

@@ -18,7 +18,8 @@ oracle:
 	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_checkpoints.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py && \
-	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py
+	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_harness.py
 
 # The crate docs' examples that need a trunk find the seeded test trunk in a hub cache
 # of their own (as torchvision's file name, converted to safetensors).

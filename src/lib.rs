@@ -178,6 +178,7 @@ mod image_io;
 mod info;
 mod input;
 mod lin;
+mod mask;
 mod model;
 mod pooling;
 mod scaling;
@@ -186,11 +187,14 @@ mod trunk;
 pub mod weights;
 
 pub use allocator::tune_cpu_allocator;
-pub use config::{Heads, InputRange, Lin, Net, Precision, Resize, Version, parse_device};
+pub use config::{
+    FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Version, parse_device,
+};
 pub use error::{LpipsError, Result};
 pub use features::Features;
 pub use image_io::{image_to_tensor, load_image};
 pub use info::{Info, TrunkStatus, info};
+pub use mask::{load_mask, mask_map};
 pub use input::{Canonical, Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged};
 pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
 pub use spatial_io::{write_heatmap, write_npy};

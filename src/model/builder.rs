@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tch::{Device, nn};
 
 use super::Lpips;
-use crate::config::{Heads, InputRange, Lin, Net, Precision, Resize, Version, check_device};
+use crate::config::{FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Version, check_device};
 use crate::error::Result;
 use crate::lin::NetLinLayers;
 use crate::scaling::ScalingLayer;
@@ -22,6 +22,7 @@ pub struct LpipsBuilder {
     heads: Heads,
     spatial: bool,
     range: InputRange,
+    feed: FeedRange,
     no_range_check: bool,
     resize: Resize,
     precision: Precision,
@@ -67,6 +68,16 @@ impl LpipsBuilder {
     /// `normalize=True` is [`InputRange::ZeroToOne`].
     pub fn input_range(mut self, range: InputRange) -> Self {
         self.range = range;
+        self
+    }
+
+    /// What the trunk is fed (default [`FeedRange::MinusOneToOne`], the reference's).
+    /// [`FeedRange::ZeroToOne`] is a compatibility switch for comparing with numbers
+    /// published by evaluation code that feeds [0, 1] images to LPIPS unchanged (3D
+    /// Gaussian Splatting's `metrics.py`): every input, once in [-1, 1], is mapped to
+    /// `(x + 1) / 2` before the model.
+    pub fn feed_range(mut self, feed: FeedRange) -> Self {
+        self.feed = feed;
         self
     }
 
@@ -213,6 +224,7 @@ impl LpipsBuilder {
             version: self.version,
             spatial: self.spatial,
             range: self.range,
+            feed: self.feed,
             check_range: !self.no_range_check,
             resize: self.resize,
             precision: self.precision,

@@ -11,11 +11,13 @@ use tch::{Device, Kind, Tensor};
 pub use builder::LpipsBuilder;
 use prepare::single;
 
-use crate::config::{InputRange, Net, Precision, Resize, Version};
+use crate::config::{FeedRange, InputRange, Net, Precision, Resize, Version};
 use crate::error::{LpipsError, Result};
 use crate::features::{Features, normalize_tensor};
 use crate::input::ImageInput;
 use crate::lin::NetLinLayers;
+use crate::mask::weight_tensor;
+use crate::pooling::weighted_average;
 use crate::scaling::ScalingLayer;
 use crate::trunk::Trunk;
 
@@ -45,6 +47,7 @@ pub struct Lpips {
     version: Version,
     spatial: bool,
     range: InputRange,
+    feed: FeedRange,
     check_range: bool,
     resize: Resize,
     precision: Precision,
@@ -143,6 +146,48 @@ impl Lpips {
         let (a, b) = self.canonical_pair(a, b)?;
         single(&a, &b)?;
         map_array(&self.compute(&a, &b, true)?.total)
+    }
+
+    /// The distance between two images with pixel weights (`H x W`, the images' size,
+    /// finite and non-negative, not all zero; e.g. from [`load_mask`](crate::load_mask)):
+    /// each tap's head map `d_l` is averaged with the weights area-averaged to its grid,
+    /// `w_l` (torch's `interpolate(mode="area")`), and the layers summed:
+    /// `sum_l sum(w_l * d_l) / sum(w_l)`. Weights of ones give [`Lpips::distance`].
+    pub fn distance_weighted(
+        &self,
+        a: impl ImageInput,
+        b: impl ImageInput,
+        weights: &Array2<f32>,
+    ) -> Result<f32> {
+        let _guard = tch::no_grad_guard();
+        let (a, b) = self.canonical_pair(a, b)?;
+        single(&a, &b)?;
+        let w = weight_tensor(weights, a.size()[2], a.size()[3], self.device)?;
+        let maps = self.head_maps(&a, &b)?;
+        let d = finite_vec(to_vec(&weighted_total(&maps, &w)?)?)?;
+        Ok(d[0])
+    }
+
+    /// Weighted distances ([`Lpips::distance_weighted`]) between two sets of features
+    /// (one side may hold a single image), `N x 1 x 1 x 1`; keeps autograd.
+    pub fn compare_features_weighted(
+        &self,
+        a: &Features,
+        b: &Features,
+        weights: &Array2<f32>,
+    ) -> Result<Tensor> {
+        self.check_pair(a, b)?;
+        let w = weight_tensor(weights, a.height, a.width, self.device)?;
+        let total = weighted_total(&self.lins.head_maps(a, b)?, &w)?;
+        finite(&total)?;
+        Ok(total)
+    }
+
+    /// Each tap's head map (`N x 1 x h_l x w_l`) for canonical inputs.
+    fn head_maps(&self, a: &Tensor, b: &Tensor) -> Result<Vec<Tensor>> {
+        let fa = self.features_canonical(a)?;
+        let fb = self.features_canonical(b)?;
+        self.lins.head_maps(&fa, &fb)
     }
 
     /// Unit-normalised features of a batch, to compare many times without running the
@@ -247,13 +292,7 @@ impl Lpips {
         self.compare(&fa, &fb, spatial, true)
     }
 
-    fn compare(
-        &self,
-        a: &Features,
-        b: &Features,
-        spatial: bool,
-        keep_layers: bool,
-    ) -> Result<LayerDistances> {
+    fn check_pair(&self, a: &Features, b: &Features) -> Result<()> {
         let (na, nb) = (a.len(), b.len());
         if a.image_size() != b.image_size() || (na != nb && na != 1 && nb != 1) {
             let shape = |f: &Features| vec![f.len(), 3, f.height, f.width];
@@ -262,6 +301,17 @@ impl Lpips {
                 b: shape(b),
             });
         }
+        Ok(())
+    }
+
+    fn compare(
+        &self,
+        a: &Features,
+        b: &Features,
+        spatial: bool,
+        keep_layers: bool,
+    ) -> Result<LayerDistances> {
+        self.check_pair(a, b)?;
         let layers = self.lins.per_layer(a, b, spatial)?;
         let mut total: Option<Tensor> = None;
         for d in &layers {
@@ -316,6 +366,19 @@ impl Lpips {
     pub(crate) fn features_unchecked(&self, x: &Tensor) -> Result<Features> {
         self.features_canonical(x)
     }
+}
+
+/// Sum over taps of each head map's weighted average.
+fn weighted_total(maps: &[Tensor], weights: &Tensor) -> Result<Tensor> {
+    let mut total: Option<Tensor> = None;
+    for d in maps {
+        let v = weighted_average(d, weights)?;
+        total = Some(match total {
+            Some(t) => t.f_add(&v)?,
+            None => v,
+        });
+    }
+    total.ok_or(LpipsError::EmptyBatch)
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {

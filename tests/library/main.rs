@@ -11,9 +11,12 @@ mod checkpoint;
 #[cfg(feature = "cuda-tests")]
 mod cuda;
 mod errors;
+mod harness;
 mod heads;
 mod inputs;
 mod loss;
+mod masks;
 mod precision;
+mod protocols;
 mod reference;
 mod threads;

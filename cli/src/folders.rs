@@ -19,6 +19,8 @@ const DEFAULT_EXTS: &str =
 pub struct FolderArgs {
     #[command(flatten)]
     model: crate::ModelArgs,
+    #[command(flatten)]
+    measure: crate::measure::MeasureArgs,
     /// Images per trunk pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
@@ -182,7 +184,8 @@ pub enum Mode {
     Ref(PathBuf, Vec<PathBuf>),
 }
 
-pub fn run(mode: Mode, args: FolderArgs) -> Result<(), String> {
+pub fn run(mode: Mode, mut args: FolderArgs) -> Result<(), String> {
+    args.measure.for_mode(&mode)?;
     let mut images: Vec<PathBuf> = Vec::new();
     let mut jobs = Vec::new();
     let mut unmatched: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -274,7 +277,7 @@ pub fn run(mode: Mode, args: FolderArgs) -> Result<(), String> {
         jobs.retain(|j| j.index % n == i - 1);
     }
 
-    let model = args.model.build()?;
+    let model = (args.measure.apply(args.model.builder()?).build()).map_err(crate::cli_error)?;
     if let Some(dir) = &args.spatial_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -481,13 +484,19 @@ impl State<'_> {
             row.error = Some(reason);
             return row;
         }
+        let m = &self.args.measure;
+        let weights = match m.weights_for_pair(&self.images[job.a], &self.images[job.b]) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("lpips: error: {} vs {}: {e}", row.img0, row.img1);
+                row.error = Some(e);
+                return row;
+            }
+        };
         let result = lpips::tch::no_grad(|| -> lpips::Result<(f32, Option<String>)> {
-            let d = self
-                .model
-                .compare_features(fa, fb, false)?
-                .double_value(&[0, 0, 0, 0]) as f32;
+            let d = m.measure(self.model, fa, fb, weights.as_ref())?;
             let spatial = match &self.args.spatial_dir {
-                Some(dir) => Some(self.write_map(dir, job.index, fa, fb)?),
+                Some(dir) => Some(self.write_map(dir, job.index, fa, fb, weights.as_ref())?),
                 None => None,
             };
             Ok((d, spatial))
@@ -511,11 +520,15 @@ impl State<'_> {
         index: usize,
         fa: &Features,
         fb: &Features,
+        weights: Option<&lpips::ndarray::Array2<f32>>,
     ) -> lpips::Result<String> {
         let map = self.model.compare_features(fa, fb, true)?;
         let (h, w) = (map.size()[2] as usize, map.size()[3] as usize);
         let values = Vec::<f32>::try_from(map.flatten(0, -1))?;
-        let map = lpips::ndarray::Array2::from_shape_vec((h, w), values).expect("H x W values");
+        let mut map = lpips::ndarray::Array2::from_shape_vec((h, w), values).expect("H x W values");
+        if let Some(weights) = weights {
+            lpips::mask_map(&mut map, weights)?;
+        }
         let path = match self.args.spatial_format {
             SpatialFormat::Png => dir.join(format!("pair_{index:06}.png")),
             SpatialFormat::Npy => dir.join(format!("pair_{index:06}.npy")),

@@ -23,6 +23,7 @@ pub struct LpipsBuilder {
     spatial: bool,
     range: InputRange,
     feed: FeedRange,
+    max_memory: Option<u64>,
     no_range_check: bool,
     resize: Resize,
     precision: Precision,
@@ -78,6 +79,15 @@ impl LpipsBuilder {
     /// `(x + 1) / 2` before the model.
     pub fn feed_range(mut self, feed: FeedRange) -> Self {
         self.feed = feed;
+        self
+    }
+
+    /// Memory (bytes) one comparison may use; images whose single pass would need more
+    /// are evaluated in tiles, with the same result (see the crate docs, "Any image
+    /// size"). Default: the memory the machine has available (`MemAvailable` in
+    /// /proc/meminfo), read at each comparison.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
         self
     }
 
@@ -225,6 +235,7 @@ impl LpipsBuilder {
             spatial: self.spatial,
             range: self.range,
             feed: self.feed,
+            max_memory: self.max_memory,
             check_range: !self.no_range_check,
             resize: self.resize,
             precision: self.precision,

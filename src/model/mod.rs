@@ -48,6 +48,7 @@ pub struct Lpips {
     spatial: bool,
     range: InputRange,
     feed: FeedRange,
+    max_memory: Option<u64>,
     check_range: bool,
     resize: Resize,
     precision: Precision,

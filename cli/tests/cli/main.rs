@@ -8,6 +8,7 @@ mod bapps_cli;
 mod cli;
 mod download;
 mod folders;
+mod protocols;
 
 use common::oracle_file;
 

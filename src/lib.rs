@@ -183,6 +183,7 @@ mod model;
 mod pooling;
 mod scaling;
 mod spatial_io;
+mod tiling;
 mod trunk;
 pub mod weights;
 
@@ -194,8 +195,8 @@ pub use error::{LpipsError, Result};
 pub use features::Features;
 pub use image_io::{image_to_tensor, load_image};
 pub use info::{Info, TrunkStatus, info};
-pub use mask::{load_mask, mask_map};
 pub use input::{Canonical, Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged};
+pub use mask::{load_mask, mask_map};
 pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
 pub use spatial_io::{write_heatmap, write_npy};
 pub use tch::{Device, Kind, Tensor};

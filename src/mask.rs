@@ -20,11 +20,9 @@ pub fn load_mask(path: impl AsRef<Path>) -> Result<Array2<f32>> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let values: Vec<f32> = match &img {
         DynamicImage::ImageLuma8(g) => g.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect(),
-        DynamicImage::ImageLuma16(g) => g
-            .as_raw()
-            .iter()
-            .map(|&v| f32::from(v) / 65535.0)
-            .collect(),
+        DynamicImage::ImageLuma16(g) => {
+            g.as_raw().iter().map(|&v| f32::from(v) / 65535.0).collect()
+        }
         other => {
             return Err(LpipsError::Mask {
                 reason: format!(

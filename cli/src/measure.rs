@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use lpips::ndarray::Array2;
-use lpips::{FeedRange, Features, Lpips, LpipsBuilder};
+use lpips::{Features, FeedRange, Lpips, LpipsBuilder};
 
 #[derive(clap::Args, Clone)]
 pub(crate) struct MeasureArgs {
@@ -53,7 +53,10 @@ fn parse_feed(s: &str) -> Result<FeedRange, String> {
 /// `123`, `64K`, `500M`, `2G` (powers of 1024; a trailing `B`/`iB` is allowed).
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
     let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
         Some('K') => (&t[..t.len() - 1], 10),
         Some('M') => (&t[..t.len() - 1], 20),
@@ -67,7 +70,9 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("`{s}`: expected a size such as 512M or 2G"))?;
     let bytes = value * (1u64 << shift) as f64;
     if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
-        return Err(format!("`{s}`: expected a positive size such as 512M or 2G"));
+        return Err(format!(
+            "`{s}`: expected a positive size such as 512M or 2G"
+        ));
     }
     Ok(bytes as u64)
 }
@@ -150,7 +155,9 @@ impl MeasureArgs {
     ) -> lpips::Result<f32> {
         let t = match (weights, self.map_mean) {
             (Some(w), _) => model.compare_features_weighted(a, b, w)?,
-            (None, true) => model.compare_features(a, b, true)?.f_mean(lpips::Kind::Float)?,
+            (None, true) => model
+                .compare_features(a, b, true)?
+                .f_mean(lpips::Kind::Float)?,
             (None, false) => model.compare_features(a, b, false)?,
         };
         Ok(t.f_flatten(0, -1)?.f_double_value(&[0])? as f32)

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use tch::{Device, nn};
 
 use super::Lpips;
-use crate::config::{FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Version, check_device};
+use crate::config::{
+    FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Version, check_device,
+};
 use crate::error::Result;
 use crate::lin::NetLinLayers;
 use crate::scaling::ScalingLayer;
@@ -24,6 +26,7 @@ pub struct LpipsBuilder {
     range: InputRange,
     feed: FeedRange,
     max_memory: Option<u64>,
+    tile: Option<i64>,
     no_range_check: bool,
     resize: Resize,
     precision: Precision,
@@ -88,6 +91,14 @@ impl LpipsBuilder {
     /// /proc/meminfo), read at each comparison.
     pub fn max_memory(mut self, bytes: u64) -> Self {
         self.max_memory = Some(bytes);
+        self
+    }
+
+    /// Always evaluates in tiles with cores of this many pixels a side (rounded up to
+    /// the trunk's stride grid, 16), whatever the memory: for tests and benchmarks of the
+    /// tiled path; [`max_memory`](Self::max_memory) chooses tiles by itself.
+    pub fn tile(mut self, core: i64) -> Self {
+        self.tile = Some(core.max(1));
         self
     }
 
@@ -236,6 +247,7 @@ impl LpipsBuilder {
             range: self.range,
             feed: self.feed,
             max_memory: self.max_memory,
+            tile: self.tile,
             check_range: !self.no_range_check,
             resize: self.resize,
             precision: self.precision,

@@ -17,8 +17,9 @@ use crate::features::{Features, normalize_tensor};
 use crate::input::ImageInput;
 use crate::lin::NetLinLayers;
 use crate::mask::weight_tensor;
-use crate::pooling::weighted_average;
+use crate::pooling::{upsample, weighted_average};
 use crate::scaling::ScalingLayer;
+use crate::tiling;
 use crate::trunk::Trunk;
 
 // Batch x height x width up to which both inputs share one trunk pass (benches/trunks.rs).
@@ -49,6 +50,7 @@ pub struct Lpips {
     range: InputRange,
     feed: FeedRange,
     max_memory: Option<u64>,
+    tile: Option<i64>,
     check_range: bool,
     resize: Resize,
     precision: Precision,
@@ -127,7 +129,7 @@ impl Lpips {
     pub fn distances(&self, a: impl ImageInput, b: impl ImageInput) -> Result<Vec<f32>> {
         let _guard = tch::no_grad_guard();
         let (a, b) = self.canonical_pair(a, b)?;
-        finite_vec(to_vec(&self.compute(&a, &b, false)?.total)?)
+        finite_vec(to_vec(&self.evaluate(&a, &b, false)?)?)
     }
 
     /// The distance between two images (8-bit images are read as the reference reads
@@ -136,7 +138,7 @@ impl Lpips {
         let _guard = tch::no_grad_guard();
         let (a, b) = self.canonical_pair(a, b)?;
         single(&a, &b)?;
-        let d = finite_vec(to_vec(&self.compute(&a, &b, false)?.total)?)?;
+        let d = finite_vec(to_vec(&self.evaluate(&a, &b, false)?)?)?;
         Ok(d[0])
     }
 
@@ -146,7 +148,7 @@ impl Lpips {
         let _guard = tch::no_grad_guard();
         let (a, b) = self.canonical_pair(a, b)?;
         single(&a, &b)?;
-        map_array(&self.compute(&a, &b, true)?.total)
+        map_array(&self.evaluate(&a, &b, true)?)
     }
 
     /// The distance between two images with pixel weights (`H x W`, the images' size,
@@ -184,11 +186,129 @@ impl Lpips {
         Ok(total)
     }
 
-    /// Each tap's head map (`N x 1 x h_l x w_l`) for canonical inputs.
+    /// Each tap's head map (`N x 1 x h_l x w_l`) for canonical inputs, in one pass or
+    /// in tiles as memory requires.
     fn head_maps(&self, a: &Tensor, b: &Tensor) -> Result<Vec<Tensor>> {
+        if let Some(core) = self.tile_core(a, b, false)? {
+            return self.tiled_head_maps(a, b, core);
+        }
         let fa = self.features_canonical(a)?;
         let fb = self.features_canonical(b)?;
         self.lins.head_maps(&fa, &fb)
+    }
+
+    /// Distances (`N x 1 x 1 x 1`) or maps (`N x 1 x H x W`) of canonical inputs without
+    /// autograd, in one pass or in tiles as memory requires.
+    fn evaluate(&self, a: &Tensor, b: &Tensor, spatial: bool) -> Result<Tensor> {
+        let Some(core) = self.tile_core(a, b, spatial)? else {
+            return Ok(self.compute(a, b, spatial)?.total);
+        };
+        let (h, w) = (a.size()[2], a.size()[3]);
+        let mut total: Option<Tensor> = None;
+        for d in self.tiled_head_maps(a, b, core)? {
+            let v = if spatial {
+                upsample(&d, h, w)?
+            } else {
+                d.f_mean_dim([2, 3].as_slice(), true, None::<Kind>)?
+            };
+            total = Some(match total {
+                Some(t) => t.f_add(&v)?,
+                None => v,
+            });
+        }
+        total.ok_or(LpipsError::EmptyBatch)
+    }
+
+    /// The core size of tiles for this pair, or None for one pass: forced by
+    /// [`LpipsBuilder::tile`], else chosen when one pass would not fit in
+    /// [`LpipsBuilder::max_memory`] (default: the memory the machine has available).
+    fn tile_core(&self, a: &Tensor, b: &Tensor, spatial: bool) -> Result<Option<i64>> {
+        let n = a.size()[0].max(b.size()[0]);
+        self.tile_size(n, a.size()[2], a.size()[3], spatial)
+    }
+
+    /// The side of the tiles' cores (pixels) that comparing `n` pairs of `h x w` images
+    /// would use, or None for one pass: the [`LpipsBuilder::tile`] setting, else what
+    /// [`LpipsBuilder::max_memory`] (default: 90% of the memory the machine has
+    /// available) requires; an error when not even the smallest tiles would fit.
+    pub fn tile_size(&self, n: i64, h: i64, w: i64, spatial: bool) -> Result<Option<i64>> {
+        if let Some(core) = self.tile {
+            let grid = self.net.spec().geometry().grid;
+            return Ok(Some((core + grid - 1) / grid * grid));
+        }
+        let spec = self.net.spec();
+        let fixed = tiling::fixed_bytes(spec, n, h, w, spatial);
+        let one_pass = tiling::pass_bytes(spec, n, h, w)
+            .unwrap_or(u64::MAX)
+            .saturating_add(fixed);
+        // Below this, one pass fits anywhere this library runs: no /proc read.
+        const SMALL: u64 = 256 << 20;
+        let (budget, why) = match self.max_memory {
+            Some(bytes) => (bytes, "max_memory"),
+            None if one_pass <= SMALL => return Ok(None),
+            None => match tiling::mem_available() {
+                Some(bytes) => (bytes / 10 * 9, "90% of MemAvailable"),
+                None => return Ok(None),
+            },
+        };
+        if one_pass <= budget {
+            return Ok(None);
+        }
+        let geom = spec.geometry();
+        match tiling::largest_core(self.net, &geom, (n, h, w), budget, fixed) {
+            Ok(core) => Ok(Some(core)),
+            Err(needed) => Err(LpipsError::MemoryBudget {
+                height: h,
+                width: w,
+                needed,
+                allowed: budget,
+                why,
+            }),
+        }
+    }
+
+    /// Each tap's head map of the whole image, computed tile by tile (src/tiling.rs).
+    fn tiled_head_maps(&self, a: &Tensor, b: &Tensor, core: i64) -> Result<Vec<Tensor>> {
+        let (h, w) = (a.size()[2], a.size()[3]);
+        let n = a.size()[0].max(b.size()[0]);
+        let spec = self.net.spec();
+        let geom = spec.geometry();
+        let rows = tiling::plan_axis(self.net, &geom, h, core)?;
+        let cols = tiling::plan_axis(self.net, &geom, w, core)?;
+        let too_small = || LpipsError::TooSmall {
+            net: self.net,
+            min: spec.min_side(),
+            height: h,
+            width: w,
+        };
+        let (hs, ws) = (
+            spec.tap_sides(h).ok_or_else(too_small)?,
+            spec.tap_sides(w).ok_or_else(too_small)?,
+        );
+        let acc = hs
+            .iter()
+            .zip(&ws)
+            .map(|(&th, &tw)| Tensor::f_zeros([n, 1, th, tw], (Kind::Float, self.device)))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for r in &rows {
+            for c in &cols {
+                let crop = |x: &Tensor| -> Result<Tensor> {
+                    Ok(x.f_narrow(2, r.x0, r.x1 - r.x0)?
+                        .f_narrow(3, c.x0, c.x1 - c.x0)?)
+                };
+                let fa = self.features_canonical(&crop(a)?)?;
+                let fb = self.features_canonical(&crop(b)?)?;
+                for (l, tap) in geom.taps.iter().enumerate() {
+                    let (ro, co) = (r.outs[l], c.outs[l]);
+                    if ro.0 >= ro.1 || co.0 >= co.1 {
+                        continue;
+                    }
+                    let d = self.lins.head_map(l, &fa.layers[l], &fb.layers[l])?;
+                    tiling::stitch(&acc[l], &d, tap.stride, (r, ro), (c, co))?;
+                }
+            }
+        }
+        Ok(acc)
     }
 
     /// Unit-normalised features of a batch, to compare many times without running the

@@ -5,10 +5,12 @@
 //! initialises it untrained. Adding a trunk is one file and one arm of [`Net::spec`].
 
 mod alex;
+mod geometry;
 mod layers;
 mod squeeze;
 mod vgg;
 
+pub(crate) use geometry::Geometry;
 pub(crate) use layers::Trunk;
 
 use crate::config::Net;
@@ -123,7 +125,6 @@ impl LayerSpec {
     }
 
     /// Output channels for input channels.
-    #[cfg(test)]
     fn out_channels(&self, cin: i64) -> i64 {
         match *self {
             LayerSpec::Conv { cout, .. } => cout,

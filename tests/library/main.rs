@@ -20,3 +20,4 @@ mod precision;
 mod protocols;
 mod reference;
 mod threads;
+mod tiling;

@@ -45,7 +45,10 @@ fn unusable_weights_are_errors() {
     let (h, w) = (h as usize, w as usize);
     let cases = [
         (Array2::<f32>::zeros((h, w)), "every weight is zero"),
-        (Array2::<f32>::ones((h + 1, w)), "must have the images' size"),
+        (
+            Array2::<f32>::ones((h + 1, w)),
+            "must have the images' size",
+        ),
         (Array2::<f32>::from_elem((h, w), -0.5), "non-negative"),
         (Array2::<f32>::from_elem((h, w), f32::NAN), "finite"),
     ];

@@ -11,14 +11,19 @@ use crate::common::{oracle_dir, oracle_file};
 
 fn harness_file(name: &str) -> PathBuf {
     let dir = oracle_dir().join("harness");
-    assert!(dir.join("stamp").is_file(), "run `make oracle` (scripts/gen_harness.py)");
+    assert!(
+        dir.join("stamp").is_file(),
+        "run `make oracle` (scripts/gen_harness.py)"
+    );
     dir.join(name)
 }
 
 fn harness(key: &str) -> f64 {
     let text = std::fs::read_to_string(harness_file("harness.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v[key].as_f64().unwrap_or_else(|| panic!("{key} not in harness.json"))
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} not in harness.json"))
 }
 
 /// `lpips dirs D0 D1 --net NET --trunk <seeded trunk>`.
@@ -68,7 +73,11 @@ fn compare_with_a_mask_and_a_masked_map() {
             .arg("--spatial-out")
             .arg(&npy);
         let got: f64 = stdout(&mut cmd).trim().parse().unwrap();
-        close(got, harness(&format!("{n}/v0.1/{mask}")), &format!("{n} {mask}"));
+        close(
+            got,
+            harness(&format!("{n}/v0.1/{mask}")),
+            &format!("{n} {mask}"),
+        );
         let map: lpips::ndarray::Array2<f32> = ndarray_npy::read_npy(&npy).unwrap();
         let w = lpips::load_mask(harness_file(&format!("{n}_{mask}.png"))).unwrap();
         for (v, wt) in map.iter().zip(&w) {
@@ -83,7 +92,11 @@ fn compare_with_a_mask_and_a_masked_map() {
         let heat = image::open(&png).unwrap().to_rgba8();
         for ((x, y), wt) in w.indexed_iter().map(|((y, x), v)| ((x, y), v)) {
             let alpha = heat.get_pixel(x as u32, y as u32)[3];
-            assert_eq!(alpha == 0, *wt == 0.0, "transparent exactly outside the mask");
+            assert_eq!(
+                alpha == 0,
+                *wt == 0.0,
+                "transparent exactly outside the mask"
+            );
         }
     }
 }
@@ -94,7 +107,11 @@ fn compare_refuses_an_all_black_mask() {
     let black = t.path().join("black.png");
     let (w, h) = image::image_dimensions(harness_file("alex_a.png")).unwrap();
     image::GrayImage::new(w, h).save(&black).unwrap();
-    let out = compare(Net::Alex).arg("--mask").arg(&black).assert().failure();
+    let out = compare(Net::Alex)
+        .arg("--mask")
+        .arg(&black)
+        .assert()
+        .failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(err.contains("every weight is zero"), "{err}");
 }
@@ -119,10 +136,21 @@ fn dirs_with_a_mask_folder() {
         std::fs::create_dir_all(d).unwrap();
     }
     for n in ["alex", "vgg"] {
-        std::fs::copy(harness_file(&format!("{n}_a.png")), d0.join(format!("{n}.png"))).unwrap();
-        std::fs::copy(harness_file(&format!("{n}_b.png")), d1.join(format!("{n}.png"))).unwrap();
-        std::fs::copy(harness_file(&format!("{n}_mask8.png")), masks.join(format!("{n}.png")))
-            .unwrap();
+        std::fs::copy(
+            harness_file(&format!("{n}_a.png")),
+            d0.join(format!("{n}.png")),
+        )
+        .unwrap();
+        std::fs::copy(
+            harness_file(&format!("{n}_b.png")),
+            d1.join(format!("{n}.png")),
+        )
+        .unwrap();
+        std::fs::copy(
+            harness_file(&format!("{n}_mask8.png")),
+            masks.join(format!("{n}.png")),
+        )
+        .unwrap();
     }
     for net in [Net::Alex, Net::Vgg] {
         let mut cmd = dirs(net, &d0, &d1);
@@ -166,6 +194,9 @@ fn video_frames_as_a_dirs_run() {
             .unwrap();
         // The summary prints six decimals.
         let want = harness(&format!("{n}/video"));
-        assert!((mean - want).abs() <= 5e-7 + 1e-4 * want, "{n}: {mean} vs {want}");
+        assert!(
+            (mean - want).abs() <= 5e-7 + 1e-4 * want,
+            "{n}: {mean} vs {want}"
+        );
     }
 }

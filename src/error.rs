@@ -244,6 +244,14 @@ pub enum LpipsError {
         /// Where the limit comes from.
         why: &'static str,
     },
+    /// Two sets of features cannot be compared: one holds features, the other the
+    /// images kept for tiled evaluation (they were made by models with other memory
+    /// settings).
+    #[error(
+        "one set of features was computed in one pass and the other kept for tiled \
+         evaluation: make both with the same model"
+    )]
+    MemoryMismatch,
     /// libtorch reported an error.
     #[error("libtorch: {}", first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),

@@ -86,9 +86,10 @@ impl LpipsBuilder {
     }
 
     /// Memory (bytes) one comparison may use; images whose single pass would need more
-    /// are evaluated in tiles, with the same result (see the crate docs, "Any image
-    /// size"). Default: the memory the machine has available (`MemAvailable` in
-    /// /proc/meminfo), read at each comparison.
+    /// are evaluated in tiles, with the same result (README, "Any image size in bounded
+    /// memory"). Default: 90% of the memory the machine has available (`MemAvailable` in
+    /// /proc/meminfo) when the model is built. The limit covers the comparison's tensors
+    /// as estimated from the trunk's layers; the process adds libtorch and the weights.
     pub fn max_memory(mut self, bytes: u64) -> Self {
         self.max_memory = Some(bytes);
         self
@@ -246,7 +247,15 @@ impl LpipsBuilder {
             spatial: self.spatial,
             range: self.range,
             feed: self.feed,
-            max_memory: self.max_memory,
+            memory_budget: match self.max_memory {
+                Some(bytes) => Some((bytes, "max_memory")),
+                None => crate::tiling::mem_available().map(|bytes| {
+                    (
+                        bytes / 10 * 9,
+                        "90% of MemAvailable when the model was built",
+                    )
+                }),
+            },
             tile: self.tile,
             check_range: !self.no_range_check,
             resize: self.resize,

@@ -49,7 +49,8 @@ pub struct Lpips {
     spatial: bool,
     range: InputRange,
     feed: FeedRange,
-    max_memory: Option<u64>,
+    /// Bytes a comparison may use, and where that limit comes from.
+    memory_budget: Option<(u64, &'static str)>,
     tile: Option<i64>,
     check_range: bool,
     resize: Resize,
@@ -181,7 +182,11 @@ impl Lpips {
     ) -> Result<Tensor> {
         self.check_pair(a, b)?;
         let w = weight_tensor(weights, a.height, a.width, self.device)?;
-        let total = weighted_total(&self.lins.head_maps(a, b)?, &w)?;
+        let maps = match deferred_pair(a, b)? {
+            Some((x, y)) => self.head_maps(&x, &y)?,
+            None => self.lins.head_maps(a, b)?,
+        };
+        let total = weighted_total(&maps, &w)?;
         finite(&total)?;
         Ok(total)
     }
@@ -229,8 +234,9 @@ impl Lpips {
 
     /// The side of the tiles' cores (pixels) that comparing `n` pairs of `h x w` images
     /// would use, or None for one pass: the [`LpipsBuilder::tile`] setting, else what
-    /// [`LpipsBuilder::max_memory`] (default: 90% of the memory the machine has
-    /// available) requires; an error when not even the smallest tiles would fit.
+    /// [`LpipsBuilder::max_memory`] (default: 90% of the memory the machine had
+    /// available when the model was built) requires; an error when not even the smallest
+    /// tiles would fit.
     pub fn tile_size(&self, n: i64, h: i64, w: i64, spatial: bool) -> Result<Option<i64>> {
         if let Some(core) = self.tile {
             let grid = self.net.spec().geometry().grid;
@@ -241,15 +247,8 @@ impl Lpips {
         let one_pass = tiling::pass_bytes(spec, n, h, w)
             .unwrap_or(u64::MAX)
             .saturating_add(fixed);
-        // Below this, one pass fits anywhere this library runs: no /proc read.
-        const SMALL: u64 = 256 << 20;
-        let (budget, why) = match self.max_memory {
-            Some(bytes) => (bytes, "max_memory"),
-            None if one_pass <= SMALL => return Ok(None),
-            None => match tiling::mem_available() {
-                Some(bytes) => (bytes / 10 * 9, "90% of MemAvailable"),
-                None => return Ok(None),
-            },
+        let Some((budget, why)) = self.memory_budget else {
+            return Ok(None);
         };
         if one_pass <= budget {
             return Ok(None);
@@ -316,6 +315,16 @@ impl Lpips {
     pub fn features(&self, images: impl ImageInput) -> Result<Features> {
         let x = self.canonical(&images, "input")?;
         self.check_size(&x)?;
+        let (h, w) = (x.size()[2], x.size()[3]);
+        // Decided per image, so that two sets of one size always agree.
+        if self.tile_size(1, h, w, false)?.is_some() {
+            return Ok(Features {
+                layers: Vec::new(),
+                deferred: Some(x),
+                height: h,
+                width: w,
+            });
+        }
         self.features_canonical(&x)
     }
 
@@ -395,6 +404,7 @@ impl Lpips {
             .collect::<Result<Vec<_>>>()?;
         Ok(Features {
             layers,
+            deferred: None,
             height: x.size()[2],
             width: x.size()[3],
         })
@@ -433,6 +443,12 @@ impl Lpips {
         keep_layers: bool,
     ) -> Result<LayerDistances> {
         self.check_pair(a, b)?;
+        if let Some((x, y)) = deferred_pair(a, b)? {
+            return Ok(LayerDistances {
+                total: self.evaluate(&x, &y, spatial)?,
+                layers: Vec::new(),
+            });
+        }
         let layers = self.lins.per_layer(a, b, spatial)?;
         let mut total: Option<Tensor> = None;
         for d in &layers {
@@ -486,6 +502,16 @@ impl Lpips {
     /// without checks; keeps autograd.
     pub(crate) fn features_unchecked(&self, x: &Tensor) -> Result<Features> {
         self.features_canonical(x)
+    }
+}
+
+/// The images of two feature sets kept for tiled evaluation; an error when only one
+/// side was (a set made under another memory setting).
+fn deferred_pair(a: &Features, b: &Features) -> Result<Option<(Tensor, Tensor)>> {
+    match (&a.deferred, &b.deferred) {
+        (None, None) => Ok(None),
+        (Some(x), Some(y)) => Ok(Some((x.shallow_clone(), y.shallow_clone()))),
+        _ => Err(LpipsError::MemoryMismatch),
     }
 }
 

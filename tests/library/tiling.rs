@@ -115,3 +115,45 @@ fn max_memory_tiles_batches_and_refuses_what_cannot_fit() {
         other => panic!("expected MemoryBudget, got {other:?}"),
     }
 }
+
+/// Features of images that need tiles keep the images; comparing them runs the tiled
+/// path (what the folder commands do), weighted too.
+#[test]
+fn features_under_a_budget_compare_as_one_pass() {
+    let (a, b) = (images(7, 1, 257, 263), images(8, 1, 257, 263));
+    let one = model(Net::Alex, Lin::V0_1, None);
+    let budgeted = Lpips::builder()
+        .net(Net::Alex)
+        .trunk_file(oracle_file("trunk_alex.safetensors"))
+        .max_memory(12 << 20)
+        .build()
+        .unwrap();
+    assert!(budgeted.tile_size(1, 257, 263, false).unwrap().is_some());
+    let (fa, fb) = (
+        budgeted.features(&a).unwrap(),
+        budgeted.features(&b).unwrap(),
+    );
+    assert!(fa.layers().is_empty(), "kept for tiles");
+    let got = budgeted.compare_features(&fa, &fb, false).unwrap();
+    let whole = one.distance(&a, &b).unwrap();
+    assert_close_slice(
+        &[got.double_value(&[0, 0, 0, 0]) as f32],
+        &[whole],
+        "features tiled",
+    );
+    let weights = Array2::from_elem((257, 263), 0.5);
+    let got = budgeted
+        .compare_features_weighted(&fa, &fb, &weights)
+        .unwrap();
+    assert_close_slice(
+        &[got.double_value(&[0, 0, 0, 0]) as f32],
+        &[whole],
+        "weighted",
+    );
+    // Features made in one pass do not mix with kept images.
+    let fc = one.features(&b).unwrap();
+    assert!(matches!(
+        budgeted.compare_features(&fa, &fc, false),
+        Err(LpipsError::MemoryMismatch)
+    ));
+}

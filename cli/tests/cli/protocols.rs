@@ -200,3 +200,52 @@ fn video_frames_as_a_dirs_run() {
         );
     }
 }
+
+/// `--max-memory` tiles folder runs and compare alike, with the one-pass results.
+#[test]
+fn max_memory_gives_the_one_pass_results() {
+    let t = tempfile::tempdir().unwrap();
+    let (d0, d1) = (t.path().join("d0"), t.path().join("d1"));
+    std::fs::create_dir_all(&d0).unwrap();
+    std::fs::create_dir_all(&d1).unwrap();
+    // 8-bit pairs of 300x260, textured.
+    for (i, d) in [&d0, &d1].into_iter().enumerate() {
+        let img = image::RgbImage::from_fn(300, 260, |x, y| {
+            let v = |k: u32| ((x * (7 + k + i as u32) + y * (3 + 2 * k) + x * y / 13) % 251) as u8;
+            image::Rgb([v(0), v(1), v(2)])
+        });
+        img.save(d.join("p.png")).unwrap();
+    }
+    let row = |extra: &[&str]| -> f64 {
+        let mut cmd = dirs(Net::Alex, &d0, &d1);
+        cmd.args(["--format", "jsonl", "--quiet"]).args(extra);
+        let text = stdout(&mut cmd);
+        let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        v["distance"].as_f64().unwrap()
+    };
+    let whole = row(&[]);
+    close(
+        row(&["--max-memory", "24M"]),
+        whole,
+        "dirs --max-memory 24M",
+    );
+    let mut cmd = Command::cargo_bin("lpips").unwrap();
+    cmd.env("LPIPS_OFFLINE", "1")
+        .arg("compare")
+        .arg(d0.join("p.png"))
+        .arg(d1.join("p.png"))
+        .args(["--max-memory", "24M", "--trunk"])
+        .arg(oracle_file("trunk_alex.safetensors"));
+    let got: f64 = stdout(&mut cmd).trim().parse().unwrap();
+    close(got, whole, "compare --max-memory 24M");
+    let mut cmd = Command::cargo_bin("lpips").unwrap();
+    cmd.env("LPIPS_OFFLINE", "1")
+        .arg("compare")
+        .arg(d0.join("p.png"))
+        .arg(d1.join("p.png"))
+        .args(["--max-memory", "1M", "--trunk"])
+        .arg(oracle_file("trunk_alex.safetensors"));
+    let out = cmd.assert().failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("--max-memory"), "{err}");
+}

@@ -163,3 +163,21 @@ impl MeasureArgs {
         Ok(t.f_flatten(0, -1)?.f_double_value(&[0])? as f32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("2gb"), Ok(2 << 30));
+        for bad in ["", "G", "-1G", "0", "lots"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

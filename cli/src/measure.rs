@@ -57,7 +57,7 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         .strip_suffix("iB")
         .or_else(|| t.strip_suffix('B'))
         .unwrap_or(t);
-    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+    let (digits, shift) = match t.chars().last() {
         Some('K') => (&t[..t.len() - 1], 10),
         Some('M') => (&t[..t.len() - 1], 20),
         Some('G') => (&t[..t.len() - 1], 30),

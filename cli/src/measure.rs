@@ -52,9 +52,10 @@ fn parse_feed(s: &str) -> Result<FeedRange, String> {
 
 /// `123`, `64K`, `500M`, `2G` (powers of 1024; a trailing `B`/`iB` is allowed).
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
+    let upper = s.trim().to_ascii_uppercase();
+    let t = upper.as_str();
     let t = t
-        .strip_suffix("iB")
+        .strip_suffix("IB")
         .or_else(|| t.strip_suffix('B'))
         .unwrap_or(t);
     let (digits, shift) = match t.chars().last() {

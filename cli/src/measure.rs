@@ -21,8 +21,8 @@ pub(crate) struct MeasureArgs {
     #[arg(long, default_value = "minus-one-to-one", value_parser = parse_feed)]
     pub(crate) pixel_range: FeedRange,
     /// Memory allowed for one comparison, e.g. 2G, 500M (K/M/G: powers of 1024); larger
-    /// images are evaluated in tiles with the same result. Default: what the machine has
-    /// available (MemAvailable).
+    /// images are evaluated in tiles with the same result. Default: 90% of what the
+    /// machine has available (MemAvailable) at start.
     #[arg(long, value_parser = parse_size)]
     pub(crate) max_memory: Option<u64>,
     /// Report the mean of the spatial (upsampled) map instead of the distance: per-frame

@@ -104,7 +104,9 @@ fn max_memory_tiles_batches_and_refuses_what_cannot_fit() {
     assert_close_slice(&got, &whole, "alex batch under 24 MiB");
     // One image against a batch.
     let one = b.narrow(0, 0, 1);
-    let whole = model(Net::Alex, Lin::V0_1, None).distances(&a, &one).unwrap();
+    let whole = model(Net::Alex, Lin::V0_1, None)
+        .distances(&a, &one)
+        .unwrap();
     let got = budgeted.distances(&a, &one).unwrap();
     assert_close_slice(&got, &whole, "alex one against two under 24 MiB");
     let tiny = Lpips::builder()

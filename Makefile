@@ -6,7 +6,7 @@ ENV := source scripts/env.sh && lpips_libtorch_env &&
 A ?= assets/ex_ref.png
 B ?= assets/ex_p0.png
 
-.PHONY: demo build test oracle bench bench-compare bench-folders lint
+.PHONY: demo build test oracle bench bench-compare bench-folders bench-large lint
 
 demo:
 	$(ENV) cargo run --release --quiet --bin lpips -- compare $(A) $(B)
@@ -20,7 +20,8 @@ oracle:
 	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_images.py && \
-	  "$$LPIPS_VENV/bin/python" scripts/gen_stlpips.py
+	  "$$LPIPS_VENV/bin/python" scripts/gen_stlpips.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_harness.py
 
 # The crate docs' examples that need a trunk find the seeded test trunk in a hub cache
 # of their own (as torchvision's file name, converted to safetensors).
@@ -49,3 +50,9 @@ bench-compare: oracle
 
 bench-folders: oracle
 	$(ENV) cargo build --release --bin lpips && "$$LPIPS_VENV/bin/python" scripts/bench_folders.py
+
+# Peak memory and time of 4000x3000 comparisons, tiled against the reference's single
+# pass (scripts/bench_large.py; SIZES=4000x3000,6000x6000 for more).
+SIZES ?= 4000x3000
+bench-large: oracle
+	$(ENV) cargo build --release --bin lpips && "$$LPIPS_VENV/bin/python" scripts/bench_large.py --sizes $(SIZES)

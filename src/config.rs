@@ -217,6 +217,36 @@ pub enum InputRange {
     ZeroToOne,
 }
 
+/// What the trunk is fed, whatever range the inputs were given in: the reference's [-1, 1]
+/// (the default), or a published protocol's deviation from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedRange {
+    /// Images reach the model in [-1, 1]: the reference's (`lpips_2dirs.py`: 8-bit
+    /// `v / 127.5 - 1`), torchmetrics' with `normalize=True`, and pyiqa's.
+    #[default]
+    MinusOneToOne,
+    /// A compatibility switch: images reach the model as [0, 1] values (8-bit `v / 255`)
+    /// although it expects [-1, 1], as 3D Gaussian Splatting's `metrics.py` feeds
+    /// `lpipsPyTorch`. Only for comparing with numbers published that way.
+    ZeroToOne,
+}
+
+impl FromStr for FeedRange {
+    type Err = LpipsError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "minus-one-to-one" | "reference" => Ok(FeedRange::MinusOneToOne),
+            "zero-to-one" => Ok(FeedRange::ZeroToOne),
+            _ => Err(LpipsError::Parse {
+                what: "pixel range",
+                value: s.to_string(),
+                expected: "minus-one-to-one, zero-to-one",
+            }),
+        }
+    }
+}
+
 /// Numeric precision of the trunk (normalisation, heads and averages stay in f32, so
 /// that sums of squares cannot overflow half precision).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -275,6 +275,36 @@ pub enum LpipsError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// A mask or pixel weights cannot be used.
+    #[error("mask: {reason}")]
+    Mask {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Not even a tiled evaluation fits in the memory allowed.
+    #[error(
+        "a {height}x{width} comparison needs at least {needed} bytes even in tiles, but          {allowed} bytes are allowed ({why}); allow more (max_memory, --max-memory)"
+    )]
+    MemoryBudget {
+        /// Image height.
+        height: i64,
+        /// Image width.
+        width: i64,
+        /// Estimated bytes for the smallest tiling.
+        needed: u64,
+        /// Bytes allowed.
+        allowed: u64,
+        /// Where the limit comes from.
+        why: &'static str,
+    },
+    /// Two sets of features cannot be compared: one holds features, the other the
+    /// images kept for tiled evaluation (they were made by models with other memory
+    /// settings).
+    #[error(
+        "one set of features was computed in one pass and the other kept for tiled \
+         evaluation: make both with the same model"
+    )]
+    MemoryMismatch,
     /// libtorch reported an error.
     #[error("libtorch: {}", first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),

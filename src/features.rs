@@ -26,8 +26,14 @@ pub(crate) fn normalize_tensor(x: &Tensor) -> Result<Tensor> {
 /// [`Lpips::features`](crate::Lpips::features), compared many times with
 /// [`Lpips::distance_from_features`](crate::Lpips::distance_from_features).
 #[derive(Debug)]
+///
+/// For images too large for one pass in the memory allowed (see
+/// [`LpipsBuilder::max_memory`](crate::LpipsBuilder::max_memory)), the features hold the
+/// prepared images instead, and comparing them runs the tiled evaluation.
 pub struct Features {
     pub(crate) layers: Vec<Tensor>,
+    /// The canonical images, kept instead of `layers` when they need tiles.
+    pub(crate) deferred: Option<Tensor>,
     pub(crate) height: i64,
     pub(crate) width: i64,
 }
@@ -35,7 +41,10 @@ pub struct Features {
 impl Features {
     /// Number of images.
     pub fn len(&self) -> i64 {
-        self.layers.first().map_or(0, |l| l.size()[0])
+        match &self.deferred {
+            Some(x) => x.size()[0],
+            None => self.layers.first().map_or(0, |l| l.size()[0]),
+        }
     }
 
     /// Whether there are no images (never, for features the model made).
@@ -61,12 +70,17 @@ impl Features {
                 .iter()
                 .map(|l| l.f_narrow(0, start, len))
                 .collect::<std::result::Result<_, _>>()?,
+            deferred: match &self.deferred {
+                Some(x) => Some(x.f_narrow(0, start, len)?),
+                None => None,
+            },
             height: self.height,
             width: self.width,
         })
     }
 
-    /// The normalised feature maps, one `N x C x h x w` tensor per tap.
+    /// The normalised feature maps, one `N x C x h x w` tensor per tap (none when the
+    /// images were kept for tiled evaluation).
     pub fn layers(&self) -> &[Tensor] {
         &self.layers
     }

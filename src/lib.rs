@@ -206,20 +206,25 @@ mod image_io;
 mod info;
 mod input;
 mod lin;
+mod mask;
 mod model;
 mod pooling;
 mod scaling;
 mod spatial_io;
+mod tiling;
 mod trunk;
 pub mod weights;
 
 pub use allocator::tune_cpu_allocator;
-pub use config::{Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, parse_device};
+pub use config::{
+    FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, parse_device,
+};
 pub use error::{LpipsError, Result};
 pub use features::Features;
 pub use image_io::{ImageReader, image_to_tensor, jpeg_simd, load_image, load_image_8bit};
 pub use info::{Info, TrunkStatus, info};
 pub use input::{Canonical, Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged};
+pub use mask::{load_mask, mask_map};
 pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
 pub use spatial_io::{write_heatmap, write_npy};
 pub use tch::{Device, Kind, Tensor};

@@ -44,6 +44,34 @@ impl NetLinLayers {
             .collect()
     }
 
+    /// Each tap's head output before any pooling: `N x 1 x h_l x w_l` (the reference's
+    /// `self.lins[kk](diffs[kk])`, or the channel sum without heads).
+    pub(crate) fn head_maps(&self, a: &Features, b: &Features) -> Result<Vec<Tensor>> {
+        a.layers
+            .iter()
+            .zip(&b.layers)
+            .enumerate()
+            .map(|(k, (fa, fb))| self.head_map(k, fa, fb))
+            .collect()
+    }
+
+    /// One tap's head output for two sets of its normalised features.
+    pub(crate) fn head_map(&self, k: usize, fa: &Tensor, fb: &Tensor) -> Result<Tensor> {
+        let diff = self.squared_diff(fa, fb)?;
+        Ok(match self.heads.as_ref().and_then(|h| h.get(k)) {
+            Some(w) => diff.f_conv2d(w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)?,
+            None => diff.f_sum_dim_intlist(1, true, None::<Kind>)?,
+        })
+    }
+
+    fn squared_diff(&self, fa: &Tensor, fb: &Tensor) -> Result<Tensor> {
+        let diff = fa.f_sub(fb)?.f_square()?;
+        Ok(match self.train_dropout {
+            Some(p) if self.heads.is_some() => diff.f_dropout(p, true)?,
+            _ => diff,
+        })
+    }
+
     fn layer(
         &self,
         k: usize,
@@ -53,25 +81,15 @@ impl NetLinLayers {
         height: i64,
         width: i64,
     ) -> Result<Tensor> {
-        let diff = fa.f_sub(fb)?.f_square()?;
-        let diff = match self.train_dropout {
-            Some(p) if self.heads.is_some() => diff.f_dropout(p, true)?,
-            _ => diff,
-        };
-        let head = self.heads.as_ref().and_then(|h| h.get(k));
         if spatial {
-            let d = match head {
-                Some(w) => diff.f_conv2d(w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)?,
-                None => diff.f_sum_dim_intlist(1, true, None::<Kind>)?,
-            };
-            upsample(&d, height, width)
-        } else {
-            let m = spatial_average(&diff)?;
-            let d = match head {
-                Some(w) => m.f_matmul(&w.f_view([-1, 1])?)?,
-                None => m.f_sum_dim_intlist(1, true, None::<Kind>)?,
-            };
-            Ok(d.f_view([-1, 1, 1, 1])?)
+            return upsample(&self.head_map(k, fa, fb)?, height, width);
         }
+        let diff = self.squared_diff(fa, fb)?;
+        let m = spatial_average(&diff)?;
+        let d = match self.heads.as_ref().and_then(|h| h.get(k)) {
+            Some(w) => m.f_matmul(&w.f_view([-1, 1])?)?,
+            None => m.f_sum_dim_intlist(1, true, None::<Kind>)?,
+        };
+        Ok(d.f_view([-1, 1, 1, 1])?)
     }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use image::{Rgb, RgbImage};
+use image::{DynamicImage, Rgb, RgbImage, Rgba};
 use ndarray::Array2;
 
 use crate::error::{LpipsError, Result};
@@ -25,7 +25,8 @@ pub fn write_npy(path: impl AsRef<Path>, map: &Array2<f32>) -> Result<()> {
 ///
 /// Colours run from 0 (dark purple, the bar's left end) to `scale_max` (yellow, the bar's
 /// right end); larger values saturate. With `scale_max` `None` the map's own maximum is
-/// used. Returns the scale maximum used.
+/// used. NaN values (outside a mask: [`mask_map`](crate::mask_map)) are transparent.
+/// Returns the scale maximum used.
 #[cfg(feature = "png")]
 pub fn write_heatmap(
     path: impl AsRef<Path>,
@@ -57,6 +58,18 @@ pub fn write_heatmap(
             img.put_pixel(x as u32, y as u32, colour(v));
         }
     }
+    // NaN (outside a mask, see `mask_map`) is transparent: then the PNG has alpha.
+    let img: DynamicImage = if map.iter().any(|v| v.is_nan()) {
+        let mut rgba = DynamicImage::ImageRgb8(img).to_rgba8();
+        for ((y, x), v) in map.indexed_iter() {
+            if v.is_nan() {
+                rgba.put_pixel(x as u32, y as u32, Rgba([0, 0, 0, 0]));
+            }
+        }
+        DynamicImage::ImageRgba8(rgba)
+    } else {
+        DynamicImage::ImageRgb8(img)
+    };
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| LpipsError::io(path, std::io::Error::other(e.to_string())))?;

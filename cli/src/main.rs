@@ -3,6 +3,7 @@
 mod eval;
 mod folders;
 mod info;
+mod measure;
 mod outputs;
 mod signals;
 mod terminal;
@@ -113,7 +114,10 @@ struct CompareArgs {
     img1: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
-    /// Also write the spatial distance map: `.npy` (float32 H x W) or `.png` (heat map).
+    #[command(flatten)]
+    measure: measure::MeasureArgs,
+    /// Also write the spatial distance map: `.npy` (float32 H x W) or `.png` (heat map);
+    /// with --mask, NaN (npy) or transparent (png) where the mask is black.
     #[arg(long)]
     spatial_out: Option<PathBuf>,
     /// Output format.
@@ -164,6 +168,11 @@ impl ModelArgs {
 
     /// The model: trunk from the given file, else the usual resolution.
     pub(crate) fn build(&self) -> Result<Lpips, String> {
+        self.builder()?.build().map_err(cli_error)
+    }
+
+    /// The model's builder, for settings beyond these.
+    pub(crate) fn builder(&self) -> Result<lpips::LpipsBuilder, String> {
         let builder = Lpips::builder().net(self.net).variant(self.variant);
         let builder = match &self.model {
             Some(path) => builder.model_file(path),
@@ -173,16 +182,14 @@ impl ModelArgs {
             LinArg::Builtin(lin) => builder.lin(*lin),
             LinArg::File(path) => builder.heads_file(path),
         };
-        builder
+        Ok(builder
             .device(self.device()?)
             .trunk(match (&self.trunk, &self.python_env) {
                 (Some(file), _) => TrunkWeights::File(file.clone()),
                 (None, Some(env)) => TrunkWeights::PythonEnv(env.clone()),
                 (None, None) => TrunkWeights::Auto,
             })
-            .download_progress(terminal::download_bar())
-            .build()
-            .map_err(cli_error)
+            .download_progress(terminal::download_bar()))
     }
 }
 
@@ -321,8 +328,21 @@ fn compare(args: CompareArgs) -> Result<(), String> {
             b.height()
         ));
     }
-    let model = args.model.build()?;
-    let distance = model.distance(&a, &b).map_err(|e| e.to_string())?;
+    let weights = args.measure.weights_for(&args.img0)?;
+    let model = args
+        .measure
+        .apply(args.model.builder()?)
+        .build()
+        .map_err(cli_error)?;
+    let err = |e: LpipsError| e.to_string();
+    let distance = match &weights {
+        Some(w) => model.distance_weighted(&a, &b, w).map_err(err)?,
+        None if args.measure.map_mean => {
+            let map = model.distance_map(&a, &b).map_err(err)?;
+            (map.iter().map(|&v| f64::from(v)).sum::<f64>() / map.len() as f64) as f32
+        }
+        None => model.distance(&a, &b).map_err(err)?,
+    };
     if !distance.is_finite() {
         return Err(format!(
             "the distance between {} and {} is {distance} (not finite): the model overflowed",
@@ -332,7 +352,10 @@ fn compare(args: CompareArgs) -> Result<(), String> {
     }
     let mut spatial_max = None;
     if let (Some(path), Some(kind)) = (&args.spatial_out, spatial) {
-        let map = model.distance_map(&a, &b).map_err(|e| e.to_string())?;
+        let mut map = model.distance_map(&a, &b).map_err(|e| e.to_string())?;
+        if let Some(w) = &weights {
+            lpips::mask_map(&mut map, w).map_err(err)?;
+        }
         match kind {
             SpatialKind::Npy => lpips::write_npy(path, &map)
                 .map_err(|e| format!("cannot write the distance map: {e}"))?,
@@ -359,6 +382,9 @@ fn compare(args: CompareArgs) -> Result<(), String> {
                 "net": args.model.net,
                 "variant": args.model.variant,
                 "lin": args.model.lin,
+                "mask": args.measure.mask,
+                "pixel_range": args.measure.pixel_range,
+                "map_mean": args.measure.map_mean,
                 "spatial_out": args.spatial_out,
                 "spatial_scale_max": spatial_max,
             });

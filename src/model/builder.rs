@@ -9,7 +9,7 @@ use tch::{Device, nn};
 
 use super::Lpips;
 use crate::config::{
-    Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, check_device,
+    FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, check_device,
 };
 use crate::error::{LpipsError, Result};
 use crate::lin::NetLinLayers;
@@ -27,6 +27,9 @@ pub struct LpipsBuilder {
     heads: Heads,
     spatial: bool,
     range: InputRange,
+    feed: FeedRange,
+    max_memory: Option<u64>,
+    tile: Option<i64>,
     no_range_check: bool,
     resize: Resize,
     precision: Precision,
@@ -101,6 +104,34 @@ impl LpipsBuilder {
     /// `normalize=True` is [`InputRange::ZeroToOne`].
     pub fn input_range(mut self, range: InputRange) -> Self {
         self.range = range;
+        self
+    }
+
+    /// What the trunk is fed (default [`FeedRange::MinusOneToOne`], the reference's).
+    /// [`FeedRange::ZeroToOne`] is a compatibility switch for comparing with numbers
+    /// published by evaluation code that feeds [0, 1] images to LPIPS unchanged (3D
+    /// Gaussian Splatting's `metrics.py`): every input, once in [-1, 1], is mapped to
+    /// `(x + 1) / 2` before the model.
+    pub fn feed_range(mut self, feed: FeedRange) -> Self {
+        self.feed = feed;
+        self
+    }
+
+    /// Memory (bytes) one comparison may use; images whose single pass would need more
+    /// are evaluated in tiles, with the same result (README, "Any image size in bounded
+    /// memory"). Default: 90% of the memory the machine has available (`MemAvailable` in
+    /// /proc/meminfo) when the model is built. The limit covers the comparison's tensors
+    /// as estimated from the trunk's layers; the process adds libtorch and the weights.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
+        self
+    }
+
+    /// Always evaluates in tiles with cores of this many pixels a side (rounded up to
+    /// the trunk's stride grid, 16), whatever the memory: for tests and benchmarks of the
+    /// tiled path; [`max_memory`](Self::max_memory) chooses tiles by itself.
+    pub fn tile(mut self, core: i64) -> Self {
+        self.tile = Some(core.max(1));
         self
     }
 
@@ -289,6 +320,17 @@ impl LpipsBuilder {
             version: self.version,
             spatial: self.spatial,
             range: self.range,
+            feed: self.feed,
+            memory_budget: match self.max_memory {
+                Some(bytes) => Some((bytes, "max_memory")),
+                None => crate::tiling::mem_available().map(|bytes| {
+                    (
+                        bytes / 10 * 9,
+                        "90% of MemAvailable when the model was built",
+                    )
+                }),
+            },
+            tile: self.tile,
             check_range: !self.no_range_check,
             resize: self.resize,
             precision: self.precision,

@@ -11,12 +11,15 @@ use tch::{Device, Kind, Tensor};
 pub use builder::LpipsBuilder;
 use prepare::single;
 
-use crate::config::{InputRange, Net, Precision, Resize, Variant, Version};
+use crate::config::{FeedRange, InputRange, Net, Precision, Resize, Variant, Version};
 use crate::error::{LpipsError, Result};
 use crate::features::{Features, normalize_tensor};
 use crate::input::ImageInput;
 use crate::lin::NetLinLayers;
+use crate::mask::weight_tensor;
+use crate::pooling::{upsample, weighted_average};
 use crate::scaling::ScalingLayer;
+use crate::tiling;
 use crate::trunk::{Trunk, TrunkSpec};
 
 // Batch x height x width up to which both inputs share one trunk pass (benches/trunks.rs).
@@ -47,6 +50,10 @@ pub struct Lpips {
     version: Version,
     spatial: bool,
     range: InputRange,
+    feed: FeedRange,
+    /// Bytes a comparison may use, and where that limit comes from.
+    memory_budget: Option<(u64, &'static str)>,
+    tile: Option<i64>,
     check_range: bool,
     resize: Resize,
     precision: Precision,
@@ -135,7 +142,7 @@ impl Lpips {
     pub fn distances(&self, a: impl ImageInput, b: impl ImageInput) -> Result<Vec<f32>> {
         let _guard = tch::no_grad_guard();
         let (a, b) = self.canonical_pair(a, b)?;
-        finite_vec(to_vec(&self.compute(&a, &b, false)?.total)?)
+        finite_vec(to_vec(&self.evaluate(&a, &b, false)?)?)
     }
 
     /// The distance between two images (8-bit images are read as the reference reads
@@ -144,7 +151,7 @@ impl Lpips {
         let _guard = tch::no_grad_guard();
         let (a, b) = self.canonical_pair(a, b)?;
         single(&a, &b)?;
-        let d = finite_vec(to_vec(&self.compute(&a, &b, false)?.total)?)?;
+        let d = finite_vec(to_vec(&self.evaluate(&a, &b, false)?)?)?;
         Ok(d[0])
     }
 
@@ -154,7 +161,165 @@ impl Lpips {
         let _guard = tch::no_grad_guard();
         let (a, b) = self.canonical_pair(a, b)?;
         single(&a, &b)?;
-        map_array(&self.compute(&a, &b, true)?.total)
+        map_array(&self.evaluate(&a, &b, true)?)
+    }
+
+    /// The distance between two images with pixel weights (`H x W`, the images' size,
+    /// finite and non-negative, not all zero; e.g. from [`load_mask`](crate::load_mask)):
+    /// each tap's head map `d_l` is averaged with the weights area-averaged to its grid,
+    /// `w_l` (torch's `interpolate(mode="area")`), and the layers summed:
+    /// `sum_l sum(w_l * d_l) / sum(w_l)`. Weights of ones give [`Lpips::distance`].
+    pub fn distance_weighted(
+        &self,
+        a: impl ImageInput,
+        b: impl ImageInput,
+        weights: &Array2<f32>,
+    ) -> Result<f32> {
+        let _guard = tch::no_grad_guard();
+        let (a, b) = self.canonical_pair(a, b)?;
+        single(&a, &b)?;
+        let w = weight_tensor(weights, a.size()[2], a.size()[3], self.device)?;
+        let maps = self.head_maps(&a, &b)?;
+        let d = finite_vec(to_vec(&weighted_total(&maps, &w)?)?)?;
+        Ok(d[0])
+    }
+
+    /// Weighted distances ([`Lpips::distance_weighted`]) between two sets of features
+    /// (one side may hold a single image), `N x 1 x 1 x 1`; keeps autograd.
+    pub fn compare_features_weighted(
+        &self,
+        a: &Features,
+        b: &Features,
+        weights: &Array2<f32>,
+    ) -> Result<Tensor> {
+        self.check_pair(a, b)?;
+        let w = weight_tensor(weights, a.height, a.width, self.device)?;
+        let maps = match deferred_pair(a, b)? {
+            Some((x, y)) => self.head_maps(&x, &y)?,
+            None => self.lins.head_maps(a, b)?,
+        };
+        let total = weighted_total(&maps, &w)?;
+        finite(&total)?;
+        Ok(total)
+    }
+
+    /// Each tap's head map (`N x 1 x h_l x w_l`) for canonical inputs, in one pass or
+    /// in tiles as memory requires.
+    fn head_maps(&self, a: &Tensor, b: &Tensor) -> Result<Vec<Tensor>> {
+        if let Some(core) = self.tile_core(a, b, false)? {
+            return self.tiled_head_maps(a, b, core);
+        }
+        let fa = self.features_canonical(a)?;
+        let fb = self.features_canonical(b)?;
+        self.lins.head_maps(&fa, &fb)
+    }
+
+    /// Distances (`N x 1 x 1 x 1`) or maps (`N x 1 x H x W`) of canonical inputs without
+    /// autograd, in one pass or in tiles as memory requires.
+    fn evaluate(&self, a: &Tensor, b: &Tensor, spatial: bool) -> Result<Tensor> {
+        let Some(core) = self.tile_core(a, b, spatial)? else {
+            return Ok(self.compute(a, b, spatial)?.total);
+        };
+        let (h, w) = (a.size()[2], a.size()[3]);
+        let mut total: Option<Tensor> = None;
+        for d in self.tiled_head_maps(a, b, core)? {
+            let v = if spatial {
+                upsample(&d, h, w)?
+            } else {
+                d.f_mean_dim([2, 3].as_slice(), true, None::<Kind>)?
+            };
+            total = Some(match total {
+                Some(t) => t.f_add(&v)?,
+                None => v,
+            });
+        }
+        total.ok_or(LpipsError::EmptyBatch)
+    }
+
+    /// The core size of tiles for this pair, or None for one pass: forced by
+    /// [`LpipsBuilder::tile`], else chosen when one pass would not fit in
+    /// [`LpipsBuilder::max_memory`] (default: the memory the machine has available).
+    fn tile_core(&self, a: &Tensor, b: &Tensor, spatial: bool) -> Result<Option<i64>> {
+        let n = a.size()[0].max(b.size()[0]);
+        self.tile_size(n, a.size()[2], a.size()[3], spatial)
+    }
+
+    /// The side of the tiles' cores (pixels) that comparing `n` pairs of `h x w` images
+    /// would use, or None for one pass: the [`LpipsBuilder::tile`] setting, else what
+    /// [`LpipsBuilder::max_memory`] (default: 90% of the memory the machine had
+    /// available when the model was built) requires; an error when not even the smallest
+    /// tiles would fit.
+    pub fn tile_size(&self, n: i64, h: i64, w: i64, spatial: bool) -> Result<Option<i64>> {
+        if let Some(core) = self.tile {
+            let grid = self.spec.geometry().grid;
+            return Ok(Some((core + grid - 1) / grid * grid));
+        }
+        let spec = self.spec;
+        let fixed = tiling::fixed_bytes(spec, n, h, w, spatial);
+        let one_pass = tiling::pass_bytes(spec, n, h, w)
+            .unwrap_or(u64::MAX)
+            .saturating_add(fixed);
+        let Some((budget, why)) = self.memory_budget else {
+            return Ok(None);
+        };
+        if one_pass <= budget {
+            return Ok(None);
+        }
+        let geom = spec.geometry();
+        match tiling::largest_core(self.net, self.spec, &geom, (n, h, w), budget, fixed) {
+            Ok(core) => Ok(Some(core)),
+            Err(needed) => Err(LpipsError::MemoryBudget {
+                height: h,
+                width: w,
+                needed,
+                allowed: budget,
+                why,
+            }),
+        }
+    }
+
+    /// Each tap's head map of the whole image, computed tile by tile (src/tiling.rs).
+    fn tiled_head_maps(&self, a: &Tensor, b: &Tensor, core: i64) -> Result<Vec<Tensor>> {
+        let (h, w) = (a.size()[2], a.size()[3]);
+        let n = a.size()[0].max(b.size()[0]);
+        let spec = self.spec;
+        let geom = spec.geometry();
+        let rows = tiling::plan_axis(self.net, self.spec, &geom, h, core)?;
+        let cols = tiling::plan_axis(self.net, self.spec, &geom, w, core)?;
+        let too_small = || LpipsError::TooSmall {
+            net: self.net,
+            min: spec.min_side(),
+            height: h,
+            width: w,
+        };
+        let (hs, ws) = (
+            spec.tap_sides(h).ok_or_else(too_small)?,
+            spec.tap_sides(w).ok_or_else(too_small)?,
+        );
+        let acc = hs
+            .iter()
+            .zip(&ws)
+            .map(|(&th, &tw)| Tensor::f_zeros([n, 1, th, tw], (Kind::Float, self.device)))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for r in &rows {
+            for c in &cols {
+                let crop = |x: &Tensor| -> Result<Tensor> {
+                    Ok(x.f_narrow(2, r.x0, r.x1 - r.x0)?
+                        .f_narrow(3, c.x0, c.x1 - c.x0)?)
+                };
+                let fa = self.features_canonical(&crop(a)?)?;
+                let fb = self.features_canonical(&crop(b)?)?;
+                for (l, tap) in geom.taps.iter().enumerate() {
+                    let (ro, co) = (r.outs[l], c.outs[l]);
+                    if ro.0 >= ro.1 || co.0 >= co.1 {
+                        continue;
+                    }
+                    let d = self.lins.head_map(l, &fa.layers[l], &fb.layers[l])?;
+                    tiling::stitch(&acc[l], &d, tap.stride, (r, ro), (c, co))?;
+                }
+            }
+        }
+        Ok(acc)
     }
 
     /// Unit-normalised features of a batch, to compare many times without running the
@@ -162,6 +327,16 @@ impl Lpips {
     pub fn features(&self, images: impl ImageInput) -> Result<Features> {
         let x = self.canonical(&images, "input")?;
         self.check_size(&x)?;
+        let (h, w) = (x.size()[2], x.size()[3]);
+        // Decided per image, so that two sets of one size always agree.
+        if self.tile_size(1, h, w, false)?.is_some() {
+            return Ok(Features {
+                layers: Vec::new(),
+                deferred: Some(x),
+                height: h,
+                width: w,
+            });
+        }
         self.features_canonical(&x)
     }
 
@@ -241,6 +416,7 @@ impl Lpips {
             .collect::<Result<Vec<_>>>()?;
         Ok(Features {
             layers,
+            deferred: None,
             height: x.size()[2],
             width: x.size()[3],
         })
@@ -259,6 +435,18 @@ impl Lpips {
         self.compare(&fa, &fb, spatial, true)
     }
 
+    fn check_pair(&self, a: &Features, b: &Features) -> Result<()> {
+        let (na, nb) = (a.len(), b.len());
+        if a.image_size() != b.image_size() || (na != nb && na != 1 && nb != 1) {
+            let shape = |f: &Features| vec![f.len(), 3, f.height, f.width];
+            return Err(LpipsError::ShapeMismatch {
+                a: shape(a),
+                b: shape(b),
+            });
+        }
+        Ok(())
+    }
+
     fn compare(
         &self,
         a: &Features,
@@ -266,12 +454,11 @@ impl Lpips {
         spatial: bool,
         keep_layers: bool,
     ) -> Result<LayerDistances> {
-        let (na, nb) = (a.len(), b.len());
-        if a.image_size() != b.image_size() || (na != nb && na != 1 && nb != 1) {
-            let shape = |f: &Features| vec![f.len(), 3, f.height, f.width];
-            return Err(LpipsError::ShapeMismatch {
-                a: shape(a),
-                b: shape(b),
+        self.check_pair(a, b)?;
+        if let Some((x, y)) = deferred_pair(a, b)? {
+            return Ok(LayerDistances {
+                total: self.evaluate(&x, &y, spatial)?,
+                layers: Vec::new(),
             });
         }
         let layers = self.lins.per_layer(a, b, spatial)?;
@@ -328,6 +515,29 @@ impl Lpips {
     pub(crate) fn features_unchecked(&self, x: &Tensor) -> Result<Features> {
         self.features_canonical(x)
     }
+}
+
+/// The images of two feature sets kept for tiled evaluation; an error when only one
+/// side was (a set made under another memory setting).
+fn deferred_pair(a: &Features, b: &Features) -> Result<Option<(Tensor, Tensor)>> {
+    match (&a.deferred, &b.deferred) {
+        (None, None) => Ok(None),
+        (Some(x), Some(y)) => Ok(Some((x.shallow_clone(), y.shallow_clone()))),
+        _ => Err(LpipsError::MemoryMismatch),
+    }
+}
+
+/// Sum over taps of each head map's weighted average.
+fn weighted_total(maps: &[Tensor], weights: &Tensor) -> Result<Tensor> {
+    let mut total: Option<Tensor> = None;
+    for d in maps {
+        let v = weighted_average(d, weights)?;
+        total = Some(match total {
+            Some(t) => t.f_add(&v)?,
+            None => v,
+        });
+    }
+    total.ok_or(LpipsError::EmptyBatch)
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tch::Tensor;
 
 use super::Lpips;
-use crate::config::{InputRange, Resize};
+use crate::config::{FeedRange, InputRange, Resize};
 use crate::error::{LpipsError, Result};
 use crate::input::ImageInput;
 
@@ -68,6 +68,10 @@ impl Lpips {
                 x.numel()
             );
         }
+        let x = match self.feed {
+            FeedRange::MinusOneToOne => x,
+            FeedRange::ZeroToOne => x.f_add_scalar(1.0)?.f_div_scalar(2.0)?,
+        };
         Ok(x.f_to_device(self.device)?)
     }
 

@@ -10,11 +10,13 @@
 
 mod alex;
 mod alex_st;
+mod geometry;
 mod layers;
 mod squeeze;
 mod vgg;
 mod vgg_st;
 
+pub(crate) use geometry::Geometry;
 pub(crate) use layers::Trunk;
 
 use crate::config::{Net, Variant};
@@ -174,7 +176,6 @@ impl LayerSpec {
     }
 
     /// Output channels for input channels.
-    #[cfg(test)]
     fn out_channels(&self, cin: i64) -> i64 {
         match *self {
             LayerSpec::Conv { cout, .. } => cout,

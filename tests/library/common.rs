@@ -96,3 +96,8 @@ pub fn torch_home_with(file: &str, name: &str) -> tempfile::TempDir {
     std::fs::copy(oracle_file(file), checkpoints.join(name)).unwrap();
     home
 }
+
+/// Seeds libtorch's generator.
+pub fn seed(seed: i64) {
+    lpips::tch::manual_seed(seed);
+}

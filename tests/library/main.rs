@@ -14,12 +14,16 @@ mod checkpoint;
 #[cfg(feature = "cuda-tests")]
 mod cuda;
 mod errors;
+mod harness;
 mod heads;
 mod images;
 mod inputs;
 mod loss;
+mod masks;
 mod model_file;
 mod precision;
+mod protocols;
 mod reference;
 mod stlpips;
 mod threads;
+mod tiling;

@@ -321,3 +321,24 @@ fn published_weights_from_the_python_environment() {
 fn o_weights(net: &str) -> String {
     oracle()["weights"][net].as_str().unwrap().to_string()
 }
+
+/// Tiled ST-LPIPS equals one pass: the blur-pools' reflection padding is read only at
+/// the real image's border, which the crops that reach it hold.
+#[test]
+fn stlpips_alex_tiled_equals_one_pass() {
+    let (h, w) = (150, 133);
+    crate::common::seed(11);
+    let opts = (lpips::Kind::Float, lpips::Device::Cpu);
+    let a = Tensor::rand([1, 3, h, w], opts) * 2.0 - 1.0;
+    let b = (&a + (Tensor::rand([1, 3, h, w], opts) - 0.5) * 0.4).clamp(-1.0, 1.0);
+    let one = st_builder(Net::Alex).build().unwrap();
+    let tiled = st_builder(Net::Alex).tile(48).build().unwrap();
+    assert_eq!(tiled.tile_size(1, h, w, false).unwrap(), Some(48));
+    let whole = one.distance(&a, &b).unwrap();
+    let got = tiled.distance(&a, &b).unwrap();
+    crate::common::assert_close_slice(&[got], &[whole], "st alex tiled distance");
+    let whole = one.distance_map(&a, &b).unwrap();
+    let got = tiled.distance_map(&a, &b).unwrap();
+    let flat = |m: &lpips::ndarray::Array2<f32>| m.iter().copied().collect::<Vec<f32>>();
+    crate::common::assert_close_slice(&flat(&got), &flat(&whole), "st alex tiled map");
+}

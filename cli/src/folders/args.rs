@@ -22,6 +22,8 @@ pub(crate) fn count_in(max: u64) -> RangedU64ValueParser<usize> {
 pub struct FolderArgs {
     #[command(flatten)]
     pub(super) model: crate::ModelArgs,
+    #[command(flatten)]
+    pub(super) measure: crate::measure::MeasureArgs,
     /// Images per trunk pass (1 to 4096); also the most decoded images held at a time.
     #[arg(long, default_value_t = 16, value_parser = count_in(MAX_BATCH))]
     pub(super) batch_size: usize,

@@ -43,7 +43,8 @@ impl Mode {
     }
 }
 
-pub fn run(mode: Mode, args: FolderArgs) -> Result<(), String> {
+pub fn run(mode: Mode, mut args: FolderArgs) -> Result<(), String> {
+    args.measure.for_mode(&mode)?;
     // Where the results go is checked first: a bad path fails now, not after the run.
     if let Some(out) = &args.out {
         crate::outputs::check_file("--out", out)?;
@@ -136,7 +137,11 @@ pub fn run(mode: Mode, args: FolderArgs) -> Result<(), String> {
     let stopped = if todo.is_empty() {
         None
     } else {
-        let model = args.model.build()?;
+        let model = args
+            .measure
+            .apply(args.model.builder()?)
+            .build()
+            .map_err(crate::cli_error)?;
         let mut sink = |row: Row| -> Result<(), String> {
             if let Some(p) = partial.as_mut() {
                 p.append(&row)?;

@@ -322,7 +322,7 @@ impl State<'_> {
                 "images differ in size: {h0}x{w0} vs {h1}x{w1} (HxW)"
             ))
         } else {
-            catch(|| self.compare(job.index, fa, fb)).and_then(|r| r)
+            catch(|| self.compare(job, fa, fb)).and_then(|r| r)
         };
         match result {
             Ok((d, spatial)) => {
@@ -344,24 +344,24 @@ impl State<'_> {
     /// The distance of one pair (finite, else an error) and its map's file.
     fn compare(
         &self,
-        index: usize,
+        job: &Job,
         fa: &Features,
         fb: &Features,
     ) -> Result<(f32, Option<String>), String> {
+        let index = job.index;
+        let m = &self.args.measure;
+        let weights = m.weights_for_pair(&self.images[job.a], &self.images[job.b])?;
         lpips::tch::no_grad(|| {
-            let d = self
-                .model
-                .compare_features(fa, fb, false)
-                .map_err(|e| first_line(&e.to_string()))?
-                .f_double_value(&[0, 0, 0, 0])
-                .map_err(|e| first_line(&e.to_string()))? as f32;
+            let d = m
+                .measure(self.model, fa, fb, weights.as_ref())
+                .map_err(|e| first_line(&e.to_string()))?;
             if !d.is_finite() {
                 return Err(format!(
                     "the distance is {d} (not finite): the model overflowed on this pair"
                 ));
             }
             let spatial = match &self.args.spatial_dir {
-                Some(dir) => Some(self.write_map(dir, index, fa, fb)?),
+                Some(dir) => Some(self.write_map(dir, index, fa, fb, weights.as_ref())?),
                 None => None,
             };
             Ok((d, spatial))
@@ -374,6 +374,7 @@ impl State<'_> {
         index: usize,
         fa: &Features,
         fb: &Features,
+        weights: Option<&lpips::ndarray::Array2<f32>>,
     ) -> Result<String, String> {
         let err = |e: lpips::LpipsError| first_line(&e.to_string());
         let map = self.model.compare_features(fa, fb, true).map_err(err)?;
@@ -383,8 +384,11 @@ impl State<'_> {
             .f_flatten(0, -1)
             .map_err(|e| first_line(&e.to_string()))?;
         let values = Vec::<f32>::try_from(flat).map_err(|e| e.to_string())?;
-        let map = lpips::ndarray::Array2::from_shape_vec((h, w), values)
+        let mut map = lpips::ndarray::Array2::from_shape_vec((h, w), values)
             .map_err(|e| format!("distance map: {e}"))?;
+        if let Some(weights) = weights {
+            lpips::mask_map(&mut map, weights).map_err(err)?;
+        }
         let path = match self.args.spatial_format {
             SpatialFormat::Png => dir.join(format!("pair_{index:06}.png")),
             SpatialFormat::Npy => dir.join(format!("pair_{index:06}.npy")),

@@ -14,6 +14,7 @@ mod folder_failures;
 mod folders;
 mod images;
 mod output_paths;
+mod protocols;
 mod resume;
 mod stlpips;
 

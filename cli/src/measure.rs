@@ -1,0 +1,184 @@
+//! How a pair is measured, shared by `compare` and the folder commands: pixel weights
+//! (`--mask`), what the trunk is fed (`--pixel-range`), the memory allowed
+//! (`--max-memory`) and per-frame video LPIPS (`--map-mean`).
+
+use std::path::{Path, PathBuf};
+
+use lpips::ndarray::Array2;
+use lpips::{Features, FeedRange, Lpips, LpipsBuilder};
+
+#[derive(clap::Args, Clone)]
+pub(crate) struct MeasureArgs {
+    /// Pixel weights: an 8-bit or 16-bit greyscale image of the images' size (weight =
+    /// value / 255 or / 65535; black pixels are not measured). Folder commands: one file
+    /// for every pair, or a folder with one mask per image name (dirs: the name in the
+    /// first folder; ref: the target's file name).
+    #[arg(long)]
+    pub(crate) mask: Option<PathBuf>,
+    /// What the trunk is fed: minus-one-to-one (the reference's, default), or zero-to-one
+    /// (8-bit / 255 fed unchanged: a compatibility switch for comparing with papers that
+    /// use 3D Gaussian Splatting's metrics.py / lpipsPyTorch).
+    #[arg(long, default_value = "minus-one-to-one", value_parser = parse_feed)]
+    pub(crate) pixel_range: FeedRange,
+    /// Memory allowed for one comparison, e.g. 2G, 500M (K/M/G: powers of 1024); larger
+    /// images are evaluated in tiles with the same result. Default: 90% of what the
+    /// machine has available (MemAvailable) at start.
+    #[arg(long, value_parser = parse_size)]
+    pub(crate) max_memory: Option<u64>,
+    /// Report the mean of the spatial (upsampled) map instead of the distance: per-frame
+    /// video LPIPS as video-generation evaluation code computes it (`spatial=True`, then
+    /// `.mean()`).
+    #[arg(long, conflicts_with = "mask")]
+    pub(crate) map_mean: bool,
+    /// Where mask names are taken from in a folder run (set by `for_mode`).
+    #[arg(skip)]
+    names: MaskNames,
+}
+
+#[derive(Clone, Default)]
+enum MaskNames {
+    /// `compare`, or one mask file for every pair.
+    #[default]
+    Single,
+    /// dirs: the first image's path relative to the first folder.
+    RelativeTo(PathBuf),
+    /// ref: the target's file name.
+    TargetName,
+}
+
+fn parse_feed(s: &str) -> Result<FeedRange, String> {
+    s.parse().map_err(|e: lpips::LpipsError| e.to_string())
+}
+
+/// `123`, `64K`, `500M`, `2G` (powers of 1024; a trailing `B`/`iB` is allowed).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let upper = s.trim().to_ascii_uppercase();
+    let t = upper.as_str();
+    let t = t
+        .strip_suffix("IB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (digits, shift) = match t.chars().last() {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        Some('T') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let value: f64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a size such as 512M or 2G"))?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!(
+            "`{s}`: expected a positive size such as 512M or 2G"
+        ));
+    }
+    Ok(bytes as u64)
+}
+
+impl MeasureArgs {
+    /// The model builder with these settings.
+    pub(crate) fn apply(&self, builder: LpipsBuilder) -> LpipsBuilder {
+        let builder = builder.feed_range(self.pixel_range);
+        match self.max_memory {
+            Some(bytes) => builder.max_memory(bytes),
+            None => builder,
+        }
+    }
+
+    /// Checks the mask option against a folder command and notes how masks are named.
+    pub(crate) fn for_mode(&mut self, mode: &crate::folders::Mode) -> Result<(), String> {
+        use crate::folders::Mode;
+        let Some(mask) = &self.mask else {
+            return Ok(());
+        };
+        if !mask.is_dir() {
+            return Ok(());
+        }
+        self.names = match mode {
+            Mode::Dirs(d0, _) => MaskNames::RelativeTo(d0.clone()),
+            Mode::Ref(..) => MaskNames::TargetName,
+            Mode::AllPairs(_) => {
+                return Err(format!(
+                    "--mask {}: a folder of masks needs one name per pair (dirs or ref);                      all-pairs takes one mask file",
+                    mask.display()
+                ));
+            }
+        };
+        Ok(())
+    }
+
+    /// The weights for a pair (`img0`, `img1`): the one mask, or the one named after the
+    /// pair in the mask folder; None without `--mask`.
+    pub(crate) fn weights_for_pair(
+        &self,
+        img0: &Path,
+        img1: &Path,
+    ) -> Result<Option<Array2<f32>>, String> {
+        let name = match &self.names {
+            MaskNames::Single => img0,
+            MaskNames::RelativeTo(root) => img0.strip_prefix(root).unwrap_or(img0),
+            MaskNames::TargetName => Path::new(img1.file_name().unwrap_or(img1.as_os_str())),
+        };
+        self.weights_for(name)
+    }
+
+    /// The weights for a pair named `name`: the one mask, or `name` in the mask folder;
+    /// None without `--mask`.
+    pub(crate) fn weights_for(&self, name: &Path) -> Result<Option<Array2<f32>>, String> {
+        let Some(mask) = &self.mask else {
+            return Ok(None);
+        };
+        let path = if mask.is_dir() {
+            mask.join(name)
+        } else {
+            mask.clone()
+        };
+        if mask.is_dir() && !path.is_file() {
+            return Err(format!(
+                "no mask {} for {} in the mask folder",
+                path.display(),
+                name.display()
+            ));
+        }
+        lpips::load_mask(&path).map(Some).map_err(|e| e.to_string())
+    }
+
+    /// The number a folder run reports for a pair of features.
+    pub(crate) fn measure(
+        &self,
+        model: &Lpips,
+        a: &Features,
+        b: &Features,
+        weights: Option<&Array2<f32>>,
+    ) -> lpips::Result<f32> {
+        let t = match (weights, self.map_mean) {
+            (Some(w), _) => model.compare_features_weighted(a, b, w)?,
+            (None, true) => model
+                .compare_features(a, b, true)?
+                .f_mean(lpips::Kind::Float)?,
+            (None, false) => model.compare_features(a, b, false)?,
+        };
+        Ok(t.f_flatten(0, -1)?.f_double_value(&[0])? as f32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("2gb"), Ok(2 << 30));
+        for bad in ["", "G", "-1G", "0", "lots"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

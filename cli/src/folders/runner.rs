@@ -322,7 +322,10 @@ impl State<'_> {
                 "images differ in size: {h0}x{w0} vs {h1}x{w1} (HxW)"
             ))
         } else {
-            catch(|| self.compare(job, fa, fb)).and_then(|r| r)
+            let (h, w) = fa.image_size();
+            catch(|| self.compare(job, fa, fb))
+                .and_then(|r| r)
+                .map_err(|reason| format!("{reason} (images of {h}x{w}, HxW)"))
         };
         match result {
             Ok((d, spatial)) => {

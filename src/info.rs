@@ -89,6 +89,8 @@ pub fn info(verify: bool) -> Info {
 
 /// Whether `libtorch_cuda` is mapped into this process: the linker drops it from a
 /// binary that never calls into it, and then CUDA is never seen.
-fn cuda_library_loaded() -> bool {
-    std::fs::read_to_string("/proc/self/maps").is_ok_and(|maps| maps.contains("libtorch_cuda"))
+pub(crate) fn cuda_library_loaded() -> bool {
+    tch::utils::has_cuda()
+        || std::fs::read_to_string("/proc/self/maps")
+            .is_ok_and(|maps| maps.contains("libtorch_cuda"))
 }

@@ -491,6 +491,20 @@ fn cli_fetch_gives_up_on_a_silent_server() {
     assert!(dir_entries(&home.path().join("hub/checkpoints")).is_empty());
 }
 
+/// `lpips weights fetch squeeze` from a server, in the background, quiet.
+fn fetch_from(torch_home: &Path, server: &Server) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lpips"))
+        .env("TORCH_HOME", torch_home)
+        .env("LPIPS_DOWNLOAD_BASE", &server.base)
+        .env("LPIPS_DOWNLOAD_STALL_SECS", "300")
+        .env_remove("LPIPS_OFFLINE")
+        .args(["weights", "fetch", "squeeze"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// `lpips weights fetch` killed with SIGKILL mid-download leaves its temporary file
 /// (nothing can remove it then); the next run removes it.
 #[test]
@@ -500,16 +514,7 @@ fn killed_fetch_leaves_a_temporary_file_that_the_next_run_removes() {
     let size = lpips::weights::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize;
     let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let stalled = serve(body.clone(), Serve::Stall);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lpips"))
-        .env("TORCH_HOME", home.path())
-        .env("LPIPS_DOWNLOAD_BASE", &stalled.base)
-        .env("LPIPS_DOWNLOAD_STALL_SECS", "300")
-        .env_remove("LPIPS_OFFLINE")
-        .args(["weights", "fetch", "squeeze"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = fetch_from(home.path(), &stalled);
     // Wait (with a guard) until half the body has reached the temporary file.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let temporary = loop {
@@ -561,16 +566,7 @@ fn interrupted_fetch_leaves_nothing() {
         let size = lpips::weights::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize;
         let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
         let stalled = serve(body, Serve::Stall);
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lpips"))
-            .env("TORCH_HOME", home.path())
-            .env("LPIPS_DOWNLOAD_BASE", &stalled.base)
-            .env("LPIPS_DOWNLOAD_STALL_SECS", "300")
-            .env_remove("LPIPS_OFFLINE")
-            .args(["weights", "fetch", "squeeze"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = fetch_from(home.path(), &stalled);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let partial = dir_entries(&checkpoints)

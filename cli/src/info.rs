@@ -5,7 +5,14 @@ use crate::Format;
 pub fn run(format: Format, verify: bool) -> Result<(), String> {
     let info = lpips::info(verify);
     if let Format::Json = format {
-        let text = serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?;
+        let mut value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert(
+                "openmp_wait_policy".into(),
+                crate::openmp::describe().into(),
+            );
+        }
+        let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
         return crate::terminal::print_line(&text);
     }
     let yes_no = |b: bool| if b { "yes" } else { "no" };
@@ -25,6 +32,7 @@ pub fn run(format: Format, verify: bool) -> Result<(), String> {
         ),
         format!("MPS: {}", yes_no(info.mps_available)),
         format!("threads: {}", info.threads),
+        format!("OpenMP wait policy: {}", crate::openmp::describe()),
         format!(
             "weight cache: {}",
             info.hub_dir

@@ -4,6 +4,7 @@ mod eval;
 mod folders;
 mod info;
 mod measure;
+mod openmp;
 mod outputs;
 mod signals;
 mod terminal;
@@ -256,6 +257,9 @@ pub(crate) fn cli_error(e: LpipsError) -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     terminal::init_logger();
+    if let Command::Train(_) = cli.command {
+        openmp::passive_for_training();
+    }
     // Keeps freed activation memory for the next batch (see the function's docs).
     lpips::tune_cpu_allocator();
     let result = match cli.command {

@@ -1,14 +1,15 @@
 //! Scoring a distance on BAPPS subsets, as the reference's `score_2afc_dataset` and
-//! `score_jnd_dataset` do, with the patches decoded on a second thread while the model
-//! runs.
+//! `score_jnd_dataset` do (how the patches are decoded beside the model: `batches.rs`).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::channel;
 
 use ndarray::{Array3, Axis};
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
+use super::batches::Loading;
 use super::dataset::{JndSet, TwoAfcSet};
 use super::{Colorspace, dssim, jnd_map, l2, load_patch, read_judgement, two_afc_score};
 use crate::config::InputRange;
@@ -137,40 +138,55 @@ fn distances<const K: usize>(
         ));
     }
     let batch = batch.max(1);
-    let load = |start: usize| -> Result<Loaded<K>> {
-        let end = (start + batch).min(n);
-        let mut patches = Vec::with_capacity(end - start);
-        for i in start..end {
-            let mut item = Vec::with_capacity(K);
-            for list in images {
-                item.push(load_patch(&list[i], LOAD_SIZE)?);
-            }
-            // `images` has K lists, so `item` has K patches.
-            let item: [Array3<f32>; K] = item
-                .try_into()
-                .map_err(|_| dataset_error(root, "a patch list is missing".to_string()))?;
-            patches.push(item);
+    let load_item = |i: usize| -> Result<[Array3<f32>; K]> {
+        let mut item = Vec::with_capacity(K);
+        for list in images {
+            item.push(load_patch(&list[i], LOAD_SIZE)?);
         }
-        let judges = judges[start..end]
+        // `images` has K lists, so `item` has K patches.
+        item.try_into()
+            .map_err(|_| dataset_error(root, "a patch list is missing".to_string()))
+    };
+    if let Metric::Lpips(model) = metric {
+        let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
+        if model.device() == Device::Cpu && threads > 1 {
+            let compute = |m: &Lpips, range: Range<usize>| -> Result<Vec<Vec<f64>>> {
+                let patches = range.map(load_item).collect::<Result<Vec<_>>>()?;
+                lpips_distances(m, &patches, root)
+            };
+            let mut push = |part: Vec<Vec<f64>>, range: Range<usize>| -> Result<()> {
+                for (list, values) in d.iter_mut().zip(part) {
+                    list.extend(values);
+                }
+                for p in &judges[range] {
+                    judge.push(read_judgement(p)?);
+                }
+                progress(judge.len());
+                Ok(())
+            };
+            on_cpu_workers(model, threads, n, batch, &compute, &mut push)?;
+            return Ok((d, judge));
+        }
+    }
+    let loading = Loading::for_device(match metric {
+        Metric::Lpips(model) => Some(model.device()),
+        _ => None,
+    });
+    let load = |start: usize| -> Result<Loaded<K>> {
+        let range = start..(start + batch).min(n);
+        let patches = loading.map(range.clone(), load_item)?;
+        let judges = judges[range]
             .iter()
             .map(|p| read_judgement(p))
             .collect::<Result<_>>()?;
         Ok((patches, judges))
     };
-    prefetched(n, batch, load, |(patches, judges)| {
+    loading.run(n, batch, load, |(patches, judges)| {
         match metric {
             Metric::Lpips(model) => {
-                let k = patches.len() as i64;
-                let all: Vec<&Array3<f32>> = (0..K)
-                    .flat_map(|j| patches.iter().map(move |t| &t[j]))
-                    .collect();
-                let x = stack(&all, root)?;
                 let _guard = tch::no_grad_guard();
-                let f = model.features(Ranged(&x, InputRange::MinusOneToOne))?;
-                let first = f.narrow(0, k)?;
-                for (j, list) in d.iter_mut().enumerate() {
-                    let other = f.narrow((j as i64 + 1) * k, k)?;
-                    list.extend(values(&model.compare_features(&first, &other, false)?)?);
+                for (list, values) in d.iter_mut().zip(lpips_distances(model, &patches, root)?) {
+                    list.extend(values);
                 }
             }
             Metric::L2(cs) | Metric::Ssim(cs) => {
@@ -194,30 +210,79 @@ fn distances<const K: usize>(
     Ok((d, judge))
 }
 
-/// Runs `consume` on batches `load`ed on another thread, one batch ahead.
-pub(crate) fn prefetched<T: Send>(
+/// LPIPS from each item's first patch to its others (`K - 1` lists); every patch goes
+/// through the trunk once, in one batch.
+fn lpips_distances<const K: usize>(
+    model: &Lpips,
+    patches: &[[Array3<f32>; K]],
+    root: &Path,
+) -> Result<Vec<Vec<f64>>> {
+    let k = patches.len() as i64;
+    let all: Vec<&Array3<f32>> = (0..K)
+        .flat_map(|j| patches.iter().map(move |t| &t[j]))
+        .collect();
+    let x = stack(&all, root)?;
+    let f = model.features(Ranged(&x, InputRange::MinusOneToOne))?;
+    let first = f.narrow(0, k)?;
+    (1..K as i64)
+        .map(|j| values(&model.compare_features(&first, &f.narrow(j * k, k)?, false)?))
+        .collect()
+}
+
+/// Batches of items on the CPU, each split across `threads` workers that run libtorch
+/// single-threaded on their share (decoding, trunk, comparison). With libtorch's own
+/// threads instead, every operation ends at a barrier where the cores that finished
+/// first wait, and a decoding thread beside them takes a core from the trunk; on
+/// 64x64 patches the workers are faster (docs/benchmarks.md). `compute` gives one
+/// share's distance lists, `push` takes them in item order.
+fn on_cpu_workers(
+    model: &Lpips,
+    threads: usize,
     n: usize,
     batch: usize,
-    load: impl Fn(usize) -> Result<T> + Sync,
-    mut consume: impl FnMut(T) -> Result<()>,
+    compute: &(dyn Fn(&Lpips, Range<usize>) -> Result<Vec<Vec<f64>>> + Sync),
+    push: &mut dyn FnMut(Vec<Vec<f64>>, Range<usize>) -> Result<()>,
 ) -> Result<()> {
-    std::thread::scope(|s| {
-        let (tx, rx) = sync_channel(1);
-        let load = &load;
-        s.spawn(move || {
-            for start in (0..n).step_by(batch) {
-                let item = load(start);
-                let failed = item.is_err();
-                if tx.send(item).is_err() || failed {
-                    break;
+    let result = std::thread::scope(|s| -> Result<()> {
+        let mut workers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (job_tx, job_rx) = channel::<Range<usize>>();
+            let (done_tx, done_rx) = channel();
+            let handle = model.share();
+            s.spawn(move || {
+                tch::set_num_threads(1);
+                let _guard = tch::no_grad_guard();
+                for range in job_rx {
+                    if done_tx.send(compute(&handle, range)).is_err() {
+                        break;
+                    }
                 }
+            });
+            workers.push((job_tx, done_rx));
+        }
+        for start in (0..n).step_by(batch) {
+            let end = (start + batch).min(n);
+            let share = (end - start).div_ceil(threads);
+            let ranges: Vec<Range<usize>> = (start..end)
+                .step_by(share)
+                .map(|a| a..(a + share).min(end))
+                .collect();
+            for ((job, _), range) in workers.iter().zip(&ranges) {
+                // A worker that is gone has panicked; the scope re-raises its panic.
+                let _ = job.send(range.clone());
             }
-        });
-        for item in rx {
-            consume(item?)?;
+            for ((_, done), range) in workers.iter().zip(ranges) {
+                let Ok(part) = done.recv() else {
+                    return Ok(());
+                };
+                push(part?, range)?;
+            }
         }
         Ok(())
-    })
+    });
+    // Workers set the process-wide default that threads created later start from.
+    tch::set_num_threads(threads as i32);
+    result
 }
 
 /// The `N` distance lists of [`distances`] as an array (`N = K - 1`, so never wrong).

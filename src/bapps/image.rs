@@ -47,7 +47,13 @@ pub fn load_patch(path: &Path, load_size: u32) -> Result<Array3<f32>> {
     if let Some((width, height)) = resized_size(rgb.width(), rgb.height(), load_size) {
         rgb = imageops::resize(&rgb, width, height, FilterType::Triangle);
     }
-    Ok(to_patch(&rgb))
+    to_patch(&rgb).ok_or_else(|| {
+        image_error(ImageError::Parameter(
+            image::error::ParameterError::from_kind(
+                image::error::ParameterErrorKind::DimensionMismatch,
+            ),
+        ))
+    })
 }
 
 /// The size torchvision's `Resize(load_size)` gives an image, or `None` when it leaves
@@ -70,15 +76,17 @@ fn resized_size(width: u32, height: u32, load_size: u32) -> Option<(u32, u32)> {
     })
 }
 
-fn to_patch(rgb: &RgbImage) -> Array3<f32> {
+/// Planar `3 x H x W` values from interleaved RGB, written once in order; `None` if the
+/// buffer does not hold the image's pixels (the `image` crate guarantees it does).
+fn to_patch(rgb: &RgbImage) -> Option<Array3<f32>> {
     let (width, height) = rgb.dimensions();
-    let mut patch = Array3::zeros((3, height as usize, width as usize));
-    for (x, y, pixel) in rgb.enumerate_pixels() {
-        for c in 0..3 {
-            patch[[c, y as usize, x as usize]] = normalize(pixel[c]);
-        }
+    let (h, w) = (height as usize, width as usize);
+    let pixels = rgb.as_raw().get(..3 * h * w)?;
+    let mut planar = Vec::with_capacity(3 * h * w);
+    for c in 0..3 {
+        planar.extend(pixels.iter().skip(c).step_by(3).map(|&v| normalize(v)));
     }
-    patch
+    Array3::from_shape_vec((3, h, w), planar).ok()
 }
 
 /// `ToTensor` then `Normalize(0.5, 0.5)`, in f32 and in torch's order of operations

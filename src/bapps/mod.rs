@@ -3,6 +3,7 @@
 //! the reference's `lpips/trainer.py` and its repository's scripts compute them.
 
 mod baseline;
+mod batches;
 mod dataset;
 mod eval;
 mod image;

@@ -13,6 +13,7 @@ mod download;
 mod folder_failures;
 mod folders;
 mod images;
+mod openmp;
 mod output_paths;
 mod protocols;
 mod resume;

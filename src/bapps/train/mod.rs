@@ -23,7 +23,8 @@ use std::path::Path;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use super::dataset::TwoAfcSet;
-use super::eval::{LOAD_SIZE, prefetched, stack};
+use super::batches::Loading;
+use super::eval::{LOAD_SIZE, stack};
 use super::{load_patch, read_judgement};
 use crate::config::{Heads, Version};
 use crate::error::{LpipsError, Result};
@@ -262,25 +263,33 @@ impl Trainer {
             })
             .collect::<Result<_, _>>()?;
         let batch = self.config.batch_size;
+        let loading = Loading::for_device(Some(self.model.device()));
         let load = |start: usize| -> Result<(Tensor, Tensor)> {
-            let end = (start + batch).min(order.len());
-            let mut patches = [Vec::new(), Vec::new(), Vec::new()];
-            let mut judges = Vec::new();
-            for &(s, i) in &order[start..end] {
+            let items = &order[start..(start + batch).min(order.len())];
+            let triplets = loading.map(0..items.len(), |k| {
+                let (s, i) = items[k];
                 let set = &data[s];
-                patches[0].push(load_patch(&set.refs[i], LOAD_SIZE)?);
-                patches[1].push(load_patch(&set.p0[i], LOAD_SIZE)?);
-                patches[2].push(load_patch(&set.p1[i], LOAD_SIZE)?);
-                judges.push(read_judgement(&set.judges[i])? as f32);
-            }
-            let all: Vec<_> = patches.iter().flatten().collect();
+                Ok((
+                    [
+                        load_patch(&set.refs[i], LOAD_SIZE)?,
+                        load_patch(&set.p0[i], LOAD_SIZE)?,
+                        load_patch(&set.p1[i], LOAD_SIZE)?,
+                    ],
+                    read_judgement(&set.judges[i])? as f32,
+                ))
+            })?;
+            // References first, then the p0s, then the p1s.
+            let all: Vec<_> = (0..3)
+                .flat_map(|j| triplets.iter().map(move |(t, _)| &t[j]))
+                .collect();
+            let judges: Vec<f32> = triplets.iter().map(|(_, j)| *j).collect();
             let x = stack(&all, &data[order[start].0].root)?;
             Ok((x, Tensor::f_from_slice(&judges)?))
         };
         let (mut loss_sum, mut acc_sum, mut steps, mut seen) = (0.0, 0.0, 0usize, 0usize);
         self.model
             .set_train_dropout((self.config.dropout > 0.0).then_some(self.config.dropout));
-        let result = prefetched(order.len(), batch, load, |(x, judge)| {
+        let result = loading.run(order.len(), batch, load, |(x, judge)| {
             let (loss, acc) = self.step(&x, &judge, lr)?;
             loss_sum += loss;
             acc_sum += acc;

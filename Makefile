@@ -6,7 +6,7 @@ ENV := source scripts/env.sh && lpips_libtorch_env &&
 A ?= assets/ex_ref.png
 B ?= assets/ex_p0.png
 
-.PHONY: demo build test oracle bench bench-compare bench-folders bench-large lint
+.PHONY: demo build test oracle bench bench-compare bench-folders bench-workflows bench-large lint
 
 demo:
 	$(ENV) cargo run --release --quiet --bin lpips -- compare $(A) $(B)
@@ -50,6 +50,11 @@ bench-compare: oracle
 
 bench-folders: oracle
 	$(ENV) cargo build --release --bin lpips && "$$LPIPS_VENV/bin/python" scripts/bench_folders.py
+
+# `lpips eval 2afc` and `lpips train` against the reference's scripts, whole processes,
+# and the CLI on a busy machine (scripts/bench_workflows.py; also part of bench-compare).
+bench-workflows: oracle
+	$(ENV) cargo build --release --bin lpips && "$$LPIPS_VENV/bin/python" scripts/bench_workflows.py
 
 # Peak memory and time of 4000x3000 comparisons, tiled against the reference's single
 # pass (scripts/bench_large.py; SIZES=4000x3000,6000x6000 for more).

@@ -13,8 +13,9 @@ The reference runs under torch.no_grad(), which favours it.
 Prints: pairs (each trunk, 64x64 and 256x256, batch 1 and 8), 2AFC triplets (reference,
 p0, p1 per item: the reference's scoring loop calls the model twice, we run each image
 through the trunk once), peak resident memory of each job, model construction, GFLOP/s
-for alex and vgg at 256x256 against this CPU's peak, and `lpips dirs` (via
-bench_folders.py).
+for alex and vgg at 256x256 against this CPU's peak, `lpips dirs` (via
+bench_folders.py), and the whole workflows `lpips eval 2afc` and `lpips train` against
+the reference's scripts plus the CLI on a busy machine (via bench_workflows.py).
 
 Both sides run in the same environment: OpenMP threads bound to cores (unbound, the
 scheduler now and then left a whole process 30-50% slower), and, unless
@@ -25,7 +26,7 @@ large inputs, on both sides, and make single runs bimodal).
 
 Environment: LPIPS_BENCH_THREADS (default: all cores), LPIPS_BENCH_ROUNDS (default 5),
 LPIPS_BENCH_SECONDS per round and side (default 1), LPIPS_BENCH_ONLY (comma-separated
-sections: pairs,triplets,load,flops,dirs), LPIPS_BENCH_MALLOC (tuned or default).
+sections: pairs,triplets,load,flops,dirs,workflows), LPIPS_BENCH_MALLOC (tuned or default).
 """
 
 import json
@@ -206,7 +207,7 @@ def main():
     rounds = int(os.environ.get("LPIPS_BENCH_ROUNDS", "5"))
     seconds = float(os.environ.get("LPIPS_BENCH_SECONDS", "1"))
     # Off the CPU, the CPU's peak and the folder tool (image decoding) say little.
-    default_only = "pairs,triplets,load,flops,dirs" if DEVICE == "cpu" else "pairs,triplets,load"
+    default_only = "pairs,triplets,load,flops,dirs,workflows" if DEVICE == "cpu" else "pairs,triplets,load"
     only = set(filter(None, os.environ.get("LPIPS_BENCH_ONLY", default_only).split(",")))
     import torch
     malloc = os.environ.get("LPIPS_BENCH_MALLOC", "tuned")
@@ -265,6 +266,11 @@ def main():
         print()
     if "dirs" in only:
         subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_folders.py")], check=True)
+    if "workflows" in only:
+        # `lpips eval 2afc` and `lpips train` against the reference's scripts, and the
+        # CLI on a busy machine (its own LPIPS_BENCH_ONLY=eval,train,busy).
+        env = {k: v for k, v in os.environ.items() if k != "LPIPS_BENCH_ONLY"}
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_workflows.py")], check=True, env=env)
 
 
 if __name__ == "__main__":

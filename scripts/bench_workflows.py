@@ -6,9 +6,9 @@ whole process (interpreter or binary start, model, data loading, the loop, outpu
          (lpips.Trainer in test mode, its TwoAFCDataset/DataLoader, score_2afc_dataset)
   train  `lpips train --epochs 1 --decay-epochs 0` against its train.py (lpips.Trainer,
          shuffled DataLoader, optimize_parameters per batch, trainer.save per epoch)
-  busy   our CLI with every core kept busy by other processes, under each OpenMP wait
-         policy and thread count, to choose the CLI's default (the reference's
-         default setting beside it)
+  busy   our CLI (eval, train, dirs) with every core kept busy by other processes,
+         under each OpenMP wait policy and thread count: how the CLI's defaults were
+         chosen
 
 test_dataset_model.py, train.py and the repository's data loaders are not in the pip
 package (and need ImageNet weights); their loops are reproduced here line for line as
@@ -23,7 +23,8 @@ subsets, written once to target/bench_workflows/. Rounds (LPIPS_BENCH_ROUNDS, de
 3) alternate the sides after one untimed warm-up; medians. Threads:
 LPIPS_BENCH_THREADS (default: all cores), as OMP_NUM_THREADS for both sides.
 
-  make bench-workflows            LPIPS_BENCH_ONLY=eval,train,busy (default: all)
+  make bench-workflows   (also run by make bench-compare); LPIPS_BENCH_ONLY=eval,train,busy
+  (default: all)
 """
 
 import json
@@ -278,11 +279,16 @@ def busy(n):
 def bench_busy(rounds, cores):
     """Each workload idle and with `cores` spinning processes, under each setting.
     OpenMP (libgomp, as in the torch wheel) reads its wait policy when libtorch loads,
-    so each setting is an environment of a fresh process."""
-    settings = [("default", {})]
-    settings += [(f"OMP_WAIT_POLICY={p}", {"OMP_WAIT_POLICY": p}) for p in ("PASSIVE", "ACTIVE")]
-    settings += [("GOMP_SPINCOUNT=10000", {"GOMP_SPINCOUNT": "10000"})]
-    thread_counts = sorted({cores, max(1, cores // 2), 1}, reverse=True)
+    so each setting is an environment of a fresh process. "lpips's default" sets
+    nothing (so `lpips train` restarts itself with passive waiting);
+    GOMP_SPINCOUNT=300000 is libgomp's own default spin, which stops that restart."""
+    settings = [("lpips's default", cores, {}),
+                ("OMP_WAIT_POLICY=PASSIVE", cores, {"OMP_WAIT_POLICY": "PASSIVE"}),
+                ("OMP_WAIT_POLICY=ACTIVE", cores, {"OMP_WAIT_POLICY": "ACTIVE"}),
+                ("GOMP_SPINCOUNT=300000 (libgomp's default)", cores, {"GOMP_SPINCOUNT": "300000"}),
+                ("GOMP_SPINCOUNT=1000", cores, {"GOMP_SPINCOUNT": "1000"})]
+    if cores > 1:
+        settings.append(("lpips's default", 1, {}))
     n = max(1, TRIPLETS // 3)
     small = os.path.join(DATA, "busy")
     if not os.path.exists(os.path.join(small, "stamp")):
@@ -299,6 +305,8 @@ def bench_busy(rounds, cores):
                            os.path.join(s, "o.txt")],
         "train": lambda s: [BINARY, "train", data, "--trunk", TRUNK, "--epochs", "1", "--decay-epochs", "0",
                             "--quiet", "--out", s],
+        "dirs": lambda s: [BINARY, "dirs", os.path.join(data, "ref"), os.path.join(data, "p0"), "--trunk", TRUNK,
+                           "--quiet", "--format", "csv", "--out", os.path.join(s, "o.csv")],
     }
     results = {}
     for load in ("idle", "busy"):
@@ -307,28 +315,26 @@ def bench_busy(rounds, cores):
             time.sleep(0.5 if spinners else 0)
             for r in range(rounds):
                 for work, make in workloads.items():
-                    for threads in thread_counts:
-                        for label, extra in settings:
-                            env = base_env(threads)
-                            env.update(extra)
-                            with tempfile.TemporaryDirectory() as scratch:
-                                wall, _ = timed(make(scratch), env)
-                            results.setdefault((work, threads, label, load), []).append(wall)
+                    for label, threads, extra in settings:
+                        env = base_env(threads)
+                        env.update(extra)
+                        with tempfile.TemporaryDirectory() as scratch:
+                            wall, _ = timed(make(scratch), env)
+                        results.setdefault((work, threads, label, load), []).append(wall)
                 print(f"  busy: {load} round {r} done", file=sys.stderr, flush=True)
         finally:
             for p in spinners:
                 p.kill()
                 p.wait()
     print(f"Our CLI on a busy machine: {cores} other processes each spinning on a core; {n} triplets "
-          f"(eval: 2AFC scoring; train: one epoch); whole processes, medians of {rounds}")
+          f"(eval: 2AFC scoring; train: one epoch; dirs: the ref/p0 pairs); whole processes, medians of {rounds}")
     print("| workload | torch threads | OpenMP setting | idle (s) | busy (s) | busy / idle |")
     print("|---|---|---|---|---|---|")
     for work in workloads:
-        for threads in thread_counts:
-            for label, _ in settings:
-                idle = statistics.median(results[(work, threads, label, "idle")])
-                loaded = statistics.median(results[(work, threads, label, "busy")])
-                print(f"| {work} | {threads} | {label} | {idle:.2f} | {loaded:.2f} | {loaded / idle:.1f}x |")
+        for label, threads, _ in settings:
+            idle = statistics.median(results[(work, threads, label, "idle")])
+            loaded = statistics.median(results[(work, threads, label, "busy")])
+            print(f"| {work} | {threads} | {label} | {idle:.2f} | {loaded:.2f} | {loaded / idle:.1f}x |")
     print()
 
 

@@ -1,14 +1,14 @@
 //! Feeding decoded batches to a model: where the decoding runs.
 //!
-//! On the CPU the trunk already keeps every core busy through libtorch's OpenMP
+//! On the CPU the model's work already keeps every core busy through libtorch's OpenMP
 //! threads. A loader thread decoding the next batch beside it takes a core from one of
 //! those threads while the others wait for it at the next barrier, so the decoding
-//! costs its whole time all the same, and the waiting threads spin through it. There,
-//! each batch is decoded just before it is used, across as many threads as libtorch
-//! uses (measured on 3,000 2AFC triplets, 2 cores: 4.5 s with a loader thread, see
-//! docs/benchmarks.md for the figure after). With the model on a GPU, or for the
-//! baselines (one Rust thread), the CPU has cores to spare and the next batch is
-//! decoded while the current one runs.
+//! costs its whole time all the same. There (training on the CPU), each batch is
+//! decoded just before it is used, across as many threads as libtorch uses. With the
+//! model on a GPU, or for the baselines (one Rust thread), the CPU has cores to spare
+//! and the next batch is decoded while the current one runs. (LPIPS scoring on the CPU
+//! goes further: `eval.rs` runs decoding and the model together on single-threaded
+//! workers.)
 
 use std::ops::Range;
 use std::sync::mpsc::sync_channel;
@@ -65,7 +65,10 @@ impl Loading {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
                 .collect()
         });
         let mut out = Vec::with_capacity(n);
@@ -135,9 +138,19 @@ mod tests {
                 (3..20).map(|i| i * 2).collect::<Vec<_>>()
             );
             let err = loading
-                .map(0..10, |i| if i == 4 || i == 9 { Err(fails_at(i)) } else { Ok(i) })
+                .map(0..10, |i| {
+                    if i == 4 || i == 9 {
+                        Err(fails_at(i))
+                    } else {
+                        Ok(i)
+                    }
+                })
                 .unwrap_err();
-            assert_eq!(err.to_string(), fails_at(4).to_string(), "{threads} threads");
+            assert_eq!(
+                err.to_string(),
+                fails_at(4).to_string(),
+                "{threads} threads"
+            );
             assert!(loading.map(5..5, Ok).unwrap().is_empty());
         }
     }
@@ -151,14 +164,30 @@ mod tests {
             };
             let mut seen = Vec::new();
             loading
-                .run(10, 4, |start| Ok(start), |s| {
-                    seen.push(s);
-                    Ok(())
-                })
+                .run(
+                    10,
+                    4,
+                    |start| Ok(start),
+                    |s| {
+                        seen.push(s);
+                        Ok(())
+                    },
+                )
                 .unwrap();
             assert_eq!(seen, [0, 4, 8]);
             let err = loading
-                .run(10, 4, |start| if start == 4 { Err(fails_at(4)) } else { Ok(start) }, |_| Ok(()))
+                .run(
+                    10,
+                    4,
+                    |start| {
+                        if start == 4 {
+                            Err(fails_at(4))
+                        } else {
+                            Ok(start)
+                        }
+                    },
+                    |_| Ok(()),
+                )
                 .unwrap_err();
             assert_eq!(err.to_string(), fails_at(4).to_string());
         }

@@ -129,24 +129,28 @@ pub(super) fn measure(
     // Decoded images in flight: bounded with the batch, so memory is too.
     let (tx, rx) = mpsc::sync_channel::<(usize, Result<Tensor, String>)>(batch);
 
-    let mut state = State {
-        model,
-        jobs,
-        images,
-        uses,
-        feats: HashMap::new(),
-        failed: HashMap::new(),
-        done: vec![false; jobs.len()],
-        remaining: jobs
-            .iter()
-            .map(|j| if j.a == j.b { 1 } else { 2 })
-            .collect(),
-        args,
-        bar: &bar,
-        sink,
-        last_size: None,
-    };
     let stopped = std::thread::scope(|s| -> Result<Option<i32>, String> {
+        // Declared before `state`, which borrows it, so it is dropped (and its workers
+        // told to stop) after it on every way out of this closure.
+        let pool = TrunkPool::start(s, model);
+        let mut state = State {
+            model,
+            pool: pool.as_ref(),
+            jobs,
+            images,
+            uses,
+            feats: HashMap::new(),
+            failed: HashMap::new(),
+            done: vec![false; jobs.len()],
+            remaining: jobs
+                .iter()
+                .map(|j| if j.a == j.b { 1 } else { 2 })
+                .collect(),
+            args,
+            bar: &bar,
+            sink,
+            last_size: None,
+        };
         for _ in 0..threads {
             let tx = tx.clone();
             let (order, next) = (&order, &next);
@@ -215,8 +219,96 @@ pub(super) fn measure(
     Ok(stopped)
 }
 
+/// The features of same-size images, as one trunk pass.
+fn features(model: &Lpips, tensors: &[Tensor]) -> Result<Features, String> {
+    let stacked = Tensor::f_cat(tensors, 0).map_err(|e| first_line(&e.to_string()))?;
+    lpips::tch::no_grad(|| model.features(&stacked)).map_err(|e| first_line(&e.to_string()))
+}
+
+/// Trunk passes on the CPU split across workers that run libtorch single-threaded, one
+/// share of a batch each. With libtorch's own threads, every operation ends at a
+/// barrier where the threads that finished first spin, and on a machine busy with
+/// other work they spin through the time slices the others need: `lpips dirs` on
+/// 1,000 64x64 pairs took 10.5 s instead of 2.0 s with two other processes on the two
+/// cores, and passive waiting, which avoids that, cost 22% on an idle machine
+/// (docs/benchmarks.md, "A busy machine"). Used for batches with at least two images
+/// per worker; smaller batches (a single large image) keep all of libtorch's threads.
+struct TrunkPool {
+    workers: Vec<(
+        mpsc::Sender<Vec<Tensor>>,
+        mpsc::Receiver<Result<Features, String>>,
+    )>,
+}
+
+impl TrunkPool {
+    /// One worker per libtorch thread, or `None` off the CPU or with one thread.
+    fn start<'s>(s: &'s std::thread::Scope<'s, '_>, model: &Lpips) -> Option<TrunkPool> {
+        let threads = usize::try_from(lpips::tch::get_num_threads()).unwrap_or(1);
+        if model.device() != lpips::Device::Cpu || threads < 2 {
+            return None;
+        }
+        let workers = (0..threads)
+            .map(|_| {
+                let (job_tx, job_rx) = mpsc::channel::<Vec<Tensor>>();
+                let (done_tx, done_rx) = mpsc::channel();
+                let handle = model.share();
+                s.spawn(move || {
+                    lpips::tch::set_num_threads(1);
+                    for share in job_rx {
+                        let result = catch(|| features(&handle, &share)).and_then(|r| r);
+                        if done_tx.send(result).is_err() {
+                            break;
+                        }
+                    }
+                });
+                (job_tx, done_rx)
+            })
+            .collect();
+        Some(TrunkPool { workers })
+    }
+
+    fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Features of `tensors` (at least two per worker), one `Features` per share in
+    /// order; the first failure fails the whole batch. Shares differ by at most one
+    /// image and hold at least two: libtorch convolves a batch of one with other kernels
+    /// than larger ones, whose results differ in the last bits, and two identical
+    /// images of one batch must give a distance of exactly 0.
+    fn features(&self, tensors: &[Tensor]) -> Result<Vec<Features>, String> {
+        let (base, extra) = (tensors.len() / self.len(), tensors.len() % self.len());
+        let mut shares: Vec<&[Tensor]> = Vec::with_capacity(self.len());
+        let mut rest = tensors;
+        for k in 0..self.len() {
+            let (share, tail) = rest.split_at((base + usize::from(k < extra)).min(rest.len()));
+            shares.push(share);
+            rest = tail;
+        }
+        for ((job, _), part) in self.workers.iter().zip(&shares) {
+            let part: Vec<Tensor> = part.iter().map(Tensor::shallow_clone).collect();
+            job.send(part)
+                .map_err(|_| "internal error: a trunk worker stopped".to_string())?;
+        }
+        // Every share's answer is collected before returning, so none is left for the
+        // next batch to read.
+        let answers: Vec<Result<Features, String>> = self
+            .workers
+            .iter()
+            .take(shares.len())
+            .map(|(_, done)| {
+                done.recv()
+                    .unwrap_or_else(|_| Err("internal error: a trunk worker stopped".into()))
+            })
+            .collect();
+        answers.into_iter().collect()
+    }
+}
+
 struct State<'a> {
     model: &'a Lpips,
+    /// Single-threaded trunk workers, on the CPU with more than one core.
+    pool: Option<&'a TrunkPool>,
     jobs: &'a [Job],
     images: &'a [PathBuf],
     uses: HashMap<usize, Vec<usize>>,
@@ -242,17 +334,24 @@ impl State<'_> {
         }
         self.last_size = size;
         let model = self.model;
-        let result = catch(|| {
-            let stacked = Tensor::f_cat(&tensors, 0).map_err(|e| first_line(&e.to_string()))?;
-            lpips::tch::no_grad(|| model.features(&stacked)).map_err(|e| first_line(&e.to_string()))
-        })
-        .and_then(|r| r);
+        let result = match self.pool {
+            Some(pool) if ids.len() >= 2 * pool.len() => pool.features(&tensors),
+            _ => catch(|| features(model, &tensors))
+                .and_then(|r| r)
+                .map(|f| vec![f]),
+        };
         match result {
-            Ok(feats) => {
-                for (k, id) in ids.into_iter().enumerate() {
-                    let one = feats.narrow(k as i64, 1).map_err(|e| e.to_string())?;
-                    self.feats.insert(id, one);
-                    self.arrived(id)?;
+            Ok(shares) => {
+                let mut ids = ids.into_iter();
+                for feats in shares {
+                    for k in 0..feats.len() {
+                        let one = feats.narrow(k, 1).map_err(|e| e.to_string())?;
+                        let Some(id) = ids.next() else {
+                            return Err("internal error: more features than images".into());
+                        };
+                        self.feats.insert(id, one);
+                        self.arrived(id)?;
+                    }
                 }
             }
             Err(_) if ids.len() > 1 => {

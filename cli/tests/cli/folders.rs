@@ -358,3 +358,44 @@ fn folder_errors_and_help() {
         );
     }
 }
+
+/// On the CPU a batch with at least two images per libtorch thread is split across
+/// single-threaded workers (cli/src/folders/runner.rs, `TrunkPool`): the distances are
+/// the reference's, and an identical pair is exactly 0 though its images land in
+/// different workers' shares.
+#[test]
+fn batches_split_across_workers_keep_the_reference_distances() {
+    let t = tempfile::tempdir().unwrap();
+    let (d0, d1) = (t.path().join("d0"), t.path().join("d1"));
+    std::fs::create_dir_all(&d0).unwrap();
+    std::fs::create_dir_all(&d1).unwrap();
+    for k in 0..5 {
+        copy("img_alex_0.png", &d0.join(format!("p{k}.png")));
+        copy("img_alex_1.png", &d1.join(format!("p{k}.png")));
+    }
+    copy("img_alex_0.png", &d0.join("same.png"));
+    copy("img_alex_0.png", &d1.join("same.png"));
+    // Two libtorch threads (so two workers) on any machine.
+    for threads in ["2"] {
+        let out = lpips()
+            .env("OMP_NUM_THREADS", threads)
+            .arg("dirs")
+            .arg(&d0)
+            .arg(&d1)
+            .args(trunk())
+            .args(["--format", "json", "--batch-size", "12", "--quiet"])
+            .assert()
+            .success();
+        let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        let rows = json["results"].as_array().unwrap();
+        assert_eq!(rows.len(), 6);
+        for r in rows {
+            let d = r["distance"].as_f64().unwrap();
+            if r["img0"].as_str().unwrap().ends_with("same.png") {
+                assert_eq!(d, 0.0, "{threads} threads: {r}");
+            } else {
+                close(d, reference(), &format!("{threads} threads: {r}"));
+            }
+        }
+    }
+}

@@ -22,8 +22,8 @@ use std::path::Path;
 
 use tch::{Device, Kind, Reduction, Tensor};
 
-use super::dataset::TwoAfcSet;
 use super::batches::Loading;
+use super::dataset::TwoAfcSet;
 use super::eval::{LOAD_SIZE, stack};
 use super::{load_patch, read_judgement};
 use crate::config::{Heads, Version};

@@ -164,15 +164,10 @@ mod tests {
             };
             let mut seen = Vec::new();
             loading
-                .run(
-                    10,
-                    4,
-                    |start| Ok(start),
-                    |s| {
-                        seen.push(s);
-                        Ok(())
-                    },
-                )
+                .run(10, 4, Ok, |s| {
+                    seen.push(s);
+                    Ok(())
+                })
                 .unwrap();
             assert_eq!(seen, [0, 4, 8]);
             let err = loading

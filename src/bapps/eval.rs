@@ -210,6 +210,9 @@ fn distances<const K: usize>(
     Ok((d, judge))
 }
 
+/// A share of a batch's items (decoded, through the trunk, compared) on one worker.
+type ShareDistances<'a> = dyn Fn(&Lpips, Range<usize>) -> Result<Vec<Vec<f64>>> + Sync + 'a;
+
 /// LPIPS from each item's first patch to its others (`K - 1` lists); every patch goes
 /// through the trunk once, in one batch.
 fn lpips_distances<const K: usize>(
@@ -240,7 +243,7 @@ fn on_cpu_workers(
     threads: usize,
     n: usize,
     batch: usize,
-    compute: &(dyn Fn(&Lpips, Range<usize>) -> Result<Vec<Vec<f64>>> + Sync),
+    compute: &ShareDistances<'_>,
     push: &mut dyn FnMut(Vec<Vec<f64>>, Range<usize>) -> Result<()>,
 ) -> Result<()> {
     let result = std::thread::scope(|s| -> Result<()> {

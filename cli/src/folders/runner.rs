@@ -234,11 +234,14 @@ fn features(model: &Lpips, tensors: &[Tensor]) -> Result<Features, String> {
 /// (docs/benchmarks.md, "A busy machine"). Used for batches with at least two images
 /// per worker; smaller batches (a single large image) keep all of libtorch's threads.
 struct TrunkPool {
-    workers: Vec<(
-        mpsc::Sender<Vec<Tensor>>,
-        mpsc::Receiver<Result<Features, String>>,
-    )>,
+    workers: Vec<Worker>,
 }
+
+/// A worker's end of the pool: its shares go in, their features come out.
+type Worker = (
+    mpsc::Sender<Vec<Tensor>>,
+    mpsc::Receiver<Result<Features, String>>,
+);
 
 impl TrunkPool {
     /// One worker per libtorch thread, or `None` off the CPU or with one thread.
@@ -302,6 +305,14 @@ impl TrunkPool {
             })
             .collect();
         answers.into_iter().collect()
+    }
+}
+
+impl Drop for TrunkPool {
+    /// The workers' `set_num_threads(1)` also set the default that threads created
+    /// later start from; it goes back to one thread per worker.
+    fn drop(&mut self) {
+        lpips::tch::set_num_threads(self.len() as i32);
     }
 }
 

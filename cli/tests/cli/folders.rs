@@ -376,7 +376,8 @@ fn batches_split_across_workers_keep_the_reference_distances() {
     copy("img_alex_0.png", &d0.join("same.png"));
     copy("img_alex_0.png", &d1.join("same.png"));
     // Two libtorch threads (so two workers) on any machine.
-    for threads in ["2"] {
+    {
+        let threads = "2";
         let out = lpips()
             .env("OMP_NUM_THREADS", threads)
             .arg("dirs")

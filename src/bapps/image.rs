@@ -43,7 +43,7 @@ pub fn load_patch(path: &Path, load_size: u32) -> Result<Array3<f32>> {
             )),
         )));
     }
-    let mut rgb = crate::image_io::load_image(path)?.to_rgb8();
+    let mut rgb = crate::image_io::load_image(path)?.into_rgb8();
     if let Some((width, height)) = resized_size(rgb.width(), rgb.height(), load_size) {
         rgb = imageops::resize(&rgb, width, height, FilterType::Triangle);
     }

@@ -275,9 +275,10 @@ fn on_cpu_workers(
                 let _ = job.send(range.clone());
             }
             for ((_, done), range) in workers.iter().zip(ranges) {
-                let Ok(part) = done.recv() else {
-                    return Ok(());
-                };
+                // Only a panic ends a worker early; the scope re-raises it after this.
+                let part = done
+                    .recv()
+                    .map_err(|_| tch::TchError::Torch("a scoring worker stopped".to_string()))?;
                 push(part?, range)?;
             }
         }

@@ -214,6 +214,7 @@ mod spatial_io;
 mod tiling;
 mod trunk;
 pub mod weights;
+pub mod workers;
 
 pub use allocator::tune_cpu_allocator;
 pub use config::{

@@ -3,7 +3,6 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::channel;
 
 use ndarray::{Array3, Axis};
 use serde::{Deserialize, Serialize};
@@ -232,12 +231,12 @@ fn lpips_distances<const K: usize>(
         .collect()
 }
 
-/// Batches of items on the CPU, each split across `threads` workers that run libtorch
-/// single-threaded on their share (decoding, trunk, comparison). With libtorch's own
-/// threads instead, every operation ends at a barrier where the cores that finished
-/// first wait, and a decoding thread beside them takes a core from the trunk; on
-/// 64x64 patches the workers are faster (docs/benchmarks.md). `compute` gives one
-/// share's distance lists, `push` takes them in item order.
+/// Batches of items on the CPU, each split across `threads` single-threaded workers
+/// ([`crate::workers`]) that decode their share and run trunk and comparison on it.
+/// With libtorch's own threads and a decoding thread beside them instead, the decoding
+/// took a core from the trunk while the other threads waited at a barrier (3,000
+/// triplets: 4.4 s against 3.9 s; docs/benchmarks.md). `compute` gives one share's
+/// distance lists, `push` takes them in item order.
 fn on_cpu_workers(
     model: &Lpips,
     threads: usize,
@@ -246,47 +245,24 @@ fn on_cpu_workers(
     compute: &ShareDistances<'_>,
     push: &mut dyn FnMut(Vec<Vec<f64>>, Range<usize>) -> Result<()>,
 ) -> Result<()> {
-    let result = std::thread::scope(|s| -> Result<()> {
-        let mut workers = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            let (job_tx, job_rx) = channel::<Range<usize>>();
-            let (done_tx, done_rx) = channel();
-            let handle = model.share();
-            s.spawn(move || {
-                tch::set_num_threads(1);
-                let _guard = tch::no_grad_guard();
-                for range in job_rx {
-                    if done_tx.send(compute(&handle, range)).is_err() {
-                        break;
-                    }
-                }
-            });
-            workers.push((job_tx, done_rx));
-        }
+    crate::workers::with_workers(model, threads, compute, |workers| {
         for start in (0..n).step_by(batch) {
             let end = (start + batch).min(n);
-            let share = (end - start).div_ceil(threads);
+            let share = (end - start).div_ceil(workers.len());
             let ranges: Vec<Range<usize>> = (start..end)
                 .step_by(share)
                 .map(|a| a..(a + share).min(end))
                 .collect();
-            for ((job, _), range) in workers.iter().zip(&ranges) {
-                // A worker that is gone has panicked; the scope re-raises its panic.
-                let _ = job.send(range.clone());
-            }
-            for ((_, done), range) in workers.iter().zip(ranges) {
-                // Only a panic ends a worker early; the scope re-raises it after this.
-                let part = done
-                    .recv()
-                    .map_err(|_| tch::TchError::Torch("a scoring worker stopped".to_string()))?;
+            // Only a panic ends a worker early; it is raised again after this.
+            let parts = workers
+                .run(ranges.clone())
+                .ok_or_else(|| tch::TchError::Torch("a scoring worker stopped".to_string()))?;
+            for (part, range) in parts.into_iter().zip(ranges) {
                 push(part?, range)?;
             }
         }
         Ok(())
-    });
-    // Workers set the process-wide default that threads created later start from.
-    tch::set_num_threads(threads as i32);
-    result
+    })
 }
 
 /// The `N` distance lists of [`distances`] as an array (`N = K - 1`, so never wrong).

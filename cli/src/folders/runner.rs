@@ -129,92 +129,103 @@ pub(super) fn measure(
     // Decoded images in flight: bounded with the batch, so memory is too.
     let (tx, rx) = mpsc::sync_channel::<(usize, Result<Tensor, String>)>(batch);
 
-    let stopped = std::thread::scope(|s| -> Result<Option<i32>, String> {
-        // Declared before `state`, which borrows it, so it is dropped (and its workers
-        // told to stop) after it on every way out of this closure.
-        let pool = TrunkPool::start(s, model);
-        let mut state = State {
-            model,
-            pool: pool.as_ref(),
-            jobs,
-            images,
-            uses,
-            feats: HashMap::new(),
-            failed: HashMap::new(),
-            done: vec![false; jobs.len()],
-            remaining: jobs
-                .iter()
-                .map(|j| if j.a == j.b { 1 } else { 2 })
-                .collect(),
-            args,
-            bar: &bar,
-            sink,
-            last_size: None,
-        };
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (order, next) = (&order, &next);
-            s.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&id) = order.get(i) else { break };
-                    if crate::signals::received().is_some() {
-                        break;
+    let run = |pool: Option<&TrunkWorkers>| {
+        std::thread::scope(|s| -> Result<Option<i32>, String> {
+            let mut state = State {
+                model,
+                pool,
+                jobs,
+                images,
+                uses,
+                feats: HashMap::new(),
+                failed: HashMap::new(),
+                done: vec![false; jobs.len()],
+                remaining: jobs
+                    .iter()
+                    .map(|j| if j.a == j.b { 1 } else { 2 })
+                    .collect(),
+                args,
+                bar: &bar,
+                sink,
+                last_size: None,
+            };
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let (order, next) = (&order, &next);
+                s.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&id) = order.get(i) else { break };
+                        if crate::signals::received().is_some() {
+                            break;
+                        }
+                        let path = &images[id];
+                        let decoded = catch(|| decode(path, net, min))
+                            .map_err(|e| format!("{}: {e}", path.display()))
+                            .and_then(|r| r);
+                        if tx.send((id, decoded)).is_err() {
+                            break;
+                        }
                     }
-                    let path = &images[id];
-                    let decoded = catch(|| decode(path, net, min))
-                        .map_err(|e| format!("{}: {e}", path.display()))
-                        .and_then(|r| r);
-                    if tx.send((id, decoded)).is_err() {
-                        break;
+                });
+            }
+            drop(tx);
+            // Same-size groups waiting for a trunk pass, by size; `pending` images in all.
+            let mut groups: BTreeMap<(i64, i64), Vec<(usize, Tensor)>> = BTreeMap::new();
+            let mut pending = 0usize;
+            let mut stopped = None;
+            for (id, decoded) in rx.iter() {
+                match decoded {
+                    Err(reason) => state.fail(id, reason)?,
+                    Ok(t) => {
+                        let key = (t.size()[2], t.size()[3]);
+                        let group = groups.entry(key).or_default();
+                        group.push((id, t));
+                        pending += 1;
+                        let run = if group.len() >= batch {
+                            Some(key)
+                        } else if pending >= batch {
+                            // Too many images waiting: the fullest group runs as it is.
+                            groups.iter().max_by_key(|(_, g)| g.len()).map(|(k, _)| *k)
+                        } else {
+                            None
+                        };
+                        if let Some(full) = run.and_then(|k| groups.remove(&k)) {
+                            pending -= full.len();
+                            state.run_batch(full)?;
+                        }
                     }
                 }
-            });
-        }
-        drop(tx);
-        // Same-size groups waiting for a trunk pass, by size; `pending` images in all.
-        let mut groups: BTreeMap<(i64, i64), Vec<(usize, Tensor)>> = BTreeMap::new();
-        let mut pending = 0usize;
-        let mut stopped = None;
-        for (id, decoded) in rx.iter() {
-            match decoded {
-                Err(reason) => state.fail(id, reason)?,
-                Ok(t) => {
-                    let key = (t.size()[2], t.size()[3]);
-                    let group = groups.entry(key).or_default();
-                    group.push((id, t));
-                    pending += 1;
-                    let run = if group.len() >= batch {
-                        Some(key)
-                    } else if pending >= batch {
-                        // Too many images waiting: the fullest group runs as it is.
-                        groups.iter().max_by_key(|(_, g)| g.len()).map(|(k, _)| *k)
-                    } else {
-                        None
-                    };
-                    if let Some(full) = run.and_then(|k| groups.remove(&k)) {
-                        pending -= full.len();
-                        state.run_batch(full)?;
-                    }
-                }
-            }
-            stopped = crate::signals::received();
-            if stopped.is_some() {
-                break;
-            }
-        }
-        drop(rx);
-        if stopped.is_none() {
-            for (_, group) in std::mem::take(&mut groups) {
-                state.run_batch(group)?;
                 stopped = crate::signals::received();
                 if stopped.is_some() {
                     break;
                 }
             }
-        }
-        Ok(stopped)
-    })?;
+            drop(rx);
+            if stopped.is_none() {
+                for (_, group) in std::mem::take(&mut groups) {
+                    state.run_batch(group)?;
+                    stopped = crate::signals::received();
+                    if stopped.is_some() {
+                        break;
+                    }
+                }
+            }
+            Ok(stopped)
+        })
+    };
+    // Single-threaded trunk workers on the CPU with more than one libtorch thread.
+    let torch_threads = usize::try_from(lpips::tch::get_num_threads()).unwrap_or(1);
+    let stopped = if model.device() == lpips::Device::Cpu && torch_threads > 1 {
+        lpips::workers::with_workers(
+            model,
+            torch_threads,
+            |m, share: Vec<Tensor>| catch(|| features(m, &share)).and_then(|r| r),
+            |workers| run(Some(workers)),
+        )
+    } else {
+        run(None)
+    }?;
     bar.finish_and_clear();
     Ok(stopped)
 }
@@ -225,101 +236,41 @@ fn features(model: &Lpips, tensors: &[Tensor]) -> Result<Features, String> {
     lpips::tch::no_grad(|| model.features(&stacked)).map_err(|e| first_line(&e.to_string()))
 }
 
-/// Trunk passes on the CPU split across workers that run libtorch single-threaded, one
-/// share of a batch each. With libtorch's own threads, every operation ends at a
+/// Trunk passes on the CPU split across single-threaded workers ([`lpips::workers`]),
+/// one share of a batch each. With libtorch's own threads, every operation ends at a
 /// barrier where the threads that finished first spin, and on a machine busy with
 /// other work they spin through the time slices the others need: `lpips dirs` on
-/// 1,000 64x64 pairs took 10.5 s instead of 2.0 s with two other processes on the two
-/// cores, and passive waiting, which avoids that, cost 22% on an idle machine
+/// 1,000 64x64 pairs took 8.1 s instead of 1.5 s with two other processes on the two
+/// cores; passive waiting, which also avoids that, cost 22% on an idle machine
 /// (docs/benchmarks.md, "A busy machine"). Used for batches with at least two images
 /// per worker; smaller batches (a single large image) keep all of libtorch's threads.
-struct TrunkPool {
-    workers: Vec<Worker>,
-}
+type TrunkWorkers = lpips::workers::Workers<Vec<Tensor>, Result<Features, String>>;
 
-/// A worker's end of the pool: its shares go in, their features come out.
-type Worker = (
-    mpsc::Sender<Vec<Tensor>>,
-    mpsc::Receiver<Result<Features, String>>,
-);
-
-impl TrunkPool {
-    /// One worker per libtorch thread, or `None` off the CPU or with one thread.
-    fn start<'s>(s: &'s std::thread::Scope<'s, '_>, model: &Lpips) -> Option<TrunkPool> {
-        let threads = usize::try_from(lpips::tch::get_num_threads()).unwrap_or(1);
-        if model.device() != lpips::Device::Cpu || threads < 2 {
-            return None;
-        }
-        let workers = (0..threads)
-            .map(|_| {
-                let (job_tx, job_rx) = mpsc::channel::<Vec<Tensor>>();
-                let (done_tx, done_rx) = mpsc::channel();
-                let handle = model.share();
-                s.spawn(move || {
-                    lpips::tch::set_num_threads(1);
-                    for share in job_rx {
-                        let result = catch(|| features(&handle, &share)).and_then(|r| r);
-                        if done_tx.send(result).is_err() {
-                            break;
-                        }
-                    }
-                });
-                (job_tx, done_rx)
-            })
-            .collect();
-        Some(TrunkPool { workers })
+/// Features of `tensors` (at least two per worker), one `Features` per share in order;
+/// the first failure fails the whole batch. Shares differ by at most one image and hold
+/// at least two: libtorch convolves a batch of one with other kernels than larger ones,
+/// whose results differ in the last bits, and two identical images of one batch must
+/// give a distance of exactly 0.
+fn pooled_features(workers: &TrunkWorkers, tensors: &[Tensor]) -> Result<Vec<Features>, String> {
+    let (base, extra) = (tensors.len() / workers.len(), tensors.len() % workers.len());
+    let mut shares = Vec::with_capacity(workers.len());
+    let mut rest = tensors;
+    for k in 0..workers.len() {
+        let (share, tail) = rest.split_at((base + usize::from(k < extra)).min(rest.len()));
+        shares.push(share.iter().map(Tensor::shallow_clone).collect());
+        rest = tail;
     }
-
-    fn len(&self) -> usize {
-        self.workers.len()
-    }
-
-    /// Features of `tensors` (at least two per worker), one `Features` per share in
-    /// order; the first failure fails the whole batch. Shares differ by at most one
-    /// image and hold at least two: libtorch convolves a batch of one with other kernels
-    /// than larger ones, whose results differ in the last bits, and two identical
-    /// images of one batch must give a distance of exactly 0.
-    fn features(&self, tensors: &[Tensor]) -> Result<Vec<Features>, String> {
-        let (base, extra) = (tensors.len() / self.len(), tensors.len() % self.len());
-        let mut shares: Vec<&[Tensor]> = Vec::with_capacity(self.len());
-        let mut rest = tensors;
-        for k in 0..self.len() {
-            let (share, tail) = rest.split_at((base + usize::from(k < extra)).min(rest.len()));
-            shares.push(share);
-            rest = tail;
-        }
-        for ((job, _), part) in self.workers.iter().zip(&shares) {
-            let part: Vec<Tensor> = part.iter().map(Tensor::shallow_clone).collect();
-            job.send(part)
-                .map_err(|_| "internal error: a trunk worker stopped".to_string())?;
-        }
-        // Every share's answer is collected before returning, so none is left for the
-        // next batch to read.
-        let answers: Vec<Result<Features, String>> = self
-            .workers
-            .iter()
-            .take(shares.len())
-            .map(|(_, done)| {
-                done.recv()
-                    .unwrap_or_else(|_| Err("internal error: a trunk worker stopped".into()))
-            })
-            .collect();
-        answers.into_iter().collect()
-    }
-}
-
-impl Drop for TrunkPool {
-    /// The workers' `set_num_threads(1)` also set the default that threads created
-    /// later start from; it goes back to one thread per worker.
-    fn drop(&mut self) {
-        lpips::tch::set_num_threads(self.len() as i32);
-    }
+    workers
+        .run(shares)
+        .ok_or_else(|| "internal error: a trunk worker stopped".to_string())?
+        .into_iter()
+        .collect()
 }
 
 struct State<'a> {
     model: &'a Lpips,
-    /// Single-threaded trunk workers, on the CPU with more than one core.
-    pool: Option<&'a TrunkPool>,
+    /// Single-threaded trunk workers, on the CPU with more than one libtorch thread.
+    pool: Option<&'a TrunkWorkers>,
     jobs: &'a [Job],
     images: &'a [PathBuf],
     uses: HashMap<usize, Vec<usize>>,
@@ -346,7 +297,7 @@ impl State<'_> {
         self.last_size = size;
         let model = self.model;
         let result = match self.pool {
-            Some(pool) if ids.len() >= 2 * pool.len() => pool.features(&tensors),
+            Some(pool) if ids.len() >= 2 * pool.len() => pooled_features(pool, &tensors),
             _ => catch(|| features(model, &tensors))
                 .and_then(|r| r)
                 .map(|f| vec![f]),

@@ -1,0 +1,115 @@
+//! Single-threaded libtorch workers for batches of small images on the CPU.
+//!
+//! libtorch runs each operation on all its OpenMP threads, which meet at a barrier at
+//! its end; the threads that finish first spin there. On small images (BAPPS's 64x64
+//! patches) that is a large share of the time, and on a machine whose cores are busy
+//! with other work the spinning threads burn the time slices the others need (measured
+//! in docs/benchmarks.md, "A busy machine": a folder run 1.5 s idle, 8.1 s busy). Giving
+//! each core a worker that runs libtorch single-threaded on its share of a batch leaves
+//! no barrier at all: `lpips eval` and the `lpips` folder commands use this.
+//!
+//! ```no_run
+//! # fn main() -> lpips::Result<()> {
+//! use lpips::{Lpips, Tensor};
+//!
+//! let model = Lpips::builder().build()?;
+//! let threads = lpips::tch::get_num_threads() as usize;
+//! let batches: Vec<(Tensor, Tensor)> = Vec::new(); // pairs of N x 3 x 64 x 64 shares
+//! let distances = lpips::workers::with_workers(
+//!     &model,
+//!     threads,
+//!     |m, (a, b): (Tensor, Tensor)| m.distances(&a, &b),
+//!     |workers| workers.run(batches),
+//! );
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use crate::model::Lpips;
+
+/// The workers started by [`with_workers`]: jobs go in, results come back in order.
+#[derive(Debug)]
+pub struct Workers<J, R> {
+    lanes: Vec<(Sender<J>, Receiver<R>)>,
+}
+
+impl<J: Send, R: Send> Workers<J, R> {
+    /// How many workers there are.
+    pub fn len(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// Whether there are none (never, for workers [`with_workers`] started).
+    pub fn is_empty(&self) -> bool {
+        self.lanes.is_empty()
+    }
+
+    /// Runs up to [`len`](Self::len) jobs, one per worker, at once, and returns their
+    /// results in the jobs' order; `None` if a worker has stopped (it panicked: the
+    /// panic is raised again when [`with_workers`] returns) or there are more jobs
+    /// than workers.
+    pub fn run(&self, jobs: Vec<J>) -> Option<Vec<R>> {
+        if jobs.len() > self.lanes.len() {
+            return None;
+        }
+        let n = jobs.len();
+        let mut sent = true;
+        for ((job_tx, _), job) in self.lanes.iter().zip(jobs) {
+            sent &= job_tx.send(job).is_ok();
+        }
+        // Every answer is collected before returning, so none is left for the next run.
+        let answers: Vec<Option<R>> = self.lanes[..n]
+            .iter()
+            .map(|(_, done)| done.recv().ok())
+            .collect();
+        if !sent {
+            return None;
+        }
+        answers.into_iter().collect()
+    }
+}
+
+/// Runs `body` with `threads` workers (at least one), each a thread of its own with a
+/// handle on `model` ([`Lpips::share`]), libtorch set to one thread and autograd off,
+/// applying `work` to the jobs [`Workers::run`] hands it.
+///
+/// libtorch's thread count is per thread, but it is also the default that threads
+/// created later start from; it is set back to `threads` when the workers are done.
+/// A panic in `work` is raised again here, after `body` has returned.
+pub fn with_workers<J: Send, R: Send, T>(
+    model: &Lpips,
+    threads: usize,
+    work: impl Fn(&Lpips, J) -> R + Sync,
+    body: impl FnOnce(&Workers<J, R>) -> T,
+) -> T {
+    let threads = threads.max(1);
+    let work = &work;
+    let out = std::thread::scope(|s| {
+        let lanes = (0..threads)
+            .map(|_| {
+                let (job_tx, job_rx) = channel::<J>();
+                let (done_tx, done_rx) = channel::<R>();
+                let handle = model.share();
+                s.spawn(move || {
+                    tch::set_num_threads(1);
+                    let _guard = tch::no_grad_guard();
+                    for job in job_rx {
+                        if done_tx.send(work(&handle, job)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                (job_tx, done_rx)
+            })
+            .collect();
+        let workers = Workers { lanes };
+        let out = body(&workers);
+        // Closing the job channels ends the workers before the scope waits for them.
+        drop(workers);
+        out
+    });
+    tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+    out
+}

@@ -59,6 +59,21 @@ else
 fi
 
 step "both crates package and dry-run publish"
+# cargo unpacks the temporary registry's crates into
+# $CARGO_HOME/registry/src/-<hash of that registry's path>/ and never unpacks a
+# name-version again once it is there: packaging the same checkout twice would
+# verify the CLI against the library as it was the first time (a CI failure).
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+rm -rf "$cargo_home"/registry/src/-*/lpips-[0-9]* "$cargo_home"/registry/src/-*/lpips-cli-[0-9]*
+# Nor does it rebuild a registry crate whose version it has built: drop the
+# library's builds that came from such a registry.
+target_dir="${CARGO_TARGET_DIR:-target}"
+for dep in "$target_dir"/debug/deps/lpips-*.d; do
+    [ -e "$dep" ] && grep -q "registry/src/-" "$dep" || continue
+    hash=$(basename "$dep" .d)
+    hash=${hash#lpips-}
+    rm -rf "$target_dir/debug/.fingerprint/lpips-$hash" "$target_dir"/debug/deps/*lpips-"$hash".*
+done
 cargo package --workspace --allow-dirty --quiet
 cargo publish --workspace --dry-run --allow-dirty --quiet --no-verify
 echo "ok"

@@ -17,6 +17,12 @@ pub enum LpipsError {
         /// The shape that was passed.
         shape: Vec<i64>,
     },
+    /// An input tensor holds values that are not real numbers (complex, bool, quantised).
+    #[error("input tensors must hold real numbers (float or integer), not {kind}")]
+    InputKind {
+        /// The tensor's kind.
+        kind: String,
+    },
     /// The two inputs have different shapes.
     #[error("inputs differ in shape: {a:?} vs {b:?}")]
     ShapeMismatch {
@@ -283,7 +289,8 @@ pub enum LpipsError {
     },
     /// Not even a tiled evaluation fits in the memory allowed.
     #[error(
-        "a {height}x{width} comparison needs at least {needed} bytes even in tiles, but          {allowed} bytes are allowed ({why}); allow more (max_memory, --max-memory)"
+        "a {height}x{width} comparison needs at least {needed} bytes even in tiles, but \
+         {allowed} bytes are allowed ({why}); allow more (max_memory, --max-memory)"
     )]
     MemoryBudget {
         /// Image height.
@@ -305,6 +312,14 @@ pub enum LpipsError {
          evaluation: make both with the same model"
     )]
     MemoryMismatch,
+    /// Workers ([`crate::workers::with_workers`]) could not be started.
+    #[error("cannot start {threads} workers: {reason}")]
+    Workers {
+        /// How many were asked for.
+        threads: usize,
+        /// Why not.
+        reason: String,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {}", first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),

@@ -226,6 +226,23 @@ fn tensor_canonical(t: &Tensor, range: InputRange) -> Result<Canonical> {
     } else {
         t.shallow_clone()
     };
+    let kind = t.f_kind()?;
+    if !matches!(
+        kind,
+        Kind::Uint8
+            | Kind::Int8
+            | Kind::Int16
+            | Kind::Int
+            | Kind::Int64
+            | Kind::Half
+            | Kind::BFloat16
+            | Kind::Float
+            | Kind::Double
+    ) {
+        return Err(LpipsError::InputKind {
+            kind: format!("{kind:?}"),
+        });
+    }
     let t = t.f_to_kind(Kind::Float)?;
     Ok(Canonical::declared(to_minus_one_one(t, range)?, range))
 }

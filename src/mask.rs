@@ -26,7 +26,8 @@ pub fn load_mask(path: impl AsRef<Path>) -> Result<Array2<f32>> {
         other => {
             return Err(LpipsError::Mask {
                 reason: format!(
-                    "{} is {:?}; a mask must be an 8-bit or 16-bit greyscale image without alpha",
+                    "{} decodes as {:?} (colour, palette or alpha); a mask must be an 8-bit or \
+                     16-bit greyscale image without alpha",
                     path.display(),
                     other.color()
                 ),
@@ -65,7 +66,15 @@ pub(crate) fn weight_tensor(
             reason: "every weight is zero: the mask selects no pixel to measure".to_string(),
         });
     }
-    let flat: Vec<f32> = weights.iter().copied().collect();
+    // Only the weights' ratios count: scaled by a power of two (exactly) so that the
+    // largest lies in [1, 2), subnormal or huge weights neither underflow nor overflow
+    // in the area averages and sums.
+    let max = weights.iter().fold(0.0f32, |m, &v| m.max(v));
+    let scale = (-f64::from(max).log2().floor()).exp2();
+    let flat: Vec<f32> = weights
+        .iter()
+        .map(|&v| (f64::from(v) * scale) as f32)
+        .collect();
     Ok(Tensor::f_from_slice(&flat)?
         .f_view([1, 1, height, width])?
         .f_to_device(device)?)

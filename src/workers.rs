@@ -20,13 +20,14 @@
 //!     threads,
 //!     |m, (a, b): (Tensor, Tensor)| m.distances(&a, &b),
 //!     |workers| workers.run(batches),
-//! );
+//! )?;
 //! # Ok(())
 //! # }
 //! ```
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 
+use crate::error::{LpipsError, Result};
 use crate::model::Lpips;
 
 /// The workers started by [`with_workers`]: jobs go in, results come back in order.
@@ -71,28 +72,43 @@ impl<J: Send, R: Send> Workers<J, R> {
     }
 }
 
+/// The most workers [`with_workers`] starts: far more than any machine has cores.
+pub const MAX_WORKERS: usize = 4096;
+
 /// Runs `body` with `threads` workers (at least one), each a thread of its own with a
 /// handle on `model` ([`Lpips::share`]), libtorch set to one thread and autograd off,
 /// applying `work` to the jobs [`Workers::run`] hands it.
 ///
 /// libtorch's thread count is per thread, but it is also the default that threads
-/// created later start from; it is set back to `threads` when the workers are done.
-/// A panic in `work` is raised again here, after `body` has returned.
+/// created later start from; the caller's count is set back when the workers are done.
+/// A panic in `work` is raised again here, with its own message, after `body` has
+/// returned. More than [`MAX_WORKERS`] threads, or threads the system will not start,
+/// are an error ([`LpipsError::Workers`]) and `body` does not run.
 pub fn with_workers<J: Send, R: Send, T>(
     model: &Lpips,
     threads: usize,
     work: impl Fn(&Lpips, J) -> R + Sync,
     body: impl FnOnce(&Workers<J, R>) -> T,
-) -> T {
+) -> Result<T> {
     let threads = threads.max(1);
+    if threads > MAX_WORKERS {
+        return Err(LpipsError::Workers {
+            threads,
+            reason: format!("at most {MAX_WORKERS} are allowed"),
+        });
+    }
+    let _restore = RestoreThreads(tch::get_num_threads());
     let work = &work;
-    let out = std::thread::scope(|s| {
-        let lanes = (0..threads)
-            .map(|_| {
-                let (job_tx, job_rx) = channel::<J>();
-                let (done_tx, done_rx) = channel::<R>();
-                let handle = model.share();
-                s.spawn(move || {
+    std::thread::scope(|s| {
+        let mut lanes = Vec::with_capacity(threads);
+        let mut handles = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (job_tx, job_rx) = channel::<J>();
+            let (done_tx, done_rx) = channel::<R>();
+            let handle = model.share();
+            let started = std::thread::Builder::new()
+                .name("lpips-worker".to_string())
+                .spawn_scoped(s, move || {
                     tch::set_num_threads(1);
                     let _guard = tch::no_grad_guard();
                     for job in job_rx {
@@ -101,15 +117,38 @@ pub fn with_workers<J: Send, R: Send, T>(
                         }
                     }
                 });
-                (job_tx, done_rx)
-            })
-            .collect();
+            match started {
+                Ok(h) => handles.push(h),
+                // Dropping `lanes` closes the job channels: the started workers end
+                // and the scope waits for them.
+                Err(e) => {
+                    return Err(LpipsError::Workers {
+                        threads,
+                        reason: format!("the system started only {}: {e}", handles.len()),
+                    });
+                }
+            }
+            lanes.push((job_tx, done_rx));
+        }
         let workers = Workers { lanes };
         let out = body(&workers);
-        // Closing the job channels ends the workers before the scope waits for them.
+        // Closing the job channels ends the workers; a worker's panic is raised again
+        // with its own payload (the scope would only say that a thread panicked).
         drop(workers);
-        out
-    });
-    tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
-    out
+        for h in handles {
+            if let Err(payload) = h.join() {
+                std::panic::resume_unwind(payload);
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Sets libtorch's thread count back to the caller's when dropped (also on a panic).
+struct RestoreThreads(i32);
+
+impl Drop for RestoreThreads {
+    fn drop(&mut self) {
+        tch::set_num_threads(self.0);
+    }
 }

@@ -316,6 +316,11 @@ fn compare(args: CompareArgs) -> Result<(), String> {
     let spatial = args.spatial_out.as_deref().map(spatial_kind).transpose()?;
     if let Some(path) = &args.spatial_out {
         outputs::check_file("--spatial-out", path)?;
+        let inputs = [&args.img0, &args.img1]
+            .into_iter()
+            .chain(&args.measure.mask)
+            .map(PathBuf::as_path);
+        outputs::Inputs::new(inputs).refuse("--spatial-out", path)?;
     }
     args.model.device()?;
     // The reference's pixels: 16-bit files reduced to 8 bits as OpenCV does.
@@ -332,13 +337,19 @@ fn compare(args: CompareArgs) -> Result<(), String> {
             b.height()
         ));
     }
-    let weights = args.measure.weights_for(&args.img0)?;
+    let weights = args.measure.weights_for_compare()?;
     let model = args
         .measure
         .apply(args.model.builder()?)
         .build()
         .map_err(cli_error)?;
     let err = |e: LpipsError| e.to_string();
+    if spatial.is_some() {
+        // The map needs more memory than the distance: fail now, not after the distance.
+        model
+            .tile_size(1, i64::from(a.height()), i64::from(a.width()), true)
+            .map_err(err)?;
+    }
     let distance = match &weights {
         Some(w) => model.distance_weighted(&a, &b, w).map_err(err)?,
         None if args.measure.map_mean => {

@@ -70,7 +70,10 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("`{s}`: expected a size such as 512M or 2G"))?;
     let bytes = value * (1u64 << shift) as f64;
-    if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
+    if bytes.is_finite() && bytes >= u64::MAX as f64 {
+        return Err(format!("`{s}`: too large (at most 16 exbibytes)"));
+    }
+    if !(bytes.is_finite() && bytes >= 1.0) {
         return Err(format!(
             "`{s}`: expected a positive size such as 512M or 2G"
         ));
@@ -102,7 +105,8 @@ impl MeasureArgs {
             Mode::Ref(..) => MaskNames::TargetName,
             Mode::AllPairs(_) => {
                 return Err(format!(
-                    "--mask {}: a folder of masks needs one name per pair (dirs or ref);                      all-pairs takes one mask file",
+                    "--mask {}: a folder of masks needs one name per pair (dirs or ref); \
+                     all-pairs takes one mask file",
                     mask.display()
                 ));
             }
@@ -110,40 +114,50 @@ impl MeasureArgs {
         Ok(())
     }
 
-    /// The weights for a pair (`img0`, `img1`): the one mask, or the one named after the
-    /// pair in the mask folder; None without `--mask`.
+    /// The mask file for a pair (`img0`, `img1`): the one mask, or the one named after
+    /// the pair in the mask folder (dirs: `img0`'s path in the first folder; ref: the
+    /// target's file name); None without `--mask`.
+    pub(crate) fn mask_for_pair(&self, img0: &Path, img1: &Path) -> Option<PathBuf> {
+        let mask = self.mask.as_ref()?;
+        Some(match &self.names {
+            MaskNames::Single => mask.clone(),
+            MaskNames::RelativeTo(root) => mask.join(img0.strip_prefix(root).unwrap_or(img0)),
+            MaskNames::TargetName => mask.join(img1.file_name().unwrap_or(img1.as_os_str())),
+        })
+    }
+
+    /// The weights for a pair (`img0`, `img1`), from [`MeasureArgs::mask_for_pair`].
     pub(crate) fn weights_for_pair(
         &self,
         img0: &Path,
         img1: &Path,
     ) -> Result<Option<Array2<f32>>, String> {
-        let name = match &self.names {
-            MaskNames::Single => img0,
-            MaskNames::RelativeTo(root) => img0.strip_prefix(root).unwrap_or(img0),
-            MaskNames::TargetName => Path::new(img1.file_name().unwrap_or(img1.as_os_str())),
-        };
-        self.weights_for(name)
-    }
-
-    /// The weights for a pair named `name`: the one mask, or `name` in the mask folder;
-    /// None without `--mask`.
-    pub(crate) fn weights_for(&self, name: &Path) -> Result<Option<Array2<f32>>, String> {
-        let Some(mask) = &self.mask else {
+        let Some(path) = self.mask_for_pair(img0, img1) else {
             return Ok(None);
         };
-        let path = if mask.is_dir() {
-            mask.join(name)
-        } else {
-            mask.clone()
-        };
-        if mask.is_dir() && !path.is_file() {
+        if !matches!(self.names, MaskNames::Single) && std::fs::symlink_metadata(&path).is_err() {
             return Err(format!(
                 "no mask {} for {} in the mask folder",
                 path.display(),
-                name.display()
+                img0.display()
             ));
         }
         lpips::load_mask(&path).map(Some).map_err(|e| e.to_string())
+    }
+
+    /// The weights for `compare`: the one mask file; None without `--mask`.
+    pub(crate) fn weights_for_compare(&self) -> Result<Option<Array2<f32>>, String> {
+        let Some(mask) = &self.mask else {
+            return Ok(None);
+        };
+        if mask.is_dir() {
+            return Err(format!(
+                "--mask {}: is a folder; compare takes one mask file (folders of masks are \
+                 for dirs and ref)",
+                mask.display()
+            ));
+        }
+        lpips::load_mask(mask).map(Some).map_err(|e| e.to_string())
     }
 
     /// The number a folder run reports for a pair of features.
@@ -177,8 +191,17 @@ mod tests {
         assert_eq!(parse_size("2G"), Ok(2 << 30));
         assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
         assert_eq!(parse_size("2gb"), Ok(2 << 30));
-        for bad in ["", "G", "-1G", "0", "lots"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
+        for bad in ["", "G", "-1G", "0", "lots", "inf", "nan"] {
+            assert!(
+                parse_size(bad).unwrap_err().contains("such as 512M"),
+                "{bad}"
+            );
+        }
+        for huge in ["99999999999999G", "18446744073709551615", "17179869184G"] {
+            assert!(
+                parse_size(huge).unwrap_err().contains("too large"),
+                "{huge}"
+            );
         }
     }
 }

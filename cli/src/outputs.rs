@@ -65,3 +65,43 @@ pub(crate) fn check_dir(flag: &str, path: &Path) -> Result<(), String> {
         .map_err(|e| format!("{flag} {}: cannot create the folder: {e}", path.display()))?;
     probe(flag, path, path)
 }
+
+/// The files a run reads, by identity (device and inode), so that no output replaces one
+/// of them: an output named like an input, a hard link or a symlink to it is the input.
+pub(crate) struct Inputs(std::collections::HashMap<(u64, u64), PathBuf>);
+
+/// The identity of an existing file (through symlinks); None when there is none.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+impl Inputs {
+    pub(crate) fn new<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Inputs {
+        Inputs(
+            paths
+                .into_iter()
+                .filter_map(|p| file_id(p).map(|id| (id, p.to_path_buf())))
+                .collect(),
+        )
+    }
+
+    /// The input that writing `out` would replace, if any.
+    pub(crate) fn replaced_by(&self, out: &Path) -> Option<&Path> {
+        file_id(out)
+            .and_then(|id| self.0.get(&id))
+            .map(PathBuf::as_path)
+    }
+
+    /// An error when writing `out` (the value of `flag`) would replace one of the inputs.
+    pub(crate) fn refuse(&self, flag: &str, out: &Path) -> Result<(), String> {
+        match self.replaced_by(out) {
+            Some(input) => Err(format!(
+                "{flag} {}: is the input {}; writing there would replace it",
+                out.display(),
+                input.display()
+            )),
+            None => Ok(()),
+        }
+    }
+}

@@ -262,7 +262,7 @@ fn on_cpu_workers(
             }
         }
         Ok(())
-    })
+    })?
 }
 
 /// The `N` distance lists of [`distances`] as an array (`N = K - 1`, so never wrong).

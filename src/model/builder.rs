@@ -17,6 +17,10 @@ use crate::scaling::ScalingLayer;
 use crate::trunk::{Holds, Trunk};
 use crate::weights::{self, Progress, ProgressFn, PublishedModel, TensorMap, TrunkWeights};
 
+// Tiles larger than any image mean one pass; the cap keeps the tiling arithmetic far
+// from overflow.
+const MAX_TILE: i64 = 1 << 24;
+
 /// Builds an [`Lpips`] model; see [`Lpips::builder`].
 #[derive(Debug, Default)]
 pub struct LpipsBuilder {
@@ -131,7 +135,7 @@ impl LpipsBuilder {
     /// the trunk's stride grid, 16), whatever the memory: for tests and benchmarks of the
     /// tiled path; [`max_memory`](Self::max_memory) chooses tiles by itself.
     pub fn tile(mut self, core: i64) -> Self {
-        self.tile = Some(core.max(1));
+        self.tile = Some(core.clamp(1, MAX_TILE));
         self
     }
 

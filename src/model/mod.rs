@@ -24,6 +24,8 @@ use crate::trunk::{Trunk, TrunkSpec};
 
 // Batch x height x width up to which both inputs share one trunk pass (benches/trunks.rs).
 const JOINT_PASS_MAX_PIXELS: i64 = 64 * 64 * 8;
+// More pixels (N x H x W) than memory could hold: 2^44 f32 values are 64 TiB.
+const MAX_PIXELS: i64 = 1 << 44;
 
 /// LPIPS distances of a batch: the total and each tapped layer's contribution.
 #[derive(Debug)]
@@ -253,6 +255,22 @@ impl Lpips {
         if let Some(core) = self.tile {
             let grid = self.spec.geometry().grid;
             return Ok(Some((core + grid - 1) / grid * grid));
+        }
+        if n < 1 || h < 1 || w < 1 {
+            return Err(LpipsError::BadShape {
+                which: "tile_size",
+                shape: vec![n, 3, h, w],
+            });
+        }
+        // No image this large can exist; the memory estimates would overflow.
+        if n.saturating_mul(h).saturating_mul(w) > MAX_PIXELS {
+            return Err(LpipsError::MemoryBudget {
+                height: h,
+                width: w,
+                needed: u64::MAX,
+                allowed: self.memory_budget.map_or(u64::MAX, |(b, _)| b),
+                why: "more pixels than any machine holds",
+            });
         }
         let spec = self.spec;
         let fixed = tiling::fixed_bytes(spec, n, h, w, spatial);

@@ -32,6 +32,14 @@ impl Lpips {
         if shape[0] == 0 {
             return Err(LpipsError::EmptyBatch);
         }
+        if shape[2] == 0 || shape[3] == 0 {
+            return Err(LpipsError::TooSmall {
+                net: self.net,
+                min: self.min_side(),
+                height: shape[2],
+                width: shape[3],
+            });
+        }
         // One pass for both bounds; NaN propagates into them.
         let (lo, hi) = tch::no_grad(|| -> Result<(f64, f64)> {
             let (lo, hi) = x.f_aminmax(None, false)?;

@@ -182,6 +182,17 @@ impl TensorMap {
             expected: expected.to_vec(),
             source_name: self.source_name.clone(),
         })?;
+        let kind = tensor.f_kind()?;
+        if !matches!(
+            kind,
+            Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+        ) {
+            return Err(LpipsError::WeightDtype {
+                key: key.to_string(),
+                dtype: format!("{kind:?}"),
+                source_name: self.source_name.clone(),
+            });
+        }
         let tensor = tensor.f_to_kind(Kind::Float)?;
         if !bool::try_from(tensor.f_isfinite()?.f_all()?)? {
             return Err(LpipsError::NonFiniteWeight {

@@ -238,6 +238,25 @@ fn strict_weight_loading() {
     assert!(
         matches!(build_with(nan), Err(LpipsError::NonFiniteWeight { key, .. }) if key == "features.10.bias")
     );
+
+    // Integer or bool tensors are not weights (a rounded copy would load silently).
+    for kind in [Kind::Int64, Kind::Bool] {
+        let ints: Vec<_> = full
+            .iter()
+            .map(|(k, v)| {
+                let v = if k == "features.0.weight" {
+                    v.to_kind(kind)
+                } else {
+                    v.shallow_clone()
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        match build_with(ints) {
+            Err(LpipsError::WeightDtype { key, .. }) => assert_eq!(key, "features.0.weight"),
+            other => panic!("{kind:?}: {other:?}"),
+        }
+    }
 }
 
 #[test]

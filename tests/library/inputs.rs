@@ -314,3 +314,35 @@ fn undefined_and_odd_tensors_are_errors_not_panics() {
         Err(LpipsError::Torch(_))
     ));
 }
+
+#[test]
+fn complex_bool_and_empty_images_are_errors() {
+    let m = alex();
+    let (a, _) = pair();
+    let t = lpips::image_to_tensor(&a).unwrap();
+    // libtorch would drop the imaginary part (and print a warning): not a number we give.
+    for kind in [tch::Kind::ComplexFloat, tch::Kind::Bool] {
+        match m.distance(t.to_kind(kind), &t) {
+            Err(e @ LpipsError::InputKind { .. }) => {
+                assert!(e.to_string().contains("real numbers"), "{e}")
+            }
+            other => panic!("{kind:?}: expected InputKind, got {other:?}"),
+        }
+    }
+    let empty = Array3::<f32>::zeros((0, 40, 3));
+    let some = Array3::<f32>::zeros((40, 40, 3));
+    for (x, y) in [(empty.view(), some.view()), (some.view(), empty.view())] {
+        assert!(matches!(
+            m.distance(
+                Hwc(x, InputRange::MinusOneToOne),
+                Hwc(y, InputRange::MinusOneToOne)
+            ),
+            Err(LpipsError::TooSmall { .. })
+        ));
+    }
+    let zero_wide = t.narrow(3, 0, 0);
+    assert!(matches!(
+        m.distance(&zero_wide, &zero_wide),
+        Err(LpipsError::TooSmall { width: 0, .. })
+    ));
+}

@@ -84,3 +84,36 @@ fn masked_maps_are_nan_outside_the_mask() {
     }
     assert!(w.iter().any(|&v| v == 0.0) && w.iter().any(|&v| v > 0.0));
 }
+
+/// Only the weights' ratios count: weights of any scale, subnormal to `f32::MAX`, give
+/// the distance that weights of that shape at ordinary scale give.
+#[test]
+fn weights_of_any_scale_count_by_their_ratios() {
+    let m = model(Net::Squeeze, lpips::Lin::V0_1);
+    let (a, b) = (harness_file("squeeze_a.png"), harness_file("squeeze_b.png"));
+    let (w, h) = image::image_dimensions(&a).unwrap();
+    let (h, w) = (h as usize, w as usize);
+    let plain = m.distance(&a, &b).unwrap();
+    for scale in [f32::from_bits(1), 1e-30, 3e37, f32::MAX] {
+        let got = m
+            .distance_weighted(&a, &b, &Array2::from_elem((h, w), scale))
+            .unwrap_or_else(|e| panic!("uniform weights {scale:e}: {e}"));
+        assert_close_slice(&[got], &[plain], &format!("uniform weights {scale:e}"));
+    }
+    let mask = lpips::load_mask(harness_file("squeeze_mask8.png")).unwrap();
+    let want = m.distance_weighted(&a, &b, &mask).unwrap();
+    let tiny = mask.mapv(|v| v * 2f32.powi(-100));
+    let got = m.distance_weighted(&a, &b, &tiny).unwrap();
+    assert_close_slice(&[got], &[want], "mask scaled by 2^-100");
+    // One pixel only, with the smallest weight there is: that pixel's weight is all.
+    let mut one = Array2::<f32>::zeros((h, w));
+    one[[h / 2, w / 3]] = 1.0;
+    let want = m.distance_weighted(&a, &b, &one).unwrap();
+    one[[h / 2, w / 3]] = f32::from_bits(1);
+    let got = m.distance_weighted(&a, &b, &one).unwrap();
+    assert_close_slice(
+        &[got],
+        &[want],
+        "one pixel of the smallest subnormal weight",
+    );
+}

@@ -33,3 +33,49 @@ fn four_threads_get_single_thread_results() {
         }
     }
 }
+
+/// `lpips::workers::with_workers`: the caller's libtorch thread count is kept, a
+/// worker's panic comes back with its own message, absurd counts are errors.
+#[test]
+fn workers_keep_the_thread_count_and_report_failures() {
+    let model = common::model(Net::Squeeze, Lin::V0_1);
+    let before = lpips::tch::get_num_threads();
+    let doubled = lpips::workers::with_workers(
+        &model,
+        usize::try_from(before).unwrap() + 1,
+        |_, x: i32| 2 * x,
+        |w| w.run(vec![1, 2]),
+    )
+    .unwrap();
+    assert_eq!(doubled, Some(vec![2, 4]));
+    assert_eq!(lpips::tch::get_num_threads(), before, "thread count kept");
+
+    for threads in [lpips::workers::MAX_WORKERS + 1, usize::MAX] {
+        match lpips::workers::with_workers(&model, threads, |_, (): ()| (), |_| ()) {
+            Err(e @ lpips::LpipsError::Workers { .. }) => {
+                assert!(e.to_string().contains("at most"), "{e}")
+            }
+            other => panic!("{threads} workers: {other:?}"),
+        }
+    }
+
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lpips::workers::with_workers(
+            &model,
+            2,
+            |_, (): ()| -> () { panic!("the job says no") },
+            |w| w.run(vec![()]),
+        )
+    }));
+    let payload = caught.expect_err("the worker's panic is raised again");
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned());
+    assert_eq!(message.as_deref(), Some("the job says no"));
+    assert_eq!(
+        lpips::tch::get_num_threads(),
+        before,
+        "kept after a panic too"
+    );
+}

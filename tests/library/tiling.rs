@@ -164,3 +164,45 @@ fn features_under_a_budget_compare_as_one_pass() {
         Err(LpipsError::MemoryMismatch)
     ));
 }
+
+/// Sizes and tile settings at the ends of `i64` are errors or clamps, never an
+/// arithmetic overflow (a panic in debug builds, a wrong plan in release).
+#[test]
+fn extreme_sizes_and_tiles_are_errors_or_clamped() {
+    let (a, b) = (images(3, 1, 64, 48), images(4, 1, 64, 48));
+    let whole = model(Net::Alex, Lin::V0_1, None).distance(&a, &b).unwrap();
+    for core in [i64::MAX, i64::MIN, 0] {
+        let got = model(Net::Alex, Lin::V0_1, Some(core))
+            .distance(&a, &b)
+            .unwrap();
+        assert_close_slice(&[got], &[whole], &format!("tile({core})"));
+    }
+    let m = Lpips::builder()
+        .net(Net::Vgg)
+        .trunk_file(oracle_file("trunk_vgg.safetensors"))
+        .max_memory(1 << 30)
+        .build()
+        .unwrap();
+    for (n, h, w) in [
+        (1, i64::MAX, i64::MAX),
+        (i64::MAX, 1000, 1000),
+        (1 << 40, 1 << 20, 1 << 20),
+    ] {
+        assert!(
+            matches!(
+                m.tile_size(n, h, w, true),
+                Err(LpipsError::MemoryBudget { .. })
+            ),
+            "{n} x {h} x {w}"
+        );
+    }
+    for (n, h, w) in [(0, 64, 64), (1, i64::MIN, 5), (1, 64, -1)] {
+        assert!(
+            matches!(
+                m.tile_size(n, h, w, false),
+                Err(LpipsError::BadShape { .. })
+            ),
+            "{n} x {h} x {w}"
+        );
+    }
+}

@@ -70,10 +70,21 @@ pub enum ListFormat {
     Jsonl,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SpatialFormat {
     Png,
     Npy,
+}
+
+impl SpatialFormat {
+    /// The file pair `index`'s map is written to in `dir`.
+    pub(super) fn path(self, dir: &std::path::Path, index: usize) -> std::path::PathBuf {
+        match self {
+            SpatialFormat::Png => dir.join(format!("pair_{index:06}.png")),
+            SpatialFormat::Npy => dir.join(format!("pair_{index:06}.npy")),
+        }
+    }
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {

@@ -67,6 +67,7 @@ pub fn run(mode: Mode, mut args: FolderArgs) -> Result<(), String> {
     if let Some((i, n)) = args.shard {
         jobs.retain(|j| j.index % n == i - 1);
     }
+    refuse_overwriting_inputs(&args, &images, &jobs)?;
 
     // Finished rows: those of an interrupted run first (kept if they hold a distance),
     // then each new one, also appended to the partial file as it comes.
@@ -80,9 +81,15 @@ pub fn run(mode: Mode, mut args: FolderArgs) -> Result<(), String> {
                 "variant": args.model.variant,
                 "lin": args.model.lin,
                 "trunk": args.model.trunk,
+                "model": args.model.model,
+                "python_env": args.model.python_env,
+                "mask": args.measure.mask,
+                "pixel_range": args.measure.pixel_range,
+                "map_mean": args.measure.map_mean,
                 "shard": args.shard.map(|(i, n)| format!("{i}/{n}")),
                 "pairs": total,
                 "spatial_dir": args.spatial_dir,
+                "spatial_format": args.spatial_dir.as_ref().map(|_| args.spatial_format),
             });
             let (partial, earlier) = Partial::open(out, &header, args.resume)?;
             let by_index: BTreeMap<usize, &Job> = jobs.iter().map(|j| (j.index, j)).collect();
@@ -183,6 +190,36 @@ pub fn run(mode: Mode, mut args: FolderArgs) -> Result<(), String> {
             "{failed} of {} pairs failed (listed above)",
             rows.len()
         ));
+    }
+    Ok(())
+}
+
+/// Refuses a run whose `--out` or maps would replace one of the images or masks it reads.
+fn refuse_overwriting_inputs(
+    args: &FolderArgs,
+    images: &[PathBuf],
+    jobs: &[Job],
+) -> Result<(), String> {
+    let masks: Vec<PathBuf> = jobs
+        .iter()
+        .filter_map(|j| args.measure.mask_for_pair(&images[j.a], &images[j.b]))
+        .collect();
+    let inputs = crate::outputs::Inputs::new(images.iter().chain(&masks).map(PathBuf::as_path));
+    if let Some(out) = &args.out {
+        inputs.refuse("--out", out)?;
+    }
+    if let Some(dir) = &args.spatial_dir {
+        for job in jobs {
+            let map = args.spatial_format.path(dir, job.index);
+            if let Some(input) = inputs.replaced_by(&map) {
+                return Err(format!(
+                    "--spatial-dir {}: the map {} would replace the input {}",
+                    dir.display(),
+                    map.display(),
+                    input.display()
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -223,6 +223,7 @@ pub(super) fn measure(
             |m, share: Vec<Tensor>| catch(|| features(m, &share)).and_then(|r| r),
             |workers| run(Some(workers)),
         )
+        .map_err(|e| e.to_string())?
     } else {
         run(None)
     }?;
@@ -453,10 +454,7 @@ impl State<'_> {
         if let Some(weights) = weights {
             lpips::mask_map(&mut map, weights).map_err(err)?;
         }
-        let path = match self.args.spatial_format {
-            SpatialFormat::Png => dir.join(format!("pair_{index:06}.png")),
-            SpatialFormat::Npy => dir.join(format!("pair_{index:06}.npy")),
-        };
+        let path = self.args.spatial_format.path(dir, index);
         let written = match self.args.spatial_format {
             SpatialFormat::Png => lpips::write_heatmap(&path, &map, None).map(|_| ()),
             SpatialFormat::Npy => lpips::write_npy(&path, &map),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::child::{self, GUARD, lpips};
-use crate::common::oracle_file;
+use crate::common::{oracle_dir, oracle_file};
 
 fn two_images(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -220,4 +220,117 @@ fn stdout_closed_or_full_and_absurd_counts() {
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains("1..=4096"), "{}", out.stderr);
     }
+}
+
+/// The bytes of every file under `dir`, by path, to show nothing was replaced.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn outputs_never_replace_the_inputs() {
+    let t = tempfile::tempdir().unwrap();
+    let (d0, d1) = (t.path().join("d0"), t.path().join("d1"));
+    two_images(&d0);
+    two_images(&d1);
+    // A map's name among the inputs, and a mask that is also an output target.
+    std::fs::copy(oracle_file("img_alex_0.png"), d0.join("pair_000000.png")).unwrap();
+    std::fs::copy(oracle_file("img_alex_1.png"), d1.join("pair_000000.png")).unwrap();
+    let mask = t.path().join("mask.png");
+    std::fs::copy(oracle_dir().join("harness/alex_mask8.png"), &mask).unwrap();
+    std::os::unix::fs::symlink(d0.join("a.png"), t.path().join("link.png")).unwrap();
+    std::fs::hard_link(d0.join("b.png"), t.path().join("hard.png")).unwrap();
+    let before = (snapshot(&d0), snapshot(&d1), std::fs::read(&mask).unwrap());
+    let trunk = oracle_file("trunk_alex.safetensors");
+
+    let compare = |out: &Path, with_mask: bool| {
+        let mut cmd = lpips();
+        cmd.arg("compare")
+            .arg(d0.join("a.png"))
+            .arg(d0.join("b.png"))
+            .arg("--trunk")
+            .arg(&trunk)
+            .arg("--spatial-out")
+            .arg(out);
+        if with_mask {
+            cmd.arg("--mask").arg(&mask);
+        }
+        child::run(&mut cmd, GUARD, "compare")
+    };
+    let a = d0.join("a.png").display().to_string();
+    let b = d0.join("b.png").display().to_string();
+    assert_error(&compare(&d0.join("a.png"), false), &["--spatial-out", &a]);
+    assert_error(
+        &compare(&t.path().join("link.png"), false),
+        &["link.png", &a],
+    );
+    assert_error(
+        &compare(&t.path().join("hard.png"), false),
+        &["hard.png", &b],
+    );
+    assert_error(&compare(&mask, true), &["--spatial-out", "mask.png"]);
+
+    let dirs = |extra: &[&std::ffi::OsStr]| {
+        let mut cmd = lpips();
+        cmd.arg("dirs")
+            .arg(&d0)
+            .arg(&d1)
+            .arg("--trunk")
+            .arg(&trunk)
+            .arg("-q")
+            .args(extra);
+        child::run(&mut cmd, GUARD, "dirs")
+    };
+    let out = dirs(&["--out".as_ref(), d1.join("b.png").as_os_str()]);
+    assert_error(&out, &["--out", "is the input", "b.png"]);
+    let out = dirs(&["--spatial-dir".as_ref(), d0.as_os_str()]);
+    assert_error(&out, &["--spatial-dir", "pair_000000.png", "would replace"]);
+    let out = dirs(&[
+        "--mask".as_ref(),
+        mask.as_os_str(),
+        "--out".as_ref(),
+        mask.as_os_str(),
+    ]);
+    assert_error(&out, &["--out", "mask.png"]);
+    assert_eq!(
+        (snapshot(&d0), snapshot(&d1), std::fs::read(&mask).unwrap()),
+        before,
+        "an input was changed"
+    );
+    // Not an input: measured as usual.
+    let out = dirs(&["--out".as_ref(), t.path().join("r.csv").as_os_str()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+#[test]
+fn compare_takes_one_mask_file_not_a_folder() {
+    let t = tempfile::tempdir().unwrap();
+    two_images(t.path());
+    // With absolute image paths, a folder joined with the image's path is the image:
+    // this once measured with the image as its own mask.
+    let masks = t.path().join("masks");
+    std::fs::create_dir(&masks).unwrap();
+    let out = child::run(
+        lpips()
+            .arg("compare")
+            .arg(t.path().join("a.png"))
+            .arg(t.path().join("b.png"))
+            .arg("--trunk")
+            .arg(oracle_file("trunk_alex.safetensors"))
+            .arg("--mask")
+            .arg(&masks),
+        GUARD,
+        "compare",
+    );
+    assert_error(&out, &["--mask", "is a folder", "one mask file"]);
 }

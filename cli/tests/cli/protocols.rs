@@ -169,6 +169,37 @@ fn dirs_with_a_mask_folder() {
             &format!("dirs {n} mask8"),
         );
     }
+    // A FIFO where a mask should be: that pair's error row naming it so (not "no
+    // mask"), opened without blocking; the other pair is measured.
+    let fifo = masks.join("alex.png");
+    std::fs::remove_file(&fifo).unwrap();
+    let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
+    let mut cmd = dirs(Net::Vgg, &d0, &d1);
+    cmd.arg("--mask")
+        .arg(&masks)
+        .args(["--format", "jsonl", "--quiet"])
+        .timeout(std::time::Duration::from_secs(300));
+    let out = cmd.assert().code(1);
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        if row["img0"].as_str().unwrap().ends_with("alex.png") {
+            let error = row["error"].as_str().unwrap();
+            assert!(error.contains("FIFO"), "{error}");
+        } else {
+            close(
+                row["distance"].as_f64().unwrap(),
+                harness("vgg/v0.1/mask8"),
+                "the other pair",
+            );
+        }
+    }
 }
 
 /// Per-frame video LPIPS: a folder of frames per video, `dirs --map-mean`; the summary's
@@ -248,4 +279,24 @@ fn max_memory_gives_the_one_pass_results() {
     let out = cmd.assert().failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(err.contains("--max-memory"), "{err}");
+    // Enough for the distance (in tiles) but not for the map: refused before the
+    // distance is computed (on a large image that took minutes), no map written.
+    let map = t.path().join("map.npy");
+    let mut cmd = Command::cargo_bin("lpips").unwrap();
+    cmd.env("LPIPS_OFFLINE", "1")
+        .arg("compare")
+        .arg(d0.join("p.png"))
+        .arg(d1.join("p.png"))
+        .args(["--max-memory", "9.5M", "--trunk"])
+        .arg(oracle_file("trunk_alex.safetensors"));
+    let got: f64 = stdout(&mut cmd).trim().parse().unwrap();
+    close(got, whole, "compare --max-memory 9.5M");
+    let out = cmd.arg("--spatial-out").arg(&map).assert().failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(
+        err.contains("needs at least") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(out.get_output().stdout.is_empty(), "no distance printed");
+    assert!(!map.exists());
 }

@@ -188,3 +188,47 @@ fn interrupted_runs_resume_to_the_uninterrupted_output() {
     assert!(got.iter().all(|r| r["index"].as_u64().unwrap() % 3 == 1));
     assert_same_rows(&got, &rows(&shard_whole));
 }
+
+/// A resume measures the missing pairs the way the kept ones were measured, or not at
+/// all: every setting that changes the numbers is part of the run's identity.
+#[test]
+fn a_resume_with_other_measuring_settings_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    forty_pairs(t.path());
+    let out = t.path().join("out.jsonl");
+    let partial = t.path().join("out.jsonl.partial.jsonl");
+    let maps = t.path().join("maps");
+    let maps = maps.to_str().unwrap();
+    interrupt(
+        &mut command(t.path(), &out, &["--spatial-dir", maps]),
+        &partial,
+        2,
+        libc::SIGKILL,
+    );
+    let mask = oracle_file("img_alex_grey.png");
+    let mask = mask.to_str().unwrap();
+    for other in [
+        &["--pixel-range", "zero-to-one"][..],
+        &["--map-mean"],
+        &["--mask", mask],
+        &["--lin", "none"],
+        &["--spatial-format", "npy"],
+    ] {
+        let mut args = vec!["--resume", "--spatial-dir", maps];
+        args.extend_from_slice(other);
+        let refused = child::run(&mut command(t.path(), &out, &args), GUARD, "other settings");
+        assert_eq!(refused.code, Some(1), "{other:?}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains("another run"),
+            "{other:?}: {}",
+            refused.stderr
+        );
+    }
+    let resumed = child::run(
+        &mut command(t.path(), &out, &["--resume", "--spatial-dir", maps]),
+        GUARD,
+        "same settings",
+    );
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    assert_eq!(rows(&out).len(), 40);
+}

@@ -21,6 +21,16 @@ fn model(net: Net, lin: Lin, tile: Option<i64>) -> Lpips {
     .unwrap()
 }
 
+/// A model of `net` whose tiles are chosen to fit in `bytes`.
+fn model_within(net: Net, bytes: u64) -> Lpips {
+    Lpips::builder()
+        .net(net)
+        .trunk_file(oracle_file(&format!("trunk_{}.safetensors", net.name())))
+        .max_memory(bytes)
+        .build()
+        .unwrap()
+}
+
 /// Smooth random images with texture, in [-1, 1], `n x 3 x h x w`.
 fn images(seed: i64, n: i64, h: i64, w: i64) -> Tensor {
     tch::manual_seed(seed);
@@ -93,12 +103,7 @@ fn squeeze_tiled_equals_one_pass() {
 fn max_memory_tiles_batches_and_refuses_what_cannot_fit() {
     let (a, b) = (images(5, 2, 257, 263), images(6, 2, 257, 263));
     let whole = model(Net::Alex, Lin::V0_1, None).distances(&a, &b).unwrap();
-    let budgeted = Lpips::builder()
-        .net(Net::Alex)
-        .trunk_file(oracle_file("trunk_alex.safetensors"))
-        .max_memory(24 << 20)
-        .build()
-        .unwrap();
+    let budgeted = model_within(Net::Alex, 24 << 20);
     assert!(budgeted.tile_size(2, 257, 263, false).unwrap().is_some());
     let got = budgeted.distances(&a, &b).unwrap();
     assert_close_slice(&got, &whole, "alex batch under 24 MiB");
@@ -109,12 +114,7 @@ fn max_memory_tiles_batches_and_refuses_what_cannot_fit() {
         .unwrap();
     let got = budgeted.distances(&a, &one).unwrap();
     assert_close_slice(&got, &whole, "alex one against two under 24 MiB");
-    let tiny = Lpips::builder()
-        .net(Net::Alex)
-        .trunk_file(oracle_file("trunk_alex.safetensors"))
-        .max_memory(1 << 20)
-        .build()
-        .unwrap();
+    let tiny = model_within(Net::Alex, 1 << 20);
     match tiny.distances(&a, &b) {
         Err(e @ LpipsError::MemoryBudget { .. }) => {
             assert!(e.to_string().contains("max_memory"), "{e}")
@@ -129,12 +129,7 @@ fn max_memory_tiles_batches_and_refuses_what_cannot_fit() {
 fn features_under_a_budget_compare_as_one_pass() {
     let (a, b) = (images(7, 1, 257, 263), images(8, 1, 257, 263));
     let one = model(Net::Alex, Lin::V0_1, None);
-    let budgeted = Lpips::builder()
-        .net(Net::Alex)
-        .trunk_file(oracle_file("trunk_alex.safetensors"))
-        .max_memory(12 << 20)
-        .build()
-        .unwrap();
+    let budgeted = model_within(Net::Alex, 12 << 20);
     assert!(budgeted.tile_size(1, 257, 263, false).unwrap().is_some());
     let (fa, fb) = (
         budgeted.features(&a).unwrap(),
@@ -177,12 +172,7 @@ fn extreme_sizes_and_tiles_are_errors_or_clamped() {
             .unwrap();
         assert_close_slice(&[got], &[whole], &format!("tile({core})"));
     }
-    let m = Lpips::builder()
-        .net(Net::Vgg)
-        .trunk_file(oracle_file("trunk_vgg.safetensors"))
-        .max_memory(1 << 30)
-        .build()
-        .unwrap();
+    let m = model_within(Net::Vgg, 1 << 30);
     for (n, h, w) in [
         (1, i64::MAX, i64::MAX),
         (i64::MAX, 1000, 1000),

@@ -200,7 +200,8 @@ fn refuse_overwriting_inputs(
     images: &[PathBuf],
     jobs: &[Job],
 ) -> Result<(), String> {
-    let masks: Vec<PathBuf> = jobs
+    // One mask file for every pair is looked at once, not once per pair.
+    let masks: std::collections::BTreeSet<PathBuf> = jobs
         .iter()
         .filter_map(|j| args.measure.mask_for_pair(&images[j.a], &images[j.b]))
         .collect();

@@ -254,41 +254,33 @@ fn max_memory_gives_the_one_pass_results() {
         let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         v["distance"].as_f64().unwrap()
     };
+    let compare_under = |max_memory: &str| {
+        let mut cmd = Command::cargo_bin("lpips").unwrap();
+        cmd.env("LPIPS_OFFLINE", "1")
+            .arg("compare")
+            .arg(d0.join("p.png"))
+            .arg(d1.join("p.png"))
+            .args(["--max-memory", max_memory, "--trunk"])
+            .arg(oracle_file("trunk_alex.safetensors"));
+        cmd
+    };
     let whole = row(&[]);
     close(
         row(&["--max-memory", "24M"]),
         whole,
         "dirs --max-memory 24M",
     );
-    let mut cmd = Command::cargo_bin("lpips").unwrap();
-    cmd.env("LPIPS_OFFLINE", "1")
-        .arg("compare")
-        .arg(d0.join("p.png"))
-        .arg(d1.join("p.png"))
-        .args(["--max-memory", "24M", "--trunk"])
-        .arg(oracle_file("trunk_alex.safetensors"));
+    let mut cmd = compare_under("24M");
     let got: f64 = stdout(&mut cmd).trim().parse().unwrap();
     close(got, whole, "compare --max-memory 24M");
-    let mut cmd = Command::cargo_bin("lpips").unwrap();
-    cmd.env("LPIPS_OFFLINE", "1")
-        .arg("compare")
-        .arg(d0.join("p.png"))
-        .arg(d1.join("p.png"))
-        .args(["--max-memory", "1M", "--trunk"])
-        .arg(oracle_file("trunk_alex.safetensors"));
+    let mut cmd = compare_under("1M");
     let out = cmd.assert().failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(err.contains("--max-memory"), "{err}");
     // Enough for the distance (in tiles) but not for the map: refused before the
     // distance is computed (on a large image that took minutes), no map written.
     let map = t.path().join("map.npy");
-    let mut cmd = Command::cargo_bin("lpips").unwrap();
-    cmd.env("LPIPS_OFFLINE", "1")
-        .arg("compare")
-        .arg(d0.join("p.png"))
-        .arg(d1.join("p.png"))
-        .args(["--max-memory", "9.5M", "--trunk"])
-        .arg(oracle_file("trunk_alex.safetensors"));
+    let mut cmd = compare_under("9.5M");
     let got: f64 = stdout(&mut cmd).trim().parse().unwrap();
     close(got, whole, "compare --max-memory 9.5M");
     let out = cmd.arg("--spatial-out").arg(&map).assert().failure();

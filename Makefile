@@ -27,7 +27,7 @@ oracle:
 # of their own (as torchvision's file name, converted to safetensors).
 DOC_TORCH_HOME := target/doc-torch-home
 
-test: oracle
+test: oracle lint
 	mkdir -p $(DOC_TORCH_HOME)/hub/checkpoints && \
 	  cp tests/oracle/trunk_alex.safetensors $(DOC_TORCH_HOME)/hub/checkpoints/alexnet-owt-7be5be79.safetensors
 	$(ENV) cargo test --workspace --all-targets && \

@@ -255,6 +255,28 @@ pub enum LpipsError {
         /// Why.
         source: std::io::Error,
     },
+    /// An allocation that grows with an input (an image's pixels, a file's bytes) was
+    /// refused: the input is too large for the memory left. The process goes on.
+    #[error("{what}: not enough memory ({bytes} bytes could not be allocated)")]
+    OutOfMemory {
+        /// What needed the memory (e.g. the image file).
+        what: String,
+        /// How much was asked for.
+        bytes: u64,
+    },
+    /// An output path names a file the same call reads (by identity: the same name, a
+    /// hard link or a symlink to it).
+    #[error(
+        "{}: is the input {}; writing there would replace it",
+        output.display(),
+        input.display()
+    )]
+    OutputIsInput {
+        /// The output path.
+        output: PathBuf,
+        /// The input it is.
+        input: PathBuf,
+    },
     /// A path given as a file is a folder, FIFO, socket or device.
     #[error("{}: is {kind}, not a regular file", path.display())]
     NotAFile {

@@ -27,7 +27,7 @@ pub fn open_regular(path: &Path) -> Result<File> {
     if !meta.is_file() {
         return Err(LpipsError::NotAFile {
             path: path.to_path_buf(),
-            kind: file_kind(&meta),
+            kind: kind_of(&meta),
         });
     }
     #[cfg(unix)]
@@ -46,8 +46,8 @@ pub fn open_regular(path: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// What a non-regular file is, for error messages.
-fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+/// What a file is, in words for messages ("a folder", "a FIFO (named pipe)", "a device").
+pub fn kind_of(meta: &std::fs::Metadata) -> &'static str {
     let ft = meta.file_type();
     if ft.is_dir() {
         return "a folder";
@@ -68,6 +68,22 @@ fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     "not a regular file"
 }
 
+/// Whether two paths name the same existing file (device and inode, through symlinks).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
+    }
+}
+
 /// Maps a regular file read-only.
 pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap> {
     let file = open_regular(path)?;
@@ -77,9 +93,19 @@ pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap> {
 }
 
 /// The file a write to `path` should replace: `path` itself, or, when it is a symlink,
-/// the file it points to (so that the link stays a link).
-fn write_target(path: &Path) -> PathBuf {
-    match std::fs::symlink_metadata(path) {
+/// the file it points to (so that the link stays a link). Only a regular file is ever
+/// replaced: renaming over a device (`/dev/null`), FIFO, socket or folder would put a
+/// regular file in its place, so such a target is refused.
+fn write_target(path: &Path) -> Result<PathBuf> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(LpipsError::NotAFile {
+                path: path.to_path_buf(),
+                kind: kind_of(&meta),
+            });
+        }
+    }
+    Ok(match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
             std::fs::canonicalize(path).unwrap_or_else(|_| match std::fs::read_link(path) {
                 Ok(target) if target.is_absolute() => target,
@@ -88,7 +114,7 @@ fn write_target(path: &Path) -> PathBuf {
             })
         }
         _ => path.to_path_buf(),
-    }
+    })
 }
 
 /// The folder a file is written into (`.` for a bare name).
@@ -120,7 +146,7 @@ pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<()> {
-    let target = write_target(path);
+    let target = write_target(path)?;
     let mut tmp = temporary_beside(&target)?;
     write(tmp.as_file_mut())
         .and_then(|()| tmp.as_file_mut().flush())
@@ -137,7 +163,7 @@ pub(crate) fn write_atomic_path(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
-    let target = write_target(path);
+    let target = write_target(path)?;
     let tmp = temporary_beside(&target)?;
     write(tmp.path())?;
     tmp.as_file()

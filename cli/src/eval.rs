@@ -92,6 +92,10 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
     };
     // The output path and every folder are checked before any model is built or any
     // score computed.
+    let mut args = args;
+    if args.out.as_deref().is_some_and(crate::outputs::is_stdout) {
+        args.out = None;
+    }
     if let Some(out) = &args.out {
         crate::outputs::check_file("--out", out)?;
     }
@@ -106,6 +110,16 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
     if let Some(limit) = args.limit {
         two_afc.iter_mut().for_each(|s| s.truncate(limit));
         jnd.iter_mut().for_each(|s| s.truncate(limit));
+    }
+    if let Some(out) = &args.out {
+        let files = two_afc
+            .iter()
+            .flat_map(|s| [&s.refs, &s.p0, &s.p1, &s.judges])
+            .chain(jnd.iter().flat_map(|s| [&s.p0, &s.p1, &s.sames]))
+            .flatten();
+        crate::outputs::Inputs::new(files.map(PathBuf::as_path))
+            .with_model(&args.model)
+            .refuse("--out", out)?;
     }
     let total: usize =
         two_afc.iter().map(|s| s.len()).sum::<usize>() + jnd.iter().map(|s| s.len()).sum::<usize>();

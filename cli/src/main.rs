@@ -167,6 +167,33 @@ impl ModelArgs {
         lpips::parse_device(&self.device).map_err(|e| e.to_string())
     }
 
+    /// The weight files the model is read from, where they exist: the trunk, heads and
+    /// whole-model files named on the command line, else the hub cache's (or the Python
+    /// environment's) file that the library would take. No output may replace them.
+    pub(crate) fn input_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = [&self.trunk, &self.model]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if let LinArg::File(path) = &self.lin {
+            files.push(path.clone());
+        }
+        if self.trunk.is_none() && self.model.is_none() {
+            match lpips::weights::PublishedModel::of(self.net, self.variant) {
+                Some(published) => {
+                    let env = self.python_env.clone().or_else(|| {
+                        std::env::var_os(lpips::weights::STLPIPS_PYTHON_ENV).map(PathBuf::from)
+                    });
+                    files.extend(env.and_then(|env| published.in_python_env(&env).ok()));
+                    files.extend(published.cache_path());
+                }
+                None => files.extend(lpips::weights::find_cached(self.net).ok()),
+            }
+        }
+        files
+    }
+
     /// The model: trunk from the given file, else the usual resolution.
     pub(crate) fn build(&self) -> Result<Lpips, String> {
         self.builder()?.build().map_err(cli_error)
@@ -315,12 +342,13 @@ fn spatial_kind(path: &std::path::Path) -> Result<SpatialKind, String> {
 fn compare(args: CompareArgs) -> Result<(), String> {
     let spatial = args.spatial_out.as_deref().map(spatial_kind).transpose()?;
     if let Some(path) = &args.spatial_out {
-        outputs::check_file("--spatial-out", path)?;
         let inputs = [&args.img0, &args.img1]
             .into_iter()
             .chain(&args.measure.mask)
             .map(PathBuf::as_path);
-        outputs::Inputs::new(inputs).refuse("--spatial-out", path)?;
+        outputs::Inputs::new(inputs)
+            .with_model(&args.model)
+            .check_file("--spatial-out", path)?;
     }
     args.model.device()?;
     // The reference's pixels: 16-bit files reduced to 8 bits as OpenCV does.

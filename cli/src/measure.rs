@@ -20,9 +20,12 @@ pub(crate) struct MeasureArgs {
     /// use 3D Gaussian Splatting's metrics.py / lpipsPyTorch).
     #[arg(long, default_value = "minus-one-to-one", value_parser = parse_feed)]
     pub(crate) pixel_range: FeedRange,
-    /// Memory allowed for one comparison, e.g. 2G, 500M (K/M/G: powers of 1024); larger
-    /// images are evaluated in tiles with the same result. Default: 90% of what the
-    /// machine has available (MemAvailable) at start.
+    /// Memory allowed for one comparison's tensors, e.g. 2G, 500M (K/M/G: powers of
+    /// 1024); larger images are evaluated in tiles with the same result. Default: 90% of
+    /// what the machine has available (MemAvailable) at start. Not the process's peak:
+    /// the process itself adds about 0.5 GB (alex, squeeze) to 0.65 GB (vgg) for
+    /// libtorch, the weights and the decoded images, so under a container limit of L
+    /// pass about L minus 0.7G.
     #[arg(long, value_parser = parse_size)]
     pub(crate) max_memory: Option<u64>,
     /// Report the mean of the spatial (upsampled) map instead of the distance: per-frame

@@ -37,13 +37,31 @@ fn probe(flag: &str, shown: &Path, dir: &Path) -> Result<(), String> {
         })
 }
 
+/// Whether an output path names standard output: `-` or `/dev/stdout`, the two spellings
+/// the output flags accept for it.
+pub(crate) fn is_stdout(path: &Path) -> bool {
+    path == Path::new("-") || path == Path::new("/dev/stdout")
+}
+
 /// Checks that a file can be written (atomically: a new file beside it, renamed over it)
-/// at `path`, the value of `flag`.
+/// at `path`, the value of `flag`. Only a regular file is ever replaced: a device (e.g.
+/// `/dev/null`), FIFO or socket there is refused, since the rename would put a regular
+/// file in its place.
 pub(crate) fn check_file(flag: &str, path: &Path) -> Result<(), String> {
-    let target = resolved(path);
-    if target.is_dir() {
-        return Err(format!("{flag} {}: is a folder", path.display()));
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.is_dir() {
+            return Err(format!("{flag} {}: is a folder", path.display()));
+        }
+        if !meta.is_file() {
+            return Err(format!(
+                "{flag} {}: is {}, not a regular file; outputs only replace regular files \
+                 (`{flag} -` writes to standard output)",
+                path.display(),
+                lpips::files::kind_of(&meta)
+            ));
+        }
     }
+    let target = resolved(path);
     let dir = parent_dir(&target);
     if !dir.is_dir() {
         return Err(format!(
@@ -84,6 +102,23 @@ impl Inputs {
                 .filter_map(|p| file_id(p).map(|id| (id, p.to_path_buf())))
                 .collect(),
         )
+    }
+
+    /// These inputs and the files the model reads (trunk, heads, whole model).
+    pub(crate) fn with_model(mut self, model: &crate::ModelArgs) -> Inputs {
+        for p in model.input_files() {
+            if let Some(id) = file_id(&p) {
+                self.0.entry(id).or_insert(p);
+            }
+        }
+        self
+    }
+
+    /// [`check_file`], then [`Inputs::refuse`]: everything an output file must pass
+    /// before any work.
+    pub(crate) fn check_file(&self, flag: &str, out: &Path) -> Result<(), String> {
+        check_file(flag, out)?;
+        self.refuse(flag, out)
     }
 
     /// The input that writing `out` would replace, if any.

@@ -63,45 +63,59 @@ extern "C" fn on_signal_during_download(signal: libc::c_int) {
     }
 }
 
-/// While a download runs: Ctrl-C or SIGTERM removes its temporary file (its name holds
-/// this process's id: `.lpips-download-<pid>-*` in `dir`) and ends the process, so an
-/// interrupted download leaves nothing behind.
-pub(crate) fn guard_download(dir: &std::path::Path) {
-    let prefix = format!(".lpips-download-{}-", std::process::id());
-    let temporary = std::fs::read_dir(dir).ok().and_then(|entries| {
-        entries
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .map(|e| e.path())
-    });
-    let Some(temporary) = temporary else { return };
+/// The signal actions a download guard replaced, restored when the download ends.
+static BEFORE_DOWNLOAD: std::sync::Mutex<Option<[libc::sigaction; 2]>> =
+    std::sync::Mutex::new(None);
+
+/// While a download runs (from before it connects): Ctrl-C or SIGTERM removes its
+/// temporary file and ends the process at once with 128 + the signal, whatever the
+/// command did with signals before (a folder run's graceful stop would wait for the
+/// server), so an interrupted download leaves nothing behind.
+pub(crate) fn guard_download(temporary: &std::path::Path) {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(temporary.as_os_str().as_bytes()) else {
         return;
     };
-    DOWNLOAD_TEMPORARY.store(c.into_raw(), Ordering::SeqCst);
-    for signal in [libc::SIGINT, libc::SIGTERM] {
+    let old = DOWNLOAD_TEMPORARY.swap(c.into_raw(), Ordering::SeqCst);
+    if !old.is_null() {
+        // SAFETY: came from CString::into_raw; no handler can see it any more.
+        drop(unsafe { std::ffi::CString::from_raw(old) });
+    }
+    let mut saved = BEFORE_DOWNLOAD.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: a zeroed sigaction is a valid value to be overwritten.
+    let mut before: [libc::sigaction; 2] = unsafe { std::mem::zeroed() };
+    for (signal, before) in [libc::SIGINT, libc::SIGTERM].into_iter().zip(&mut before) {
         // SAFETY: the handler only calls async-signal-safe functions.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction =
                 on_signal_during_download as extern "C" fn(libc::c_int) as libc::sighandler_t;
             libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut());
+            libc::sigaction(signal, &action, before);
         }
     }
+    // A guard already in place keeps the actions from before the first one.
+    saved.get_or_insert(before);
 }
 
-/// The download ended (the library renamed or removed its temporary file): default
-/// signal actions again.
+/// The download ended (the library renamed or removed its temporary file): the signal
+/// actions from before it again.
 pub(crate) fn end_download_guard() {
-    let path = DOWNLOAD_TEMPORARY.swap(std::ptr::null_mut(), Ordering::SeqCst);
-    // SAFETY: restoring the default actions; `path` came from CString::into_raw.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
-        if !path.is_null() {
-            drop(std::ffi::CString::from_raw(path));
+    if let Some(before) = BEFORE_DOWNLOAD
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        for (signal, action) in [libc::SIGINT, libc::SIGTERM].into_iter().zip(&before) {
+            // SAFETY: restoring actions that sigaction(2) reported.
+            unsafe {
+                libc::sigaction(signal, action, std::ptr::null_mut());
+            }
         }
+    }
+    let path = DOWNLOAD_TEMPORARY.swap(std::ptr::null_mut(), Ordering::SeqCst);
+    if !path.is_null() {
+        // SAFETY: came from CString::into_raw; the handler no longer sees it.
+        drop(unsafe { std::ffi::CString::from_raw(path) });
     }
 }

@@ -22,8 +22,8 @@ pub(crate) fn progress_bar(len: u64, quiet: bool, template: &str) -> indicatif::
 pub(crate) fn download_bar() -> impl FnMut(Progress<'_>) + Send + 'static {
     let mut bar: Option<indicatif::ProgressBar> = None;
     move |event| match event {
+        Progress::Preparing { temporary, .. } => crate::signals::guard_download(temporary),
         Progress::Started { url, dest, total } => {
-            crate::signals::guard_download(dest.parent().unwrap_or(std::path::Path::new(".")));
             eprintln!("lpips: downloading {url}\n  to {}", dest.display());
             let b = progress_bar(
                 total.unwrap_or(0),
@@ -38,11 +38,11 @@ pub(crate) fn download_bar() -> impl FnMut(Progress<'_>) + Send + 'static {
             }
         }
         Progress::Finished => {
-            crate::signals::end_download_guard();
             if let Some(b) = bar.take() {
                 b.finish_and_clear();
             }
         }
+        Progress::Closed => crate::signals::end_download_guard(),
         _ => {}
     }
 }

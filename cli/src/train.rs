@@ -83,6 +83,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         data.iter_mut().for_each(|s| s.truncate(limit));
         val.iter_mut().for_each(|s| s.truncate(limit));
     }
+    refuse_overwriting_inputs(&args, &data, &val)?;
     let triplets: usize = data.iter().map(|s| s.len()).sum();
     if triplets == 0 {
         return Err("no training triplets selected: nothing to train".to_string());
@@ -223,4 +224,37 @@ fn check_same_recipe(args: &TrainArgs, c: &TrainConfig) -> Result<(), String> {
             conflicts.join(", ")
         ))
     }
+}
+
+/// Refuses a run whose checkpoints (`latest.safetensors`, `epoch_N.safetensors` in
+/// `--out`) would replace a file it reads: a BAPPS file or the trunk. The `--resume`
+/// checkpoint is the run being continued: `latest.safetensors` advances it on purpose.
+fn refuse_overwriting_inputs(
+    args: &TrainArgs,
+    data: &[bapps::TwoAfcSet],
+    val: &[bapps::TwoAfcSet],
+) -> Result<(), String> {
+    let files = data
+        .iter()
+        .chain(val)
+        .flat_map(|s| [&s.refs, &s.p0, &s.p1, &s.judges])
+        .flatten()
+        .chain(&args.trunk);
+    let inputs = crate::outputs::Inputs::new(files.map(PathBuf::as_path));
+    let named = std::fs::read_dir(&args.out)
+        .map_err(|e| format!("--out {}: {e}", args.out.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"));
+    for path in named.chain([args.out.join("latest.safetensors")]) {
+        if let Some(input) = inputs.replaced_by(&path) {
+            return Err(format!(
+                "--out {}: the checkpoint {} would replace the input {}",
+                args.out.display(),
+                path.display(),
+                input.display()
+            ));
+        }
+    }
+    Ok(())
 }

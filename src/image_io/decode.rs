@@ -28,6 +28,85 @@ pub(crate) enum DecodeError {
     Image(image::ImageError),
     /// libjpeg refused it, or found it damaged.
     Corrupt(String),
+    /// The memory for its pixels (this many bytes) could not be had.
+    OutOfMemory(u64),
+}
+
+/// A zero-filled buffer of `n` values, allocated fallibly: an image too large for the
+/// memory left is an error, never an abort of the process.
+pub(crate) fn zeroed<T: bytemuck::Zeroable + Clone>(n: usize) -> Result<Vec<T>, DecodeError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| DecodeError::OutOfMemory((n as u64).saturating_mul(size_of::<T>() as u64)))?;
+    v.resize(n, T::zeroed());
+    Ok(v)
+}
+
+/// Checks that `bytes` more can be allocated now, for a step whose allocation is the
+/// `image` crate's (a rotation by 90 degrees makes a new buffer): asked of the
+/// allocator and given back, so that a refusal is an error, not an abort.
+fn ensure_room(bytes: u64) -> Result<(), DecodeError> {
+    let n = usize::try_from(bytes).map_err(|_| DecodeError::OutOfMemory(bytes))?;
+    Vec::<u8>::new()
+        .try_reserve_exact(n)
+        .map_err(|_| DecodeError::OutOfMemory(bytes))
+}
+
+/// The pixels a decoder gives, in buffers allocated fallibly (what `image`'s
+/// `DynamicImage::from_decoder` does with an infallible allocation).
+fn read_pixels(decoder: impl ImageDecoder) -> Result<DynamicImage, DecodeError> {
+    use image::{ColorType, ImageBuffer};
+    fn samples<T: bytemuck::Pod>(decoder: impl ImageDecoder) -> Result<Vec<T>, DecodeError> {
+        let bytes = decoder.total_bytes();
+        let n = usize::try_from(bytes).map_err(|_| DecodeError::OutOfMemory(bytes))?;
+        let mut buf = zeroed::<T>(n / size_of::<T>())?;
+        decoder
+            .read_image(bytemuck::cast_slice_mut(&mut buf))
+            .map_err(DecodeError::Image)?;
+        Ok(buf)
+    }
+    let (w, h) = decoder.dimensions();
+    let image = match decoder.color_type() {
+        ColorType::L8 => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageLuma8)
+        }
+        ColorType::La8 => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageLumaA8)
+        }
+        ColorType::Rgb8 => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgb8)
+        }
+        ColorType::Rgba8 => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgba8)
+        }
+        ColorType::L16 => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageLuma16)
+        }
+        ColorType::La16 => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageLumaA16)
+        }
+        ColorType::Rgb16 => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgb16)
+        }
+        ColorType::Rgba16 => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgba16)
+        }
+        ColorType::Rgb32F => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgb32F)
+        }
+        ColorType::Rgba32F => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgba32F)
+        }
+        // A colour type added to `image` later.
+        _ => Some(DynamicImage::from_decoder(decoder).map_err(DecodeError::Image)?),
+    };
+    image.ok_or_else(|| {
+        DecodeError::Image(image::ImageError::Parameter(
+            image::error::ParameterError::from_kind(
+                image::error::ParameterErrorKind::DimensionMismatch,
+            ),
+        ))
+    })
 }
 
 /// The pixels, and libjpeg's warnings for a damaged file that was accepted.
@@ -64,16 +143,27 @@ pub(crate) fn decode(bytes: &[u8], options: DecodeOptions) -> Result<Decoded, De
                 ),
             )));
         }
-        let mut image = DynamicImage::from_decoder(decoder).map_err(DecodeError::Image)?;
+        let mut image = read_pixels(decoder)?;
         #[cfg(feature = "tiff")]
         if format == ImageFormat::Tiff {
             image = super::alpha::tiff_as_opencv(image, bytes);
         }
         (image, orientation, Vec::new())
     };
+    if matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    ) {
+        ensure_room(image.as_bytes().len() as u64)?;
+    }
     image.apply_orientation(orientation);
     if options.eight_bit {
-        image = super::depth::to_eight_bit(image, format);
+        let bytes = image.as_bytes().len() as u64 / 2;
+        image = super::depth::to_eight_bit(image, format)
+            .map_err(|_| DecodeError::OutOfMemory(bytes))?;
     }
     Ok(Decoded { image, warnings })
 }
@@ -91,7 +181,10 @@ fn decode_jpeg(
             max_pixels: MAX_BYTES / 3,
         },
     )
-    .map_err(DecodeError::Corrupt)?;
+    .map_err(|e| match e {
+        jpeg::JpegError::Corrupt(reason) => DecodeError::Corrupt(reason),
+        jpeg::JpegError::OutOfMemory(bytes) => DecodeError::OutOfMemory(bytes),
+    })?;
     let orientation = decoded
         .exif
         .as_deref()

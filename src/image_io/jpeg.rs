@@ -119,8 +119,29 @@ impl Drop for Decompressor {
     }
 }
 
+/// Why a JPEG file gave no pixels.
+#[derive(Debug)]
+pub(crate) enum JpegError {
+    /// libjpeg refused it, or found it damaged.
+    Corrupt(String),
+    /// The memory for its pixels (this many bytes) could not be had.
+    OutOfMemory(u64),
+}
+
+impl From<String> for JpegError {
+    fn from(reason: String) -> Self {
+        JpegError::Corrupt(reason)
+    }
+}
+
+impl From<&str> for JpegError {
+    fn from(reason: &str) -> Self {
+        JpegError::Corrupt(reason.to_string())
+    }
+}
+
 /// Decodes a whole JPEG file held in memory.
-pub(crate) fn decode(data: &[u8], options: JpegOptions) -> Result<Jpeg, String> {
+pub(crate) fn decode(data: &[u8], options: JpegOptions) -> Result<Jpeg, JpegError> {
     if data.is_empty() {
         return Err("empty file".into());
     }
@@ -154,7 +175,7 @@ pub(crate) fn decode(data: &[u8], options: JpegOptions) -> Result<Jpeg, String> 
             Ok(jpeg)
         }
         Ok(Err(e)) => Err(e),
-        Err(payload) => Err(reason(payload)),
+        Err(payload) => Err(reason(payload).into()),
     }
 }
 
@@ -175,7 +196,7 @@ unsafe fn run(
     data: &[u8],
     len: c_ulong,
     options: JpegOptions,
-) -> Result<Jpeg, String> {
+) -> Result<Jpeg, JpegError> {
     unsafe {
         sys::jpeg_mem_src(cinfo, data.as_ptr(), len);
         sys::jpeg_save_markers(cinfo, sys::jpeg_marker::APP0 as c_int + 1, 0xffff);
@@ -192,7 +213,8 @@ unsafe fn run(
         return Err(format!(
             "{width}x{height} pixels is more than the {} this reader accepts",
             options.max_pixels
-        ));
+        )
+        .into());
     }
     let exif = unsafe { exif_segment(cinfo) };
     unsafe { sys::jpeg_start_decompress(cinfo) };
@@ -200,7 +222,13 @@ unsafe fn run(
     let (w, h) = (cinfo.output_width as usize, cinfo.output_height as usize);
     let mut row = vec![0u8; w * out];
     let channels: usize = if components == 1 { 1 } else { 3 };
-    let mut pixels = Vec::with_capacity(w * h * channels);
+    // The one allocation that grows with the image: fallible, so that an image too
+    // large for the memory left is an error, not an abort.
+    let bytes = w.saturating_mul(h).saturating_mul(channels);
+    let mut pixels = Vec::new();
+    pixels
+        .try_reserve_exact(bytes)
+        .map_err(|_| JpegError::OutOfMemory(bytes as u64))?;
     while (cinfo.output_scanline as usize) < h {
         let mut rows = [row.as_mut_ptr()];
         let got = unsafe { sys::jpeg_read_scanlines(cinfo, rows.as_mut_ptr(), 1) };

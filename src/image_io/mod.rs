@@ -66,9 +66,18 @@ impl ImageReader {
     /// Reads an image file. A folder, FIFO or device is refused at once.
     pub fn read(&self, path: impl AsRef<Path>) -> Result<DynamicImage> {
         let path = path.as_ref();
+        let out_of_memory = |bytes: u64| LpipsError::OutOfMemory {
+            what: format!("image {}", path.display()),
+            bytes,
+        };
+        let mut file = crate::files::open_regular(path)?;
+        let len = file.metadata().map_err(|e| LpipsError::io(path, e))?.len();
         let mut bytes = Vec::new();
-        crate::files::open_regular(path)?
-            .read_to_end(&mut bytes)
+        usize::try_from(len.saturating_add(1))
+            .ok()
+            .and_then(|n| bytes.try_reserve_exact(n).ok())
+            .ok_or_else(|| out_of_memory(len))?;
+        file.read_to_end(&mut bytes)
             .map_err(|e| LpipsError::io(path, e))?;
         let options = DecodeOptions {
             eight_bit: self.eight_bit,
@@ -93,6 +102,7 @@ impl ImageReader {
                 path: path.to_path_buf(),
                 reason,
             }),
+            Err(DecodeError::OutOfMemory(bytes)) => Err(out_of_memory(bytes)),
         }
     }
 }

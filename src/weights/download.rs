@@ -2,7 +2,8 @@
 //! destination, hashed on the way, renamed into place only when the whole SHA-256
 //! matches. Anything else (HTTP error, dropped or stalled connection, wrong digest, too
 //! many bytes) removes the temporary file. A process killed mid-download cannot remove
-//! its own; the next download into the same folder does.
+//! its own; the next download into the same folder does, once no process holds the
+//! file's lock.
 //!
 //! Time limits apply to waiting, never to the whole transfer: connecting (DNS, TCP,
 //! TLS) has one limit, and every read or write must make progress within the stall
@@ -19,10 +20,12 @@ use super::Progress;
 use super::hub::hex;
 use crate::error::{LpipsError, Result};
 
-/// Temporary download files start with this, then the downloading process's id.
+/// Temporary download files start with this; each is locked by its writer.
 const TEMP_PREFIX: &str = ".lpips-download-";
-/// A temporary file untouched for this long is stale, whoever wrote it.
-const STALE_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// A temporary file's first name, before it is locked.
+const NEW_PREFIX: &str = ".lpips-dlnew-";
+/// A file still under its first name after this long was left by a killed process.
+const NEW_STALE_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How long a download may wait: for a connection, and for the next bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,18 +102,35 @@ pub fn download_verified_with(
     limits: DownloadLimits,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<()> {
+    let dir = crate::files::parent_dir(dest);
+    std::fs::create_dir_all(dir).map_err(|e| LpipsError::io(dir, e))?;
+    remove_stale_temporaries(dir);
+    let tmp = locked_temporary(dir)?;
+    progress(Progress::Preparing {
+        url,
+        dest,
+        temporary: tmp.path(),
+    });
+    let result = transfer(url, sha256, expected_bytes, dest, limits, tmp, progress);
+    progress(Progress::Closed);
+    result
+}
+
+/// The transfer into `tmp`, renamed to `dest` once verified (dropped, so removed, on
+/// any failure).
+fn transfer(
+    url: &str,
+    sha256: &str,
+    expected_bytes: Option<u64>,
+    dest: &Path,
+    limits: DownloadLimits,
+    mut tmp: tempfile::NamedTempFile,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<()> {
     let failed = |reason: String| LpipsError::Download {
         url: url.to_string(),
         reason,
     };
-    let dir = crate::files::parent_dir(dest);
-    std::fs::create_dir_all(dir).map_err(|e| LpipsError::io(dir, e))?;
-    remove_stale_temporaries(dir);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
-        .tempfile_in(dir)
-        .map_err(|e| LpipsError::io(dir, e))?;
-
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_resolve(Some(limits.connect))
         .timeout_connect(Some(limits.connect))
@@ -206,59 +226,94 @@ fn describe(e: &ureq::Error, limits: DownloadLimits, when: &str) -> String {
     }
 }
 
+/// A new temporary file in `dir` for a download, under [`TEMP_PREFIX`] and locked from
+/// the moment it has that name: the exclusive `flock` held until the file is renamed or
+/// removed is what tells other processes (in any PID namespace) that it is being
+/// written. It is created and locked under [`NEW_PREFIX`] first, then linked to its
+/// download name, so a sweep never sees an unlocked live one.
+fn locked_temporary(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    let io = |e: std::io::Error| LpipsError::io(dir, e);
+    let fresh = tempfile::Builder::new()
+        .prefix(NEW_PREFIX)
+        .tempfile_in(dir)
+        .map_err(io)?;
+    if !try_lock_exclusive(fresh.as_file()) && cfg!(unix) {
+        return Err(io(std::io::Error::other(
+            "cannot lock a new temporary file",
+        )));
+    }
+    let suffix = fresh
+        .path()
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .trim_start_matches(NEW_PREFIX)
+                .to_string()
+        })
+        .unwrap_or_default();
+    let name = dir.join(format!("{TEMP_PREFIX}{suffix}"));
+    // A hard link fails rather than replace a file of that name.
+    std::fs::hard_link(fresh.path(), &name).map_err(io)?;
+    let (file, fresh_path) = fresh.into_parts();
+    drop(fresh_path); // removes the first name; the lock stays with the file
+    let path = tempfile::TempPath::try_from_path(&name).map_err(|e| {
+        let _ = std::fs::remove_file(&name);
+        io(e)
+    })?;
+    Ok(tempfile::NamedTempFile::from_parts(file, path))
+}
+
 /// Removes the temporary files that downloads into `dir` left behind when their process
-/// was killed: those whose process is gone, and any untouched for a day. Temporary files
-/// of live downloads (this process's included) are kept. Failures are ignored: this is
-/// tidying, not part of the download.
+/// was killed. A live download holds an exclusive `flock` on its temporary file (released
+/// by the kernel when its process ends, however it ends), so a file that can be locked
+/// has no writer: this works across PID namespaces (containers sharing a cache), where
+/// process ids say nothing. Failures are ignored: this is tidying, not part of the
+/// download.
 fn remove_stale_temporaries(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let own = std::process::id();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
-            continue;
-        };
+        let name = entry.file_name().to_string_lossy().into_owned();
         let Ok(meta) = entry.metadata() else {
             continue;
         };
         if !meta.is_file() {
             continue;
         }
-        let old = meta
-            .modified()
-            .ok()
-            .and_then(|m| SystemTime::now().duration_since(m).ok())
-            .is_some_and(|age| age > STALE_AGE);
-        let pid = rest
-            .split_once('-')
-            .and_then(|(pid, _)| pid.parse::<u32>().ok());
-        let orphan = pid.is_some_and(|pid| pid != own && !process_alive(pid));
-        if old || orphan {
-            let _ = std::fs::remove_file(entry.path());
+        if name.starts_with(TEMP_PREFIX) {
+            let Ok(file) = crate::files::open_regular(&entry.path()) else {
+                continue;
+            };
+            if try_lock_exclusive(&file) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        } else if name.starts_with(NEW_PREFIX) {
+            // Killed between creating and naming its file (microseconds): only age tells.
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .is_some_and(|age| age > NEW_STALE_AGE);
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 }
 
-/// Whether a process with this id exists (on other systems than unix: assumed so, and
-/// only age makes a temporary file stale).
-fn process_alive(pid: u32) -> bool {
+/// Takes an exclusive `flock` on the file, waiting for nothing; whether it was had.
+fn try_lock_exclusive(file: &std::fs::File) -> bool {
     #[cfg(unix)]
     {
-        let Ok(pid) = libc::pid_t::try_from(pid) else {
-            return false;
-        };
-        if pid <= 0 {
-            return false;
-        }
-        // SAFETY: signal 0 only checks that the process exists; nothing is sent.
-        let found = unsafe { libc::kill(pid, 0) } == 0;
-        found || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor the caller owns.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
     }
     #[cfg(not(unix))]
     {
-        let _ = pid;
-        true
+        // No locks: nothing is ever taken for stale but its age.
+        let _ = file;
+        false
     }
 }

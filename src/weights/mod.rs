@@ -253,6 +253,18 @@ pub(crate) fn find_trunk(net: Net, progress: &mut dyn FnMut(Progress<'_>)) -> Re
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Progress<'a> {
+    /// Before connecting: the temporary file the bytes go to until they are verified
+    /// (`.lpips-download-*` beside `dest`). A caller that handles Ctrl-C itself should
+    /// remove it if it ends the process before [`Progress::Closed`]; otherwise a later
+    /// download into the same folder removes it.
+    Preparing {
+        /// Where from.
+        url: &'a str,
+        /// Where to.
+        dest: &'a Path,
+        /// The temporary file.
+        temporary: &'a Path,
+    },
     /// The transfer began.
     Started {
         /// Where from.
@@ -269,6 +281,9 @@ pub enum Progress<'a> {
     },
     /// All bytes received (verification follows).
     Finished,
+    /// The download is over, verified and in place or failed: its temporary file is
+    /// gone (renamed or removed). Always the last event, after [`Progress::Preparing`].
+    Closed,
 }
 
 /// A download progress callback kept by the model builder.
@@ -343,6 +358,12 @@ pub(crate) fn trunk_tensors(
 /// other tensors are left out. With `net` `None` the trunk is recognised from the
 /// tensors. The output is written to a temporary file and renamed into place.
 pub fn convert_trunk(input: &Path, output: &Path, net: Option<Net>) -> Result<Net> {
+    if crate::files::same_file(input, output) {
+        return Err(LpipsError::OutputIsInput {
+            output: output.to_path_buf(),
+            input: input.to_path_buf(),
+        });
+    }
     let candidates = match net {
         Some(net) => vec![net],
         None => Net::ALL.to_vec(),

@@ -374,3 +374,58 @@ fn unavailable_devices_are_errors_not_panics() {
         ));
     }
 }
+
+/// The library's writers replace regular files only: a FIFO or a device in the output's
+/// place is an error at once (no blocking, the node left as it was), and a conversion
+/// onto its own input is refused.
+#[test]
+fn writers_never_replace_what_is_not_a_regular_file_or_their_input() {
+    use std::os::unix::fs::FileTypeExt;
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("fifo.npy");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let map = ndarray::Array2::<f32>::zeros((4, 4));
+    for result in [
+        lpips::write_npy(&fifo, &map),
+        lpips::write_heatmap(&fifo, &map, None).map(drop),
+    ] {
+        match result {
+            Err(LpipsError::NotAFile { kind, .. }) => assert!(kind.contains("FIFO")),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    // /dev/null is never replaced (the check comes before any temporary file).
+    match lpips::write_npy("/dev/null", &map) {
+        Err(LpipsError::NotAFile { kind, .. }) => assert_eq!(kind, "a device"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+
+    let trunk = t.path().join("trunk.safetensors");
+    std::fs::copy(crate::common::oracle_file("trunk_alex.safetensors"), &trunk).unwrap();
+    let link = t.path().join("link.safetensors");
+    std::os::unix::fs::symlink(&trunk, &link).unwrap();
+    let before = std::fs::read(&trunk).unwrap();
+    for output in [&trunk, &link] {
+        match lpips::weights::convert_trunk(&trunk, output, None) {
+            Err(e @ LpipsError::OutputIsInput { .. }) => {
+                assert!(e.to_string().contains("is the input"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(std::fs::read(&trunk).unwrap(), before);
+}

@@ -45,6 +45,12 @@ impl Mode {
 
 pub fn run(mode: Mode, mut args: FolderArgs) -> Result<(), String> {
     args.measure.for_mode(&mode)?;
+    if args.out.as_deref().is_some_and(crate::outputs::is_stdout) {
+        if args.resume {
+            return Err("--resume needs --out FILE: standard output keeps no partial file".into());
+        }
+        args.out = None;
+    }
     // Where the results go is checked first: a bad path fails now, not after the run.
     if let Some(out) = &args.out {
         crate::outputs::check_file("--out", out)?;
@@ -91,7 +97,7 @@ pub fn run(mode: Mode, mut args: FolderArgs) -> Result<(), String> {
                 "spatial_dir": args.spatial_dir,
                 "spatial_format": args.spatial_dir.as_ref().map(|_| args.spatial_format),
             });
-            let (partial, earlier) = Partial::open(out, &header, args.resume)?;
+            let (partial, earlier) = Partial::open(out, &header, args.resume, jobs.len())?;
             let by_index: BTreeMap<usize, &Job> = jobs.iter().map(|j| (j.index, j)).collect();
             for row in earlier {
                 let Some(job) = by_index.get(&row.index) else {
@@ -194,7 +200,8 @@ pub fn run(mode: Mode, mut args: FolderArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Refuses a run whose `--out` or maps would replace one of the images or masks it reads.
+/// Refuses a run whose `--out`, partial file or maps would replace one of the images,
+/// masks or weight files it reads.
 fn refuse_overwriting_inputs(
     args: &FolderArgs,
     images: &[PathBuf],
@@ -205,9 +212,11 @@ fn refuse_overwriting_inputs(
         .iter()
         .filter_map(|j| args.measure.mask_for_pair(&images[j.a], &images[j.b]))
         .collect();
-    let inputs = crate::outputs::Inputs::new(images.iter().chain(&masks).map(PathBuf::as_path));
+    let inputs = crate::outputs::Inputs::new(images.iter().chain(&masks).map(PathBuf::as_path))
+        .with_model(&args.model);
     if let Some(out) = &args.out {
         inputs.refuse("--out", out)?;
+        inputs.refuse("--out", &resume::partial_path(out))?;
     }
     if let Some(dir) = &args.spatial_dir {
         for job in jobs {

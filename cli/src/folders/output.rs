@@ -4,7 +4,8 @@
 //! that is not is written with U+FFFD in place of the invalid bytes (readable, but not
 //! unique) and its raw bytes, as lowercase hex, in `img0_hex` / `img1_hex` (JSON keys
 //! present only then; CSV columns always there, empty for UTF-8 names). The text format
-//! writes the raw bytes themselves.
+//! writes the raw bytes themselves, with control characters and backslashes escaped so
+//! that one pair is always one line.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -132,6 +133,22 @@ fn summarize(rows: &[Row]) -> Summary {
     }
 }
 
+/// A name as the text format writes it: control characters and the backslash escaped
+/// (`\t`, `\n`, `\r`, `\\`, else `\xHH`), so that a row is always one line of three
+/// tab-separated fields whatever the file names hold; every other byte as it is.
+fn escape_into(buf: &mut Vec<u8>, name: &[u8]) {
+    for &b in name {
+        match b {
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            0..=0x1f | 0x7f => buf.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            _ => buf.push(b),
+        }
+    }
+}
+
 /// The whole output of a run, in its format.
 pub(super) fn render(
     rows: &[Row],
@@ -147,9 +164,9 @@ pub(super) fn render(
             for r in rows.iter().filter(|r| r.error.is_none()) {
                 let Some(d) = r.distance else { continue };
                 write!(buf, "{d:.6}\t").map_err(io)?;
-                buf.extend_from_slice(r.path0().as_os_str().as_bytes());
+                escape_into(&mut buf, r.path0().as_os_str().as_bytes());
                 buf.push(b'\t');
-                buf.extend_from_slice(r.path1().as_os_str().as_bytes());
+                escape_into(&mut buf, r.path1().as_os_str().as_bytes());
                 buf.push(b'\n');
             }
             let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.6}"));

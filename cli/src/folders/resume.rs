@@ -3,12 +3,22 @@
 //! interrupted run (Ctrl-C, SIGTERM, a crash, a kill) leaves it behind; `--resume` reads
 //! it back and measures only what is missing; the finished run writes `--out` and
 //! removes it.
+//!
+//! One run at a time per job: the run holds a write lock on the partial file (`fcntl`,
+//! released by the kernel when the process ends however it ends), and a second run of
+//! the same job says which process holds it and stops at once. The file is opened
+//! without blocking (a FIFO put there is refused, not waited on), must be a regular file
+//! and is read line by line with a bound on each line.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use super::output::Row;
+
+/// The longest line a partial file may hold: a row names two paths (each at most 4 KiB
+/// on Linux, twice over for non-UTF-8 names) and an error message.
+const MAX_LINE: u64 = 1 << 20;
 
 /// The partial file kept beside `out`: its name with `.partial.jsonl` appended.
 pub(super) fn partial_path(out: &Path) -> PathBuf {
@@ -17,7 +27,7 @@ pub(super) fn partial_path(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// An open partial file, rows appended one by one.
+/// An open partial file, rows appended one by one, locked for this run.
 pub(super) struct Partial {
     path: PathBuf,
     file: File,
@@ -27,69 +37,59 @@ impl Partial {
     /// Opens the partial file for `out`. Without `resume`, an existing one is refused (it
     /// holds the work of an interrupted run); with it, its rows are returned, a torn last
     /// line (a write cut short by a kill) dropped. `header` names the run: a partial file
-    /// of another run (other folders, trunk, heads, shard) is refused.
+    /// of another run (other folders, trunk, heads, shard) is refused, and so is a file
+    /// with more rows than the run has pairs (`pairs`).
     pub(super) fn open(
         out: &Path,
         header: &serde_json::Value,
         resume: bool,
+        pairs: usize,
     ) -> Result<(Partial, Vec<Row>), String> {
         let path = partial_path(out);
         let shown = path.display().to_string();
         let err = |e: std::io::Error| format!("{shown}: {e}");
-        let exists = std::fs::symlink_metadata(&path).is_ok();
-        if exists && !resume {
-            return Err(format!(
-                "{shown} holds the finished rows of an interrupted run: pass --resume to \
-                 continue it, or delete it to start over"
-            ));
-        }
-        if !exists {
-            if resume {
-                eprintln!(
-                    "lpips: nothing to resume ({shown} does not exist): measuring every pair"
-                );
+        // A file replaced between opening and locking (its run finished and removed it,
+        // another one began) is opened again.
+        for _ in 0..100 {
+            let Some(mut file) = open_existing(&path).map_err(err)? else {
+                match create(&path, header).map_err(err)? {
+                    Some(file) => {
+                        if resume {
+                            eprintln!(
+                                "lpips: nothing to resume ({shown} does not exist): measuring every pair"
+                            );
+                        }
+                        return Ok((Partial { path, file }, Vec::new()));
+                    }
+                    None => continue,
+                }
+            };
+            let meta = file.metadata().map_err(err)?;
+            if !meta.is_file() {
+                return Err(format!(
+                    "{shown}: is {}, not a regular file: the partial file of --out must be \
+                     one; remove it",
+                    lpips::files::kind_of(&meta)
+                ));
             }
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(err)?;
-            let mut line = serde_json::to_vec(header).map_err(|e| e.to_string())?;
-            line.push(b'\n');
-            file.write_all(&line)
-                .and_then(|()| file.flush())
-                .map_err(err)?;
-            return Ok((Partial { path, file }, Vec::new()));
+            lock(&file, &shown)?;
+            if !same_file(&file, &path) {
+                continue;
+            }
+            if !resume {
+                return Err(format!(
+                    "{shown} holds the finished rows of an interrupted run: pass --resume to \
+                     continue it, or delete it to start over"
+                ));
+            }
+            let (whole, rows) = read_rows(&mut file, header, pairs, &shown)?;
+            file.set_len(whole).map_err(err)?;
+            file.seek(std::io::SeekFrom::End(0)).map_err(err)?;
+            return Ok((Partial { path, file }, rows));
         }
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(err)?;
-        let mut text = Vec::new();
-        file.read_to_end(&mut text).map_err(err)?;
-        // Only whole lines count: a line without its newline was cut short.
-        let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let mut lines = text[..whole]
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty());
-        let found: Option<serde_json::Value> =
-            lines.next().and_then(|l| serde_json::from_slice(l).ok());
-        if found.as_ref() != Some(header) {
-            return Err(format!(
-                "{shown} is from another run ({}; this run is {header}): delete it to start over",
-                found.map_or("no header".to_string(), |f| f.to_string())
-            ));
-        }
-        let mut rows = Vec::new();
-        for (n, line) in lines.enumerate() {
-            let row: Row = serde_json::from_slice(line)
-                .map_err(|e| format!("{shown}: line {} is not a row: {e}", n + 2))?;
-            rows.push(row);
-        }
-        file.set_len(whole as u64).map_err(err)?;
-        file.seek(std::io::SeekFrom::End(0)).map_err(err)?;
-        Ok((Partial { path, file }, rows))
+        Err(format!(
+            "{shown}: keeps being replaced by other runs of the same job; try again"
+        ))
     }
 
     /// Appends a finished row and hands it to the kernel, so that it survives the
@@ -107,10 +107,166 @@ impl Partial {
         &self.path
     }
 
-    /// Removes the partial file once the output is written.
+    /// Removes the partial file once the output is written (still locked meanwhile, so
+    /// that no second run takes it up half-removed).
     pub(super) fn remove(self) -> Result<(), String> {
+        let removed = std::fs::remove_file(&self.path)
+            .map_err(|e| format!("cannot remove {}: {e}", self.path.display()));
         drop(self.file);
-        std::fs::remove_file(&self.path)
-            .map_err(|e| format!("cannot remove {}: {e}", self.path.display()))
+        removed
     }
+}
+
+/// Opens an existing partial file for reading and appending, without blocking on a
+/// FIFO; `None` when there is none.
+fn open_existing(path: &Path) -> std::io::Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    match opened {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A new partial file holding `header`, locked, put in place only if none is there
+/// (`None` then): another run of the job never sees it without its header or unlocked.
+fn create(path: &Path, header: &serde_json::Value) -> std::io::Result<Option<File>> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".lpips-partial-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)?;
+    let mut line = serde_json::to_vec(header)?;
+    line.push(b'\n');
+    tmp.write_all(&line)?;
+    tmp.flush()?;
+    if let Err(LockHeld(pid)) = try_lock(tmp.as_file()) {
+        return Err(std::io::Error::other(format!(
+            "cannot lock a new file (held by {pid:?})"
+        )));
+    }
+    match tmp.persist_noclobber(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(e.error),
+    }
+}
+
+/// The header and rows of a partial file, and the length of its whole lines.
+fn read_rows(
+    file: &mut File,
+    header: &serde_json::Value,
+    pairs: usize,
+    shown: &str,
+) -> Result<(u64, Vec<Row>), String> {
+    let mut reader = std::io::BufReader::new(&mut *file);
+    let mut whole = 0u64;
+    let mut rows = Vec::new();
+    let mut line = Vec::new();
+    for n in 1.. {
+        line.clear();
+        (&mut reader)
+            .take(MAX_LINE + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        if line.last() != Some(&b'\n') {
+            if line.len() as u64 > MAX_LINE {
+                return Err(format!(
+                    "{shown}: line {n} is longer than {MAX_LINE} bytes: not a partial file \
+                     of lpips; delete it to start over"
+                ));
+            }
+            // The end, or a line cut short by a kill: only whole lines count.
+            break;
+        }
+        whole += line.len() as u64;
+        let text = &line[..line.len() - 1];
+        if n == 1 {
+            let found: Option<serde_json::Value> = serde_json::from_slice(text).ok();
+            if found.as_ref() != Some(header) {
+                return Err(format!(
+                    "{shown} is from another run ({}; this run is {header}): delete it to \
+                     start over",
+                    found.map_or("no header".to_string(), |f| f.to_string())
+                ));
+            }
+            continue;
+        }
+        if text.is_empty() {
+            continue;
+        }
+        if rows.len() >= pairs {
+            return Err(format!(
+                "{shown}: more rows than the run's {pairs} pairs: not this run's partial \
+                 file; delete it to start over"
+            ));
+        }
+        let row: Row = serde_json::from_slice(text)
+            .map_err(|e| format!("{shown}: line {n} is not a row: {e}"))?;
+        rows.push(row);
+    }
+    if whole == 0 {
+        return Err(format!(
+            "{shown} is from another run (no header; this run is {header}): delete it to \
+             start over"
+        ));
+    }
+    Ok((whole, rows))
+}
+
+/// Whether `path` still names the open file.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// The lock is held by another process (its id, when the kernel can tell: 0 or none
+/// for a process in another PID namespace).
+struct LockHeld(Option<i32>);
+
+/// Takes the write lock on the whole file without waiting.
+fn try_lock(file: &File) -> Result<(), LockHeld> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: a zeroed flock is a valid value; fcntl on a descriptor we own.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as _;
+    lock.l_whence = libc::SEEK_SET as _;
+    let fd = file.as_raw_fd();
+    // SAFETY: as above; `lock` outlives the calls.
+    unsafe {
+        if libc::fcntl(fd, libc::F_SETLK, &lock) == 0 {
+            return Ok(());
+        }
+        let mut probe: libc::flock = std::mem::zeroed();
+        probe.l_type = libc::F_WRLCK as _;
+        probe.l_whence = libc::SEEK_SET as _;
+        let pid = (libc::fcntl(fd, libc::F_GETLK, &mut probe) == 0
+            && i32::from(probe.l_type) != libc::F_UNLCK
+            && probe.l_pid > 0)
+            .then_some(probe.l_pid);
+        Err(LockHeld(pid))
+    }
+}
+
+/// [`try_lock`], with the message a second run of the same job stops with.
+fn lock(file: &File, shown: &str) -> Result<(), String> {
+    try_lock(file).map_err(|LockHeld(pid)| {
+        let who = pid.map_or("another process".to_string(), |p| format!("process {p}"));
+        format!(
+            "{shown}: another lpips run of the same job ({who}) is writing it now; wait for \
+             it to finish, or stop it (its finished rows are kept for --resume)"
+        )
+    })
 }

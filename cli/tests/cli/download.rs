@@ -370,6 +370,11 @@ fn slow_but_steady_download_finishes() {
                     }
                     lpips::weights::Progress::Advanced { done } => format!("{done}"),
                     lpips::weights::Progress::Finished => "finished".to_string(),
+                    lpips::weights::Progress::Preparing { temporary, .. } => {
+                        assert!(temporary.exists());
+                        "preparing".to_string()
+                    }
+                    lpips::weights::Progress::Closed => "closed".to_string(),
                     _ => "other".to_string(),
                 })
             },
@@ -379,9 +384,11 @@ fn slow_but_steady_download_finishes() {
     result.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     assert_eq!(dir_entries(dir.path()), vec!["file.pth"]);
-    assert_eq!(events.first().unwrap(), &format!("started Some({len})"));
-    assert_eq!(events.last().unwrap(), "finished");
-    let done: Vec<u64> = events[1..events.len() - 1]
+    // The temporary file is announced before connecting; `closed` always comes last.
+    assert_eq!(events[0], "preparing");
+    assert_eq!(events[1], format!("started Some({len})"));
+    assert_eq!(&events[events.len() - 2..], ["finished", "closed"]);
+    let done: Vec<u64> = events[2..events.len() - 2]
         .iter()
         .map(|e| e.parse().unwrap())
         .collect();
@@ -430,28 +437,31 @@ fn silent_and_stalled_servers_fail_without_leaving_files() {
     }
 }
 
-/// Temporary files of downloads whose process is gone, or untouched for over a day, are
-/// removed by the next download into the folder; a live process's recent one is kept.
+/// Temporary files of downloads whose writer is gone are removed by the next download
+/// into the folder; one whose writer still holds its lock is kept, whatever its name
+/// or age says: a download in another PID namespace (a container sharing the cache) has
+/// a process id that means nothing here, and once had its live file swept.
 #[test]
 fn stale_temporaries_are_removed_by_the_next_download() {
     let body = b"weights".to_vec();
     let server = serve(body.clone(), Serve::Full);
     let dir = tempfile::tempdir().unwrap();
-    // Process 1 is alive; no process has an id above the kernel's maximum (2^22).
-    let live_recent = dir.path().join(".lpips-download-1-recent");
-    let live_old = dir.path().join(".lpips-download-1-old");
-    let gone = dir.path().join(".lpips-download-99999999-gone");
+    // Named as by a process that does not exist here (ids stop at 2^22), but live: this
+    // test holds its lock, as its writer in another namespace would.
+    let live_elsewhere = dir.path().join(".lpips-download-99999999-live");
+    let gone = dir.path().join(".lpips-download-99999998-gone");
+    let gone_recent = dir.path().join(".lpips-download-1-recent");
     let other = dir.path().join("unrelated.pth");
-    for f in [&live_recent, &live_old, &gone, &other] {
+    for f in [&live_elsewhere, &gone, &gone_recent, &other] {
         std::fs::write(f, b"partial").unwrap();
     }
-    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&live_old)
-        .unwrap()
-        .set_modified(two_days_ago)
-        .unwrap();
+    let held = std::fs::File::open(&live_elsewhere).unwrap();
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
     let dest = dir.path().join("file.pth");
     lpips::weights::download_verified_with(
         &format!("{}file.pth", server.base),
@@ -466,8 +476,68 @@ fn stale_temporaries_are_removed_by_the_next_download() {
     left.sort();
     assert_eq!(
         left,
-        vec![".lpips-download-1-recent", "file.pth", "unrelated.pth"]
+        vec![".lpips-download-99999999-live", "file.pth", "unrelated.pth"]
     );
+    drop(held);
+}
+
+/// Two downloads into one cache at once: the second's sweep leaves the first's live
+/// temporary file alone, and both end with the verified file.
+#[test]
+fn a_download_never_sweeps_another_live_one() {
+    let size = 200_000;
+    let body: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+    let slow = serve(
+        body.clone(),
+        Serve::Drip {
+            chunks: 20,
+            gap: Duration::from_millis(100),
+        },
+    );
+    let fast = serve(body.clone(), Serve::Full);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("file.pth");
+    let digest = sha256(&body);
+    let first = {
+        let (url, dest, digest) = (
+            format!("{}file.pth", slow.base),
+            dest.clone(),
+            digest.clone(),
+        );
+        std::thread::spawn(move || {
+            lpips::weights::download_verified_with(
+                &url,
+                &digest,
+                None,
+                &dest,
+                limits(30.0),
+                &mut |_| {},
+            )
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !dir_entries(dir.path())
+        .iter()
+        .any(|n| n.starts_with(".lpips-download-"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no download started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let other = dir.path().join("other.pth");
+    lpips::weights::download_verified_with(
+        &format!("{}file.pth", fast.base),
+        &digest,
+        None,
+        &other,
+        limits(10.0),
+        &mut |_| {},
+    )
+    .unwrap();
+    first.join().unwrap().unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    let mut left = dir_entries(dir.path());
+    left.sort();
+    assert_eq!(left, vec!["file.pth", "other.pth"]);
 }
 
 /// The CLI gives up on a server that accepts and never answers, within the stall limit
@@ -556,44 +626,81 @@ fn killed_fetch_leaves_a_temporary_file_that_the_next_run_removes() {
     );
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM during a download: the temporary file is removed at once
-/// and the command ends with 128 + the signal, even while the server is silent.
+/// Ctrl-C (SIGINT) or SIGTERM during a download, at every stage (before the server's
+/// first response, or mid-body while it stalls), and in every command that may download
+/// (`weights fetch`, and `dirs`, which handles Ctrl-C itself between pairs): the
+/// temporary file is removed at once and the command ends with 128 + the signal.
 #[test]
 fn interrupted_fetch_leaves_nothing() {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        let home = tempfile::tempdir().unwrap();
-        let checkpoints = home.path().join("hub/checkpoints");
-        let size = lpips::weights::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize;
-        let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-        let stalled = serve(body, Serve::Stall);
-        let mut child = fetch_from(home.path(), &stalled);
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let partial = dir_entries(&checkpoints)
-                .iter()
-                .any(|n| n.starts_with(".lpips-download-"));
-            if partial {
-                break;
+    let t = tempfile::tempdir().unwrap();
+    let (d0, d1) = (t.path().join("d0"), t.path().join("d1"));
+    for d in [&d0, &d1] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::copy(oracle_file("img_squeeze_0.png"), d.join("a.png")).unwrap();
+    }
+    let size = lpips::weights::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize;
+    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    for (mode, mode_name) in [(Serve::Silent, "silent"), (Serve::Stall, "stalled")] {
+        let server = serve(body.clone(), mode);
+        for command in ["fetch", "dirs"] {
+            for signal in [libc::SIGINT, libc::SIGTERM] {
+                let home = tempfile::tempdir().unwrap();
+                let checkpoints = home.path().join("hub/checkpoints");
+                let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lpips"));
+                cmd.env("TORCH_HOME", home.path())
+                    .env("LPIPS_DOWNLOAD_BASE", &server.base)
+                    .env("LPIPS_DOWNLOAD_STALL_SECS", "300")
+                    .env_remove("LPIPS_OFFLINE")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                match command {
+                    "fetch" => cmd.args(["weights", "fetch", "squeeze"]),
+                    _ => cmd
+                        .arg("dirs")
+                        .arg(&d0)
+                        .arg(&d1)
+                        .args(["--net", "squeeze", "-q"]),
+                };
+                let mut child = cmd.spawn().unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                let what = format!("{command}, {mode_name} server, signal {signal}");
+                loop {
+                    let started = dir_entries(&checkpoints)
+                        .iter()
+                        .any(|n| n.starts_with(".lpips-download-"));
+                    if started {
+                        break;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "{what}: no download");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                // Some bytes arrive from the stalling server; the silent one sends none.
+                std::thread::sleep(Duration::from_millis(300));
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+                let waited = std::time::Instant::now();
+                let status =
+                    within_a_minute("the interrupted download", move || child.wait().unwrap());
+                assert!(
+                    waited.elapsed() < Duration::from_secs(10),
+                    "{what}: took {:?} to stop",
+                    waited.elapsed()
+                );
+                use std::os::unix::process::ExitStatusExt;
+                assert_eq!(
+                    status.code(),
+                    Some(128 + signal),
+                    "{what}: {status:?} {:?}",
+                    status.signal()
+                );
+                assert!(
+                    dir_entries(&checkpoints)
+                        .iter()
+                        .all(|n| !n.starts_with(".lpips-")),
+                    "{what}: left {:?}",
+                    dir_entries(&checkpoints)
+                );
             }
-            assert!(std::time::Instant::now() < deadline, "no download started");
-            std::thread::sleep(Duration::from_millis(50));
         }
-        // Let some bytes arrive, then interrupt while the server stalls.
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-        let status = within_a_minute("the interrupted fetch", move || child.wait().unwrap());
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            status.code(),
-            Some(128 + signal),
-            "{status:?} {:?}",
-            status.signal()
-        );
-        assert!(
-            dir_entries(&checkpoints).is_empty(),
-            "left after signal {signal}: {:?}",
-            dir_entries(&checkpoints)
-        );
     }
 }

@@ -146,6 +146,31 @@ fn out_of_memory_on_one_huge_image_fails_that_pair_only() {
         "{}",
         out.stderr
     );
+
+    // A pair whose pixels alone (Rust's buffer, not libtorch's) do not fit in what is
+    // left: a header announcing 13000x13000 RGB (507 MB), under 256 MiB of room. That
+    // allocation once aborted the whole run (`memory allocation of ... failed`).
+    std::fs::remove_file(d0.join("huge.png")).unwrap();
+    std::fs::remove_file(d1.join("huge.png")).unwrap();
+    for d in [&d0, &d1] {
+        std::fs::write(d.join("zz.png"), common::png_header(13_000, 13_000)).unwrap();
+    }
+    let tight = limit - (1 << 20) + (256 << 10);
+    let out = child::run(
+        &mut limited(tight, &args(&d0, &d1)),
+        GUARD,
+        "pixels too large",
+    );
+    assert_eq!((out.code, out.signal), (Some(1), None), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{json}");
+    assert!(rows[..3].iter().all(|r| r["distance"].is_f64()), "{json}");
+    let reason = rows[3]["error"].as_str().unwrap();
+    assert!(
+        reason.contains("zz.png") && reason.contains("not enough memory"),
+        "{reason}"
+    );
 }
 
 /// A heads file whose weights are so large that every distance overflows to infinity.

@@ -400,3 +400,69 @@ fn batches_split_across_workers_keep_the_reference_distances() {
         }
     }
 }
+
+/// Names holding a newline, tab, carriage return, backslash or other control character
+/// cannot break or forge `text` rows: each pair is one line of three tab-separated
+/// fields, the names escaped; JSON keeps them exact.
+#[test]
+fn text_rows_escape_control_characters_in_names() {
+    let t = tempfile::tempdir().unwrap();
+    let (d0, d1) = (t.path().join("d0"), t.path().join("d1"));
+    std::fs::create_dir_all(&d0).unwrap();
+    std::fs::create_dir_all(&d1).unwrap();
+    // A name crafted to look like a second result row once its newline is written raw.
+    let forged = "x.png\n0.000000\tfake0.png\tfake1.png";
+    let names = [forged, "tab\there.png", "cr\rback\\slash\x07.png"];
+    for name in names {
+        copy("img_alex_0.png", &d0.join(name));
+        copy("img_alex_1.png", &d1.join(name));
+    }
+    let out = lpips()
+        .arg("dirs")
+        .arg(&d0)
+        .arg(&d1)
+        .args(trunk())
+        .arg("-q")
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let rows: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for row in &rows {
+        assert_eq!(row.split('\t').count(), 3, "{row:?}");
+        assert!(!row.contains('\r') && !row.contains('\x07'), "{row:?}");
+    }
+    let want_forged = format!(
+        "{}\\n0.000000\\tfake0.png\\tfake1.png",
+        d0.join("x.png").display()
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.split('\t').nth(1) == Some(want_forged.as_str())),
+        "{text}"
+    );
+    assert!(text.contains("cr\\rback\\\\slash\\x07.png"), "{text}");
+    assert!(text.contains("tab\\there.png"), "{text}");
+    assert!(text.contains("# count 3 failed 0"), "{text}");
+
+    let out = lpips()
+        .arg("dirs")
+        .arg(&d0)
+        .arg(&d1)
+        .args(trunk())
+        .args(["-q", "--format", "json"])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let got: BTreeSet<String> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["img0"].as_str().unwrap().to_string())
+        .collect();
+    let want: BTreeSet<String> = names
+        .iter()
+        .map(|n| d0.join(n).display().to_string())
+        .collect();
+    assert_eq!(got, want);
+}

@@ -334,3 +334,179 @@ fn compare_takes_one_mask_file_not_a_folder() {
     );
     assert_error(&out, &["--mask", "is a folder", "one mask file"]);
 }
+
+/// A character device node like /dev/null (1, 3) in `dir`, where the test runs as root;
+/// `None` elsewhere (the test then checks a FIFO only).
+fn device_node(dir: &Path) -> Option<std::path::PathBuf> {
+    let path = dir.join("null.png");
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mknod with a valid C string; fails without privileges.
+    let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+    if made != 0 {
+        eprintln!("not root: the device-node case is skipped (FIFO only)");
+        return None;
+    }
+    Some(path)
+}
+
+fn is_char_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_char_device())
+}
+
+/// No output replaces the weights a run reads, a BAPPS file, or anything that is not a
+/// regular file (a device such as /dev/null, a FIFO): each refused before any work, the
+/// file untouched. `-` and `/dev/stdout` are standard output.
+#[test]
+fn outputs_never_replace_weights_devices_fifos_or_bapps_files() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("imgs");
+    two_images(&dir);
+    let trunk = t.path().join("trunk.safetensors");
+    std::fs::copy(oracle_file("trunk_alex.safetensors"), &trunk).unwrap();
+    let trunk_bytes = std::fs::read(&trunk).unwrap();
+    let fifo = t.path().join("fifo.png");
+    nix_mkfifo(&fifo);
+    let node = device_node(t.path());
+    let mut specials = vec![(fifo.clone(), "a FIFO")];
+    specials.extend(node.clone().map(|n| (n, "a device")));
+
+    let folder_run = |command: &str, out: &Path| {
+        let mut cmd = lpips();
+        cmd.arg(command);
+        match command {
+            "dirs" => cmd.arg(&dir).arg(&dir),
+            "ref" => cmd.arg(dir.join("a.png")).arg(dir.join("b.png")),
+            _ => cmd.arg(&dir),
+        };
+        cmd.arg("--trunk")
+            .arg(&trunk)
+            .arg("-q")
+            .arg("--out")
+            .arg(out);
+        child::run(&mut cmd, GUARD, command)
+    };
+    for command in ["dirs", "all-pairs", "ref"] {
+        let out = folder_run(command, &trunk);
+        assert_error(&out, &["--out", "is the input", "trunk.safetensors"]);
+        for (special, kind) in &specials {
+            let out = folder_run(command, special);
+            assert_error(&out, &["--out", kind, "not a regular file", "--out -"]);
+        }
+    }
+    // The default trunk from the hub cache is an input too.
+    let home = t.path().join("torch");
+    let cached = home.join("hub/checkpoints/alexnet-owt-7be5be79.pth");
+    std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+    std::fs::copy(&trunk, &cached).unwrap();
+    let out = child::run(
+        lpips()
+            .env("TORCH_HOME", &home)
+            .arg("all-pairs")
+            .arg(&dir)
+            .arg("--out")
+            .arg(&cached),
+        GUARD,
+        "all-pairs",
+    );
+    assert_error(&out, &["--out", "is the input", "alexnet-owt-7be5be79.pth"]);
+    assert_eq!(std::fs::read(&cached).unwrap(), trunk_bytes);
+
+    // compare's map, weights convert, eval.
+    for (special, kind) in &specials {
+        let out = child::run(
+            lpips()
+                .arg("compare")
+                .arg(dir.join("a.png"))
+                .arg(dir.join("b.png"))
+                .arg("--trunk")
+                .arg(&trunk)
+                .arg("--spatial-out")
+                .arg(special),
+            GUARD,
+            "compare",
+        );
+        assert_error(&out, &["--spatial-out", kind]);
+        let out = child::run(
+            lpips()
+                .args(["weights", "convert"])
+                .arg(&trunk)
+                .arg(special),
+            GUARD,
+            "convert",
+        );
+        assert_error(&out, &[kind, "not a regular file"]);
+    }
+    let out = child::run(
+        lpips().args(["weights", "convert"]).arg(&trunk).arg(&trunk),
+        GUARD,
+        "convert",
+    );
+    assert_error(&out, &["is the input", "trunk.safetensors"]);
+    assert_eq!(std::fs::read(&trunk).unwrap(), trunk_bytes);
+
+    let bapps = t.path().join("bapps");
+    std::fs::create_dir_all(&bapps).unwrap();
+    let subset = oracle_dir().join("bapps/data/2afc/val/heldout");
+    for part in ["ref", "p0", "p1", "judge"] {
+        let to = bapps.join(part);
+        std::fs::create_dir_all(&to).unwrap();
+        let first = std::fs::read_dir(subset.join(part))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .min()
+            .unwrap();
+        std::fs::copy(&first, to.join(first.file_name().unwrap())).unwrap();
+    }
+    let patch = std::fs::read_dir(bapps.join("p0"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let patch_bytes = std::fs::read(&patch).unwrap();
+    let eval = |out: &Path| {
+        child::run(
+            lpips()
+                .args(["eval", "2afc"])
+                .arg(&bapps)
+                .arg("--trunk")
+                .arg(&trunk)
+                .arg("--out")
+                .arg(out),
+            GUARD,
+            "eval",
+        )
+    };
+    assert_error(&eval(&patch), &["--out", "is the input"]);
+    assert_eq!(std::fs::read(&patch).unwrap(), patch_bytes);
+    for (special, kind) in &specials {
+        assert_error(&eval(special), &["--out", kind]);
+    }
+    // Standard output, by name.
+    for name in ["-", "/dev/stdout"] {
+        let out = eval(Path::new(name));
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert!(out.stdout_text().contains("bapps"), "{out:?}");
+        let out = folder_run("all-pairs", Path::new(name));
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_eq!(out.stdout_text().lines().count(), 2, "{out:?}");
+    }
+    if let Some(node) = &node {
+        assert!(is_char_device(node), "the device node was replaced");
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(std::fs::read(&trunk).unwrap(), trunk_bytes);
+}
+
+fn nix_mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}

@@ -232,3 +232,95 @@ fn a_resume_with_other_measuring_settings_is_refused() {
     assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
     assert_eq!(rows(&out).len(), 40);
 }
+
+/// A partial file that is not a regular file is refused at once (a FIFO would block the
+/// open, `/dev/zero` would be read until memory ran out), and one with an endless line
+/// is refused after a bounded read.
+#[test]
+fn partial_files_that_are_not_partial_files_are_refused_without_blocking() {
+    let t = tempfile::tempdir().unwrap();
+    forty_pairs(t.path());
+    let out = t.path().join("out.jsonl");
+    let partial = t.path().join("out.jsonl.partial.jsonl");
+    let c = std::ffi::CString::new(partial.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    for resume in [&["--resume"][..], &[]] {
+        let refused = child::run(&mut command(t.path(), &out, resume), GUARD, "FIFO partial");
+        assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains("is a FIFO") && refused.stderr.lines().count() == 1,
+            "{}",
+            refused.stderr
+        );
+    }
+    std::fs::remove_file(&partial).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &partial).unwrap();
+    let refused = child::run(
+        &mut command(t.path(), &out, &["--resume"]),
+        GUARD,
+        "/dev/zero partial",
+    );
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(refused.stderr.contains("is a device"), "{}", refused.stderr);
+    assert!(refused.max_rss < 1 << 30, "read {} bytes", refused.max_rss);
+    std::fs::remove_file(&partial).unwrap();
+    // A regular file of one 8 MiB line: refused after the bound, not read whole.
+    std::fs::write(&partial, vec![b'x'; 8 << 20]).unwrap();
+    let refused = child::run(
+        &mut command(t.path(), &out, &["--resume"]),
+        GUARD,
+        "long line",
+    );
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("line 1 is longer"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!out.exists());
+}
+
+/// Two runs of one job at once: the second says which process holds the job and stops
+/// at once (it neither measures nor touches the files); the first finishes whole.
+#[test]
+fn a_second_run_of_the_same_job_stops_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    forty_pairs(t.path());
+    let out = t.path().join("out.jsonl");
+    let partial = t.path().join("out.jsonl.partial.jsonl");
+    let mut first = command(t.path(), &out, &[]);
+    first
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let first = first.spawn().unwrap();
+    let start = Instant::now();
+    while std::fs::read_to_string(&partial).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(start.elapsed() < GUARD, "the first run wrote no row");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Held still (its lock with it) while the second run tries, so that timing cannot
+    // decide the test.
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGSTOP) }, 0);
+    for extra in [&["--resume"][..], &[]] {
+        let second = child::run(&mut command(t.path(), &out, extra), GUARD, "second run");
+        assert_eq!(second.code, Some(1), "{}", second.stderr);
+        assert!(
+            second.stderr.contains("another lpips run of the same job")
+                && second.stderr.contains(&format!("process {}", first.id()))
+                && second.stderr.lines().count() == 1,
+            "{}",
+            second.stderr
+        );
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGCONT) }, 0);
+    let first = child::wait(first, GUARD, "first run");
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert_eq!(rows(&out).len(), 40);
+    assert!(!partial.exists());
+    // The job can run again once the first is done (the lock went with its process).
+    let again = child::run(&mut command(t.path(), &out, &["--resume"]), GUARD, "again");
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+}

@@ -10,6 +10,8 @@ use tch::{Kind, Tensor};
 use crate::config::InputRange;
 use crate::error::{LpipsError, Result};
 
+mod planar;
+
 /// An input converted for the model: `N x 3 x H x W` f32 values in [-1, 1] on the CPU
 /// (before any range check).
 #[derive(Debug)]
@@ -91,34 +93,7 @@ impl ImageInput for DynamicImage {
     /// 8-bit images exactly as the reference reads them (`v / 127.5 - 1`); 16-bit and
     /// float images at their full precision.
     fn to_canonical(&self, _: InputRange) -> Result<Canonical> {
-        let (w, h) = (self.width() as i64, self.height() as i64);
-        let eight_bit = matches!(
-            self,
-            DynamicImage::ImageLuma8(_)
-                | DynamicImage::ImageLumaA8(_)
-                | DynamicImage::ImageRgb8(_)
-                | DynamicImage::ImageRgba8(_)
-        );
-        let hwc = if eight_bit {
-            let data: Vec<f32> = self
-                .to_rgb8()
-                .into_raw()
-                .into_iter()
-                .map(|v| (f64::from(v) / 127.5 - 1.0) as f32)
-                .collect();
-            Tensor::f_from_slice(&data)?
-        } else {
-            let data = self.to_rgb32f().into_raw();
-            Tensor::f_from_slice(&data)?
-                .f_mul_scalar(2.0)?
-                .f_sub_scalar(1.0)?
-        };
-        let x = hwc
-            .f_view([h, w, 3])?
-            .f_permute([2, 0, 1])?
-            .f_unsqueeze(0)?
-            .f_contiguous()?;
-        Ok(Canonical::pixels(x))
+        Ok(Canonical::pixels(planar::image_tensor(self)?))
     }
 }
 
@@ -158,24 +133,34 @@ impl ImageInput for HwcU8<'_> {
         if !matches!(c, 1 | 3 | 4) {
             return Err(bad_shape(&[h, w, c]));
         }
-        let data: Vec<f32> = self
-            .0
-            .iter()
-            .map(|&v| (f64::from(v) / 127.5 - 1.0) as f32)
-            .collect();
-        let x = Tensor::f_from_slice(&data)?
-            .f_view([h as i64, w as i64, c as i64])?
-            .f_permute([2, 0, 1])?;
-        let x = match c {
-            1 => x.f_expand([3, h as i64, w as i64], false)?,
-            _ => x.f_narrow(0, 0, 3)?,
+        let x = match self.0.as_slice() {
+            Some(samples) => planar::planar(samples, c, (h as i64, w as i64), planar::from_u8)?,
+            // A strided view: each plane read through the view, still without a copy.
+            None => planar::filled(&[1, 3, h as i64, w as i64], |out| {
+                for (plane, dst) in out.chunks_exact_mut((h * w).max(1)).enumerate() {
+                    let src = if c < 3 { 0 } else { plane };
+                    let lane = self.0.index_axis(ndarray::Axis(2), src);
+                    for (d, &v) in dst.iter_mut().zip(lane.iter()) {
+                        *d = planar::from_u8(v);
+                    }
+                }
+            })?,
         };
-        Ok(Canonical::pixels(x.f_unsqueeze(0)?.f_contiguous()?))
+        Ok(Canonical::pixels(x))
     }
 }
 
-fn from_f32_view(data: Vec<f32>, shape: [i64; 4], range: InputRange) -> Result<Canonical> {
-    let x = Tensor::f_from_slice(&data)?.f_view(shape)?;
+/// Values in logical order (whatever the view's strides) as a tensor of `shape`.
+fn from_f32_view<'a>(
+    values: impl Iterator<Item = &'a f32>,
+    shape: [i64; 4],
+    range: InputRange,
+) -> Result<Canonical> {
+    let x = planar::filled(&shape, |out| {
+        for (d, &s) in out.iter_mut().zip(values) {
+            *d = s;
+        }
+    })?;
     Ok(Canonical::declared(to_minus_one_one(x, range)?, range))
 }
 
@@ -186,8 +171,7 @@ impl ImageInput for Hwc<'_> {
             return Err(bad_shape(&[h, w, c]));
         }
         let chw = self.0.permuted_axes([2, 0, 1]);
-        let data: Vec<f32> = chw.iter().copied().collect();
-        from_f32_view(data, [1, 3, h as i64, w as i64], self.1)
+        from_f32_view(chw.iter(), [1, 3, h as i64, w as i64], self.1)
     }
 }
 
@@ -197,8 +181,7 @@ impl ImageInput for Chw<'_> {
         if c != 3 {
             return Err(bad_shape(&[c, h, w]));
         }
-        let data: Vec<f32> = self.0.iter().copied().collect();
-        from_f32_view(data, [1, 3, h as i64, w as i64], self.1)
+        from_f32_view(self.0.iter(), [1, 3, h as i64, w as i64], self.1)
     }
 }
 
@@ -208,8 +191,7 @@ impl ImageInput for Nchw<'_> {
         if c != 3 {
             return Err(bad_shape(&[n, c, h, w]));
         }
-        let data: Vec<f32> = self.0.iter().copied().collect();
-        from_f32_view(data, [n as i64, 3, h as i64, w as i64], self.1)
+        from_f32_view(self.0.iter(), [n as i64, 3, h as i64, w as i64], self.1)
     }
 }
 

@@ -174,6 +174,14 @@ impl ModelArgs {
 
     /// The model's builder, for settings beyond these.
     pub(crate) fn builder(&self) -> Result<lpips::LpipsBuilder, String> {
+        if let (Some(env), Variant::Lpips) = (&self.python_env, self.variant) {
+            return Err(format!(
+                "--python-env {}: serves ST-LPIPS' published models, so it needs \
+                 --variant shift-tolerant; plain LPIPS takes its trunk from --trunk or \
+                 torchvision's checkpoint",
+                env.display()
+            ));
+        }
         let builder = Lpips::builder().net(self.net).variant(self.variant);
         let builder = match &self.model {
             Some(path) => builder.model_file(path),

@@ -10,7 +10,8 @@ use assert_cmd::Command;
 use crate::common::oracle_file;
 
 /// Library names that a command-line message must not mention.
-const LIBRARY_NAMES: [&str; 5] = [
+const LIBRARY_NAMES: [&str; 6] = [
+    "Variant::",
     "ImageReader",
     "accept_damaged",
     "LpipsBuilder",
@@ -166,4 +167,19 @@ fn a_diverging_training_run_stops_naming_the_learning_rate() {
     );
     assert!(err.contains("training diverged at epoch "), "{err}");
     assert!(err.contains("lower --lr (now 1e30)"), "{err}");
+}
+
+#[test]
+fn python_env_without_the_shift_tolerant_variant_names_the_flags() {
+    let home = tempfile::tempdir().unwrap();
+    let img = |i: &str| oracle_file(&format!("img_alex_{i}.png"));
+    let err = cli_error(
+        lpips(home.path())
+            .arg("compare")
+            .arg(img("0"))
+            .arg(img("1"))
+            .arg("--python-env")
+            .arg(home.path()),
+    );
+    assert!(err.contains("--variant shift-tolerant"), "{err}");
 }

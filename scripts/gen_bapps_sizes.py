@@ -10,7 +10,8 @@ so nothing is resampled there; this oracle holds patches of other sizes and mode
 
 - `pixels/`: single images of many sizes (down, up, one side already 64, extreme aspect
   ratios, 1x1) and modes (grey, grey+alpha, RGBA, palette, 1-bit, 16-bit PNG colour,
-  grey and grey+alpha, JPEG colour and grey, a JPEG with an EXIF orientation tag).
+  grey and grey+alpha, JPEG colour and grey, JPEGs and a PNG with EXIF orientation
+  tags).
   patches.safetensors holds, for each, PIL's resized 8-bit pixels (`u8/pixels/<name>`,
   H x W x 3 uint8, what `Resize(64)` returns) and the loader's tensor
   (`tensor/pixels/<name>`, 3 x H x W float32).
@@ -146,6 +147,10 @@ def pixel_images(rng, dir_):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees: applied by OpenCV, not by PIL
     Image.fromarray(base).save(add("jpeg_exif6_90x72.jpg"), quality=90, exif=exif)
+    exif[0x0112] = 5  # transpose
+    Image.fromarray(base).save(add("jpeg_exif5_90x72.jpg"), quality=90, exif=exif)
+    exif[0x0112] = 8  # rotate 270 degrees, in a PNG eXIf chunk
+    Image.fromarray(base).save(add("png_exif8_90x72.png"), exif=exif)
     return names
 
 

@@ -1,5 +1,6 @@
 //! BAPPS patches and judgements read as the reference's data loaders read them.
 
+use std::io::Read;
 use std::path::Path;
 
 use image::metadata::Orientation;
@@ -67,9 +68,12 @@ pub fn load_patch(path: &Path, load_size: u32) -> Result<Array3<f32>> {
 /// other formats what the `image` crate's decoder reports (PNG `eXIf`, TIFF); none when
 /// there is no readable tag. WebP is not undone (BAPPS's loader lists no WebP files).
 fn applied_orientation(path: &Path) -> Orientation {
-    let Ok(bytes) = std::fs::read(path) else {
+    // Opened as the decoder opened it: a regular file, never blocking on a FIFO.
+    let mut bytes = Vec::new();
+    let read = crate::files::open_regular(path).map(|mut f| f.read_to_end(&mut bytes));
+    if !matches!(read, Ok(Ok(_))) {
         return Orientation::NoTransforms;
-    };
+    }
     let found = match image::guess_format(&bytes) {
         Ok(ImageFormat::Jpeg) => jpeg_exif(&bytes).and_then(Orientation::from_exif_chunk),
         Ok(ImageFormat::WebP) | Err(_) => None,

@@ -147,6 +147,8 @@ def pixel_images(rng, dir_):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees: applied by OpenCV, not by PIL
     Image.fromarray(base).save(add("jpeg_exif6_90x72.jpg"), quality=90, exif=exif)
+    Image.fromarray(base).convert("CMYK").save(add("jpeg_cmyk_90x72.jpg"), quality=90)
+    Image.fromarray((grey // 64).astype(np.uint8) * 85, "L").save(add("grey2bit_90x72.png"), bits=2)
     exif[0x0112] = 5  # transpose
     Image.fromarray(base).save(add("jpeg_exif5_90x72.jpg"), quality=90, exif=exif)
     exif[0x0112] = 8  # rotate 270 degrees, in a PNG eXIf chunk

@@ -20,7 +20,8 @@ use crate::error::{LpipsError, Result};
 ///   RGBA) dropped without compositing, palettes expanded; 16-bit PNGs as PIL reads
 ///   them (colour and grey+alpha keep the high byte of each sample, 16-bit grey is
 ///   clipped to 255); the EXIF orientation is *not* applied (PIL does not; the
-///   `lpips` comparison commands, which read as OpenCV does, do).
+///   `lpips` comparison commands, which read as OpenCV does, do). CMYK JPEGs are
+///   converted as OpenCV converts them, within one level of PIL's conversion.
 /// - `Resize(load_size)` with one number scales the shorter side to `load_size` and the
 ///   longer one to `int(load_size * long / short)`, and leaves an image whose shorter side
 ///   is already `load_size` as it is (every BAPPS patch: 64 x 64). Other sizes (smaller

@@ -19,6 +19,7 @@ oracle:
 	  "$$LPIPS_VENV/bin/python" scripts/gen_checkpoints.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps_sizes.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_images.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_stlpips.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_harness.py

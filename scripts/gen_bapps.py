@@ -520,7 +520,7 @@ def voc_ap_cases():
 
 def special_images(rng, tensors):
     """PNG modes other than RGB and sizes other than 64, read through the reference's
-    transform; the resized ones are only approximately reproducible (PIL's resampler)."""
+    transform (scripts/gen_bapps_sizes.py tests many more sizes and modes)."""
     base = to_u8(texture(rng))
     grey = base.mean(axis=2).round().astype(np.uint8)
     alpha = rng.integers(0, 256, (SIDE, SIDE), dtype=np.uint8)

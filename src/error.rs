@@ -285,6 +285,27 @@ pub enum LpipsError {
         /// What it is instead.
         kind: &'static str,
     },
+    /// A training setting ([`crate::bapps::TrainConfig`]) is out of range.
+    #[error("TrainConfig: {field} = {value}; expected {expected}")]
+    TrainSetting {
+        /// The field (or, for a sum that overflows, `epochs + decay_epochs`).
+        field: &'static str,
+        /// What was given.
+        value: String,
+        /// What is accepted.
+        expected: String,
+    },
+    /// A training run diverged: its loss or a trained weight became NaN or infinite.
+    /// The run stops; the checkpoints of earlier epochs are kept.
+    #[error("training diverged at epoch {epoch} ({what}): lower TrainConfig::lr (now {lr:e})")]
+    TrainingDiverged {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// What was found, e.g. `loss is NaN`.
+        what: String,
+        /// The run's base learning rate ([`crate::bapps::TrainConfig::lr`]).
+        lr: f64,
+    },
     /// A name given for a setting is not one of its values.
     #[error("unknown {what} `{value}`; expected one of: {expected}")]
     Parse {

@@ -103,8 +103,8 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
     let mut jnd = Vec::new();
     for dir in &args.dirs {
         match task {
-            Task::TwoAfc => two_afc.extend(bapps::find_2afc_sets(dir).map_err(|e| e.to_string())?),
-            Task::Jnd => jnd.extend(bapps::find_jnd_sets(dir).map_err(|e| e.to_string())?),
+            Task::TwoAfc => two_afc.extend(bapps::find_2afc_sets(dir).map_err(crate::cli_error)?),
+            Task::Jnd => jnd.extend(bapps::find_jnd_sets(dir).map_err(crate::cli_error)?),
         }
     }
     if let Some(limit) = args.limit {
@@ -148,7 +148,7 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
         let r = bapps::score_2afc(&metric, set, args.batch_size, &mut |done| {
             bar.set_position(done_before + done as u64)
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(crate::cli_error)?;
         done_before += set.len() as u64;
         rows.push(SubsetRow {
             name: r.name.clone(),
@@ -168,7 +168,7 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
         let r = bapps::score_jnd(&metric, set, args.batch_size, &mut |done| {
             bar.set_position(done_before + done as u64)
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(crate::cli_error)?;
         done_before += set.len() as u64;
         rows.push(SubsetRow {
             name: r.name.clone(),

@@ -201,6 +201,14 @@ impl ModelArgs {
 
     /// The model's builder, for settings beyond these.
     pub(crate) fn builder(&self) -> Result<lpips::LpipsBuilder, String> {
+        if let (Some(env), Variant::Lpips) = (&self.python_env, self.variant) {
+            return Err(format!(
+                "--python-env {}: serves ST-LPIPS' published models, so it needs \
+                 --variant shift-tolerant; plain LPIPS takes its trunk from --trunk or \
+                 torchvision's checkpoint",
+                env.display()
+            ));
+        }
         let builder = Lpips::builder().net(self.net).variant(self.variant);
         let builder = match &self.model {
             Some(path) => builder.model_file(path),
@@ -265,19 +273,71 @@ pub(crate) fn parse_lin(s: &str) -> Result<LinArg, String> {
     }
 }
 
-/// A library error as the command line says it: with the flags that fix it.
+/// A library error as the command line says it: with the flags that fix it, never the
+/// library calls that the library's own messages name.
 pub(crate) fn cli_error(e: LpipsError) -> String {
-    match &e {
-        LpipsError::TrunkNotFound { net, .. } => format!(
-            "{e}; on the command line: pass `--trunk PATH` (.pth or .safetensors with \
-             torchvision's names), or run `lpips weights fetch {net}` with network access \
-             and LPIPS_OFFLINE unset"
+    let files = |searched: &[PathBuf], none: &str| {
+        if searched.is_empty() {
+            none.to_string()
+        } else {
+            searched
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        }
+    };
+    match e {
+        LpipsError::TrunkNotFound {
+            net,
+            searched,
+            reason,
+        } => format!(
+            "no ImageNet weights for the {net} trunk: looked for {}; not downloaded: {reason}. \
+             Pass `--trunk FILE` (.pth or .safetensors with torchvision's names), put \
+             torchvision's {} into the torch hub cache (TORCH_HOME), or run \
+             `lpips weights fetch {net}` with network access and LPIPS_OFFLINE unset",
+            files(
+                &searched,
+                "no torch hub cache folder (no TORCH_HOME, XDG_CACHE_HOME or HOME)"
+            ),
+            lpips::weights::TorchvisionFile::of(net).file_name
         ),
-        LpipsError::ModelNotFound { .. } => format!(
-            "{e}; on the command line: pass `--trunk FILE`, or `--python-env` naming a Python \
-             environment with stlpips-pytorch installed"
+        LpipsError::ModelNotFound {
+            what,
+            file_name,
+            searched,
+            reason,
+        } => format!(
+            "no weights for {what}: looked for {}; not downloaded: {reason}. Pass \
+             `--trunk FILE` (the published {file_name}), `--python-env DIR` naming a Python \
+             environment with stlpips-pytorch installed (or set {}), put {file_name} into \
+             the cache folder, or allow the download (network access, LPIPS_OFFLINE unset)",
+            files(&searched, "no cache folder"),
+            lpips::weights::STLPIPS_PYTHON_ENV
         ),
-        _ => e.to_string(),
+        LpipsError::CorruptImage { path, reason } => format!(
+            "cannot read image {}: {reason} (a damaged file: refused, and no option of \
+             `lpips` accepts it; re-encode it with a tool that keeps what can be decoded, \
+             or replace it)",
+            path.display()
+        ),
+        LpipsError::TrainSetting {
+            field,
+            value,
+            expected,
+        } => {
+            let flags = field
+                .split(" + ")
+                .map(|f| format!("--{}", f.replace('_', "-")))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            format!("{flags} = {value}: expected {expected}")
+        }
+        LpipsError::TrainingDiverged { epoch, what, lr } => {
+            format!("training diverged at epoch {epoch} ({what}): lower --lr (now {lr:e})")
+        }
+        e => e.to_string(),
     }
 }
 
@@ -352,8 +412,8 @@ fn compare(args: CompareArgs) -> Result<(), String> {
     }
     args.model.device()?;
     // The reference's pixels: 16-bit files reduced to 8 bits as OpenCV does.
-    let a = lpips::load_image_8bit(&args.img0).map_err(|e| e.to_string())?;
-    let b = lpips::load_image_8bit(&args.img1).map_err(|e| e.to_string())?;
+    let a = lpips::load_image_8bit(&args.img0).map_err(cli_error)?;
+    let b = lpips::load_image_8bit(&args.img1).map_err(cli_error)?;
     if (a.width(), a.height()) != (b.width(), b.height()) {
         return Err(format!(
             "images differ in size: {} is {}x{}, {} is {}x{} (WxH)",
@@ -371,7 +431,7 @@ fn compare(args: CompareArgs) -> Result<(), String> {
         .apply(args.model.builder()?)
         .build()
         .map_err(cli_error)?;
-    let err = |e: LpipsError| e.to_string();
+    let err = cli_error;
     if spatial.is_some() {
         // The map needs more memory than the distance: fail now, not after the distance.
         model
@@ -395,7 +455,7 @@ fn compare(args: CompareArgs) -> Result<(), String> {
     }
     let mut spatial_max = None;
     if let (Some(path), Some(kind)) = (&args.spatial_out, spatial) {
-        let mut map = model.distance_map(&a, &b).map_err(|e| e.to_string())?;
+        let mut map = model.distance_map(&a, &b).map_err(cli_error)?;
         if let Some(w) = &weights {
             lpips::mask_map(&mut map, w).map_err(err)?;
         }

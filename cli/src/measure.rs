@@ -139,10 +139,15 @@ impl MeasureArgs {
             return Ok(None);
         };
         if !matches!(self.names, MaskNames::Single) && std::fs::symlink_metadata(&path).is_err() {
+            // The image the mask is named after: dirs' first image, ref's target.
+            let named_after = match self.names {
+                MaskNames::TargetName => img1,
+                _ => img0,
+            };
             return Err(format!(
                 "no mask {} for {} in the mask folder",
                 path.display(),
-                img0.display()
+                named_after.display()
             ));
         }
         lpips::load_mask(&path).map(Some).map_err(|e| e.to_string())

@@ -65,7 +65,7 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<(), String> {
-    let err = |e: lpips::LpipsError| e.to_string();
+    let err = crate::cli_error;
     // The checkpoint folder is checked first: a bad path fails now, not after an epoch.
     crate::outputs::check_dir("--out", &args.out)?;
     if let Some(resume) = &args.resume {

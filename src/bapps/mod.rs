@@ -8,6 +8,7 @@ mod dataset;
 mod eval;
 mod image;
 mod lab;
+mod resample;
 mod score;
 mod ssim;
 mod train;

@@ -173,3 +173,68 @@ fn scratch_trunks_start_from_torchvision_initialisation() {
         assert!(t.contains_key("lin0.model.1.weight") && t.contains_key("rank.model.0.weight"));
     }
 }
+
+/// A recipe whose epoch counts overflow when added is refused, naming the fields, not
+/// run for "0 epochs" (nor, in a debug build, a panic).
+#[test]
+fn epoch_counts_that_overflow_are_refused() {
+    use lpips::LpipsError;
+    use lpips::bapps::TrainConfig;
+    let config = TrainConfig {
+        epochs: usize::MAX,
+        decay_epochs: 1,
+        ..TrainConfig::default()
+    };
+    assert_eq!(config.total_epochs(), usize::MAX);
+    let err = Trainer::new(
+        config,
+        TrunkWeights::File(oracle_file("trunk_alex.safetensors")),
+        Device::Cpu,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, LpipsError::TrainSetting { field, .. } if *field == "epochs + decay_epochs"),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("epochs + decay_epochs = {} + 1", usize::MAX)),
+        "{text}"
+    );
+}
+
+/// A rate that blows the weights up stops the run with an error naming the rate
+/// (`TrainConfig::lr`), not libtorch's complaint about NaN inputs to the loss.
+#[test]
+fn a_diverging_run_stops_naming_the_learning_rate() {
+    use lpips::LpipsError;
+    use lpips::bapps::TrainConfig;
+    let mut set = TwoAfcSet::open(&train_dir().join("data/2afc/train/mini")).unwrap();
+    set.truncate(20);
+    let config = TrainConfig {
+        lr: 1e30,
+        epochs: 4,
+        decay_epochs: 0,
+        batch_size: 10,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(
+        config,
+        TrunkWeights::File(oracle_file("trunk_alex.safetensors")),
+        Device::Cpu,
+    )
+    .unwrap();
+    let err = loop {
+        match trainer.train_epoch(std::slice::from_ref(&set), &mut |_| {}) {
+            Ok(_) => assert!(!trainer.finished(), "4 epochs at lr 1e30 went through"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(err, LpipsError::TrainingDiverged { lr, .. } if lr == 1e30),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.starts_with("training diverged at epoch "), "{text}");
+    assert!(text.ends_with("lower TrainConfig::lr (now 1e30)"), "{text}");
+}

@@ -8,6 +8,7 @@
 mod common;
 
 mod bapps_metrics;
+mod bapps_sizes;
 mod bapps_train;
 mod batches;
 mod checkpoint;

@@ -496,3 +496,82 @@ fn train_cli_writes_checkpoints_and_resumes() {
         "--net vgg (the run has alex)",
     );
 }
+
+/// The worst |got - want| over the tolerance `1e-6 + 1e-4 |want|`.
+fn worst_in_tolerances(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| {
+            let (g, w) = (f64::from(g), f64::from(w));
+            if g.is_finite() {
+                (g - w).abs() / (1e-6 + 1e-4 * w.abs())
+            } else {
+                f64::INFINITY
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// `lpips eval` on BAPPS-layout subsets whose patches are not 64x64
+/// (`scripts/gen_bapps_sizes.py`: 80x80, 100x64, 64x100, 48x48, 256x256, 97x61, 63x65;
+/// JND 80x80, 97x61, 40x40), against the reference's loader (`Resize(64)` with PIL's
+/// resampling) and scorers: every distance within the tolerance, every score exact.
+#[test]
+fn eval_on_patches_that_are_not_64x64_equals_the_reference_loader() {
+    let dir = oracle_file("bapps_sizes");
+    assert!(
+        dir.join("stamp").is_file(),
+        "missing {}: run `make oracle` (scripts/gen_bapps_sizes.py)",
+        dir.display()
+    );
+    let want: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let mut failures = Vec::new();
+    for (task, group, keys) in [
+        ("2afc", "twoafc", &[("d0", "d0s"), ("d1", "d1s")][..]),
+        ("jnd", "jnd", &[("d", "ds")][..]),
+    ] {
+        let root = dir.join("data").join(task).join("val");
+        for (metric, key) in [
+            (&["--trunk", trunk().to_str().unwrap()][..], "lpips"),
+            (&["--metric", "l2", "--colorspace", "rgb"][..], "l2_rgb"),
+            (&["--metric", "ssim", "--colorspace", "lab"][..], "ssim_lab"),
+        ] {
+            let mut args = vec!["eval", task, root.to_str().unwrap()];
+            args.extend_from_slice(metric);
+            args.extend_from_slice(&["--format", "json", "--distances"]);
+            let got = json_out(&args);
+            let subsets = got["subsets"].as_array().unwrap();
+            assert_eq!(
+                subsets.len(),
+                want[group].as_object().unwrap().len(),
+                "{task} {key}"
+            );
+            for s in subsets {
+                let name = s["name"].as_str().unwrap();
+                let reference = &want[group][name]["metrics"][key];
+                for (ours, theirs) in keys {
+                    let worst = worst_in_tolerances(
+                        &floats(&s["items"][ours]),
+                        &floats(&reference[theirs]),
+                    );
+                    eprintln!("{task} {name} {key} {ours}: worst {worst:.3} tolerances");
+                    if worst > 1.0 {
+                        failures.push(format!(
+                            "{task} {name} {key} {ours}: {worst:.1} tolerances off"
+                        ));
+                    }
+                }
+                if score(s) != score(reference) {
+                    failures.push(format!(
+                        "{task} {name} {key}: score {} against the reference's {}",
+                        score(s),
+                        score(reference)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -13,6 +13,7 @@ mod download;
 mod folder_failures;
 mod folders;
 mod images;
+mod messages;
 mod openmp;
 mod output_paths;
 mod protocols;

@@ -292,3 +292,47 @@ fn max_memory_gives_the_one_pass_results() {
     assert!(out.get_output().stdout.is_empty(), "no distance printed");
     assert!(!map.exists());
 }
+
+/// ref with a folder of masks named like the targets: a missing mask's error row names
+/// the target it is named after, not the reference.
+#[test]
+fn ref_with_a_missing_mask_names_the_target() {
+    let t = tempfile::tempdir().unwrap();
+    let (targets, masks) = (t.path().join("targets"), t.path().join("masks"));
+    std::fs::create_dir_all(&targets).unwrap();
+    std::fs::create_dir_all(&masks).unwrap();
+    let reference = t.path().join("the_reference.png");
+    std::fs::copy(harness_file("alex_a.png"), &reference).unwrap();
+    for n in ["first.png", "second.png"] {
+        std::fs::copy(harness_file("alex_b.png"), targets.join(n)).unwrap();
+    }
+    std::fs::copy(harness_file("alex_mask8.png"), masks.join("first.png")).unwrap();
+    let mut cmd = Command::cargo_bin("lpips").unwrap();
+    cmd.env("LPIPS_OFFLINE", "1")
+        .arg("ref")
+        .arg(&reference)
+        .arg(&targets)
+        .args(["--net", "alex", "--trunk"])
+        .arg(oracle_file("trunk_alex.safetensors"))
+        .arg("--mask")
+        .arg(&masks)
+        .args(["--format", "jsonl", "--quiet"]);
+    let out = cmd.assert().code(1);
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let error = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find_map(|r| r["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no error row in {text}"));
+    let missing = masks.join("second.png");
+    let target = targets.join("second.png");
+    assert!(
+        error.contains(&format!(
+            "no mask {} for {}",
+            missing.display(),
+            target.display()
+        )),
+        "{error}"
+    );
+    assert!(!error.contains("the_reference"), "{error}");
+}

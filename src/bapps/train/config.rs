@@ -72,15 +72,16 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Total epochs.
+    /// Total epochs (saturating: a recipe whose sum overflows is refused when a run
+    /// starts).
     pub fn total_epochs(&self) -> usize {
-        self.epochs + self.decay_epochs
+        self.epochs.saturating_add(self.decay_epochs)
     }
 
     /// The learning rate of epoch `epoch` (1-based), as the reference's schedule gives it:
     /// it lowers the rate by `lr / decay_epochs` after each epoch past `epochs`.
     pub fn learning_rate(&self, epoch: usize) -> f64 {
-        let decayed = epoch.saturating_sub(self.epochs + 1);
+        let decayed = epoch.saturating_sub(self.epochs.saturating_add(1));
         if self.decay_epochs == 0 {
             return self.lr;
         }
@@ -113,25 +114,34 @@ pub struct StepProgress {
 }
 
 pub(super) fn check_config(c: &TrainConfig) -> Result<()> {
-    let bad = |value: String, expected: &'static str| LpipsError::Parse {
-        what: "training setting",
+    let bad = |field: &'static str, value: String, expected: &str| LpipsError::TrainSetting {
+        field,
         value,
-        expected,
+        expected: expected.to_string(),
     };
     if c.batch_size == 0 {
-        return Err(bad("batch size 0".into(), "a batch size of at least 1"));
+        return Err(bad("batch_size", "0".into(), "at least 1"));
     }
     if !(c.lr.is_finite() && c.lr > 0.0) {
-        return Err(bad(format!("lr {}", c.lr), "a positive learning rate"));
+        return Err(bad("lr", format!("{:e}", c.lr), "a positive learning rate"));
     }
     if !(0.0..1.0).contains(&c.beta1) {
-        return Err(bad(format!("beta1 {}", c.beta1), "beta1 in [0, 1)"));
+        return Err(bad("beta1", c.beta1.to_string(), "a value in [0, 1)"));
     }
     if !(0.0..1.0).contains(&c.dropout) {
-        return Err(bad(format!("dropout {}", c.dropout), "dropout in [0, 1)"));
+        return Err(bad("dropout", c.dropout.to_string(), "a value in [0, 1)"));
     }
-    if c.total_epochs() == 0 {
-        return Err(bad("0 epochs".into(), "at least one epoch"));
+    match c.epochs.checked_add(c.decay_epochs) {
+        None => Err(bad(
+            "epochs + decay_epochs",
+            format!("{} + {}", c.epochs, c.decay_epochs),
+            &format!("a total of at most {} epochs", usize::MAX),
+        )),
+        Some(0) => Err(bad(
+            "epochs + decay_epochs",
+            "0 + 0".into(),
+            "at least one epoch",
+        )),
+        Some(_) => Ok(()),
     }
-    Ok(())
 }

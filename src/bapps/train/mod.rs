@@ -210,7 +210,7 @@ impl Trainer {
         data: &[TwoAfcSet],
         progress: &mut dyn FnMut(StepProgress),
     ) -> Result<EpochStats> {
-        let epoch = self.epochs_done + 1;
+        let epoch = self.epochs_done.saturating_add(1);
         let lr = self.config.learning_rate(epoch);
         // Seeded per epoch, so that a resumed run shuffles as an uninterrupted one would.
         tch::manual_seed(self.config.seed as i64 ^ ((epoch as i64) << 20));
@@ -289,8 +289,15 @@ impl Trainer {
         let (mut loss_sum, mut acc_sum, mut steps, mut seen) = (0.0, 0.0, 0usize, 0usize);
         self.model
             .set_train_dropout((self.config.dropout > 0.0).then_some(self.config.dropout));
+        let base_lr = self.config.lr;
         let result = loading.run(order.len(), batch, load, |(x, judge)| {
-            let (loss, acc) = self.step(&x, &judge, lr)?;
+            let (loss, acc) =
+                self.step(&x, &judge, lr)?
+                    .map_err(|what| LpipsError::TrainingDiverged {
+                        epoch,
+                        what,
+                        lr: base_lr,
+                    })?;
             loss_sum += loss;
             acc_sum += acc;
             steps += 1;
@@ -314,8 +321,14 @@ impl Trainer {
     }
 
     /// One optimisation step on a batch (`3N x 3 x H x W`: references, p0s, p1s);
-    /// returns the loss and the summed agreement.
-    fn step(&mut self, x: &Tensor, judge: &Tensor, lr: f64) -> Result<(f64, f64)> {
+    /// returns the loss and the summed agreement, or what shows that the run diverged
+    /// (a loss or a trained weight that is NaN or infinite).
+    fn step(
+        &mut self,
+        x: &Tensor,
+        judge: &Tensor,
+        lr: f64,
+    ) -> Result<std::result::Result<(f64, f64), String>> {
         let device = self.model.device();
         let x = x.f_to_device(device)?;
         let judge = judge.f_to_device(device)?;
@@ -334,6 +347,11 @@ impl Trainer {
         let d1 = self.model.compare_features(&fr, &f1, false)?;
         let target = judge.f_view([n, 1, 1, 1])?;
         let predicted = self.rank.forward(&d0, &d1)?;
+        // Weights blown up by too high a rate give NaN predictions, which libtorch's
+        // binary cross-entropy refuses with an error of its own: the loss would be NaN.
+        if !all_finite(&predicted)? {
+            return Ok(Err("loss is NaN".to_string()));
+        }
         let loss = predicted.f_binary_cross_entropy(&target, None::<Tensor>, Reduction::Mean)?;
         let accuracy = tch::no_grad(|| -> Result<f64> {
             let j = judge.f_to_kind(Kind::Double)?;
@@ -350,7 +368,7 @@ impl Trainer {
         loss.f_backward()?;
         let loss = loss.f_double_value(&[])?;
         if !loss.is_finite() {
-            return Err(LpipsError::NonFinite { which: "loss" });
+            return Ok(Err(format!("loss is {loss}")));
         }
         let params = self.params()?;
         self.adam.update(&params, lr, self.config.beta1)?;
@@ -360,7 +378,14 @@ impl Trainer {
             }
             Ok(())
         })?;
-        Ok((loss, accuracy))
+        for (name, p) in &params {
+            if !all_finite(p)? {
+                return Ok(Err(format!(
+                    "weight `{name}` is NaN or infinite after a step"
+                )));
+            }
+        }
+        Ok(Ok((loss, accuracy)))
     }
 
     fn params(&self) -> Result<Vec<(String, Tensor)>> {
@@ -398,6 +423,11 @@ impl Trainer {
         meta.insert("version".to_string(), "0.1".to_string());
         write_safetensors(path, &tensors, meta)
     }
+}
+
+/// Whether every value of `t` is finite.
+fn all_finite(t: &Tensor) -> Result<bool> {
+    Ok(tch::no_grad(|| t.f_isfinite()?.f_all())?.f_int64_value(&[])? != 0)
 }
 
 /// Every trained tensor by name: heads, ranking network, and the trunk when trained.

@@ -150,7 +150,7 @@ impl MeasureArgs {
                 named_after.display()
             ));
         }
-        lpips::load_mask(&path).map(Some).map_err(|e| e.to_string())
+        lpips::load_mask(&path).map(Some).map_err(crate::cli_error)
     }
 
     /// The weights for `compare`: the one mask file; None without `--mask`.
@@ -165,7 +165,7 @@ impl MeasureArgs {
                 mask.display()
             ));
         }
-        lpips::load_mask(mask).map(Some).map_err(|e| e.to_string())
+        lpips::load_mask(mask).map(Some).map_err(crate::cli_error)
     }
 
     /// The number a folder run reports for a pair of features.

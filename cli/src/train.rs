@@ -89,6 +89,15 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         return Err("no training triplets selected: nothing to train".to_string());
     }
     let device = lpips::parse_device(&args.device).map_err(err)?;
+    if args.trunk.is_none() && args.resume.is_none() && recipe(&args).mode != TrainMode::Scratch {
+        // The ImageNet trunk, fetched here (when not cached) with the download bar and its
+        // Ctrl-C guard; the trainer then finds it in the cache. A failure is left for the
+        // trainer to report with its full advice.
+        let net = recipe(&args).net;
+        if lpips::weights::find_cached(net).is_err() && !lpips::weights::offline() {
+            let _ = lpips::weights::fetch(net, &mut crate::terminal::download_bar());
+        }
+    }
     let trunk = args
         .trunk
         .clone()

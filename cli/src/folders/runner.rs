@@ -63,7 +63,7 @@ fn first_line(text: &str) -> String {
 /// (a FIFO would block the open) and images below the trunk's minimum.
 fn decode(path: &Path, net: lpips::Net, min: i64) -> Result<Tensor, String> {
     lpips::files::open_regular(path).map_err(|e| e.to_string())?;
-    let img = lpips::load_image_8bit(path).map_err(|e| e.to_string())?;
+    let img = lpips::load_image_8bit(path).map_err(crate::cli_error)?;
     let t = catch(|| lpips::image_to_tensor(&img))
         .and_then(|r| r.map_err(|e| e.to_string()))
         .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -628,7 +628,7 @@ fn killed_fetch_leaves_a_temporary_file_that_the_next_run_removes() {
 
 /// Ctrl-C (SIGINT) or SIGTERM during a download, at every stage (before the server's
 /// first response, or mid-body while it stalls), and in every command that may download
-/// (`weights fetch`, and `dirs`, which handles Ctrl-C itself between pairs): the
+/// (`weights fetch`, `dirs`, which handles Ctrl-C itself between pairs, and `train`): the
 /// temporary file is removed at once and the command ends with 128 + the signal.
 #[test]
 fn interrupted_fetch_leaves_nothing() {
@@ -642,7 +642,7 @@ fn interrupted_fetch_leaves_nothing() {
     let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     for (mode, mode_name) in [(Serve::Silent, "silent"), (Serve::Stall, "stalled")] {
         let server = serve(body.clone(), mode);
-        for command in ["fetch", "dirs"] {
+        for command in ["fetch", "dirs", "train"] {
             for signal in [libc::SIGINT, libc::SIGTERM] {
                 let home = tempfile::tempdir().unwrap();
                 let checkpoints = home.path().join("hub/checkpoints");
@@ -655,11 +655,17 @@ fn interrupted_fetch_leaves_nothing() {
                     .stderr(std::process::Stdio::null());
                 match command {
                     "fetch" => cmd.args(["weights", "fetch", "squeeze"]),
-                    _ => cmd
+                    "dirs" => cmd
                         .arg("dirs")
                         .arg(&d0)
                         .arg(&d1)
                         .args(["--net", "squeeze", "-q"]),
+                    _ => cmd
+                        .arg("train")
+                        .arg(common::oracle_dir().join("bapps/data/2afc/val/heldout"))
+                        .arg("--out")
+                        .arg(home.path().join("ckpt"))
+                        .args(["--net", "squeeze", "--quiet"]),
                 };
                 let mut child = cmd.spawn().unwrap();
                 let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -66,37 +66,23 @@ fn read_pixels(decoder: impl ImageDecoder) -> Result<DynamicImage, DecodeError> 
         Ok(buf)
     }
     let (w, h) = decoder.dimensions();
+    // Each colour type's samples into its own buffer type, as `image` itself does.
+    macro_rules! pixels {
+        ($variant:ident) => {
+            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::$variant)
+        };
+    }
     let image = match decoder.color_type() {
-        ColorType::L8 => {
-            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageLuma8)
-        }
-        ColorType::La8 => {
-            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageLumaA8)
-        }
-        ColorType::Rgb8 => {
-            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgb8)
-        }
-        ColorType::Rgba8 => {
-            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgba8)
-        }
-        ColorType::L16 => {
-            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageLuma16)
-        }
-        ColorType::La16 => {
-            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageLumaA16)
-        }
-        ColorType::Rgb16 => {
-            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgb16)
-        }
-        ColorType::Rgba16 => {
-            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgba16)
-        }
-        ColorType::Rgb32F => {
-            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgb32F)
-        }
-        ColorType::Rgba32F => {
-            ImageBuffer::from_raw(w, h, samples(decoder)?).map(DynamicImage::ImageRgba32F)
-        }
+        ColorType::L8 => pixels!(ImageLuma8),
+        ColorType::La8 => pixels!(ImageLumaA8),
+        ColorType::Rgb8 => pixels!(ImageRgb8),
+        ColorType::Rgba8 => pixels!(ImageRgba8),
+        ColorType::L16 => pixels!(ImageLuma16),
+        ColorType::La16 => pixels!(ImageLumaA16),
+        ColorType::Rgb16 => pixels!(ImageRgb16),
+        ColorType::Rgba16 => pixels!(ImageRgba16),
+        ColorType::Rgb32F => pixels!(ImageRgb32F),
+        ColorType::Rgba32F => pixels!(ImageRgba32F),
         // A colour type added to `image` later.
         _ => Some(DynamicImage::from_decoder(decoder).map_err(DecodeError::Image)?),
     };

@@ -39,8 +39,11 @@ test: oracle lint
 	  --trunk tests/oracle/trunk_alex.safetensors --steps 20 --lr 0.01 --out target/optimized.png && \
 	  scripts/ci_checks.sh
 
+# Formatting, clippy with the no-panic policy (clippy.toml, src/lib.rs), and every
+# repository path that a comment or doc names (scripts/check_paths.py).
 lint:
-	$(ENV) cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
+	python3 scripts/check_paths.py && \
+	  $(ENV) cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
 
 bench: oracle
 	$(ENV) cargo bench --bench trunks --bench loading

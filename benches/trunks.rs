@@ -1,6 +1,6 @@
 //! Each trunk at 64x64 and 256x256, batch 1 and 8: `Lpips::distances` on random
 //! inputs in [-1, 1].
-//! Threads: `LPIPS_BENCH_THREADS` (default: all cores); `scripts/bench_reference.py`
+//! Threads: `LPIPS_BENCH_THREADS` (default: all cores); `scripts/bench_side_by_side.py`
 //! times the reference package the same way and prints both.
 // Tests, benches and examples may panic: the library denies tch's panicking methods
 // (clippy.toml), not code built on it.
@@ -17,7 +17,7 @@ fn threads() -> i32 {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i32))
 }
 
-/// The oracle's seeded torchvision-initialised trunk, which `scripts/bench_reference.py`
+/// The oracle's seeded torchvision-initialised trunk, which `scripts/bench_side_by_side.py`
 /// loads into the reference too: weights change speed (denormals), so both use the same.
 /// Falls back to a random trunk when the oracle has not been generated.
 fn trunk(net: Net) -> TrunkWeights {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Converts the reference package's linear-head files (torch legacy pickles) into the
 safetensors files under weights/ that the crate embeds. Run once with the project's venv
-python; the outputs are committed. tests/heads.rs checks them against the package again."""
+python; the outputs are committed. tests/library/heads.rs checks them against the package again."""
 
 import os
 

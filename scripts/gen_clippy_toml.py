@@ -25,14 +25,15 @@ else:
 
 
 def fns(path):
-    return set(re.findall(r"pub (?:unsafe )?fn (\w+)", open(os.path.join(root, path)).read()))
+    """The public functions of a file of tch's sources (`path` under its src/)."""
+    return set(re.findall(r"pub (?:unsafe )?fn (\w+)", open(os.path.join(root, "src", path)).read()))
 
 
 # Every method of tensor_generated.rs unwraps its `f_` twin (`g_add` that of `f_add`).
-generated = fns("src/wrappers/tensor_generated.rs")
-handwritten = fns("src/wrappers/tensor.rs") | fns("src/tensor/mod.rs")
+generated = fns("wrappers/tensor_generated.rs")
+handwritten = fns("wrappers/tensor.rs") | fns("tensor/mod.rs")
 tensor = generated | handwritten
-var_store = fns("src/nn/var_store.rs")
+var_store = fns("nn/var_store.rs")
 twin = lambda n: "f_" + (n[2:] if n.startswith("g_") else n)
 names = generated | {n for n in handwritten if "f_" + n in handwritten}
 entries = [(f"tch::Tensor::{n}", twin(n)) for n in sorted(names)]

@@ -1,4 +1,4 @@
-"""The reference's training recipe on a tiny 2AFC set, for tests/bapps_train.rs.
+"""The reference's training recipe on a tiny 2AFC set, for tests/library/bapps_train.rs.
 
 Writes tests/oracle/train/ (git-ignored): a 2AFC subset in BAPPS layout, and for each of
 `lin` (heads only) and `tune` (heads and trunk) a starting checkpoint in the format

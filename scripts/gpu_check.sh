@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU checks in two halves, for a GPU machine that has torch 2.11.0 (CUDA) but no Rust.
 #
-#   scripts/gpu_check.sh build   # here: builds tests/cuda.rs and the benches, bundles them
+#   scripts/gpu_check.sh build   # here: builds tests/library/cuda.rs (in the library test
+#                                #   binary) and the benches, bundles them
 #                                #   with the small oracle files into target/gpu-bundle/
 #   scripts/gpu_check.sh run     # there (repository root, target/gpu-bundle carried):
 #                                #   runs them against that machine's libtorch
@@ -16,11 +17,11 @@ build)
     source scripts/env.sh && lpips_libtorch_env
     make oracle
     rm -rf "$bundle" && mkdir -p "$bundle/oracle"
-    bin=$(cargo test --release --features cuda-tests --test cuda --no-run --message-format=json 2>/dev/null |
+    bin=$(cargo test --release --features cuda-tests --test library --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "cuda" and m.get("executable"):
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "library" and m.get("executable"):
         print(m["executable"])')
     cp "$bin" "$bundle/cuda-tests"
     for f in stamp cli.json trunk_alex.safetensors trunk_squeeze.safetensors outputs_alex.safetensors outputs_squeeze.safetensors; do
@@ -63,7 +64,7 @@ run)
     fi
     nvidia-smi --query-gpu=name,memory.total --format=csv || true
     LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}" LPIPS_ORACLE_DIR="$bundle/oracle" \
-        "$bundle/cuda-tests" --test-threads=1 --nocapture
+        "$bundle/cuda-tests" cuda:: --test-threads=1 --nocapture
     ;;
 *)
     echo "usage: $0 build|run|bench" >&2

@@ -1,5 +1,5 @@
 //! LPIPS as a training loss: gradients reach the inputs (their values are checked against
-//! the reference's autograd in tests/reference.rs), the model's weights stay frozen,
+//! the reference's autograd in tests/library/reference.rs), the model's weights stay frozen,
 //! all-zero features give a finite gradient, an optimised image gets closer (memory over
 //! repeated steps: tests/memory.rs, alone in its process so that RSS means something).
 

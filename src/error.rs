@@ -2,11 +2,21 @@ use std::path::PathBuf;
 
 use crate::config::{Net, Variant};
 
+impl std::fmt::Debug for LpipsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Shorthand for results whose error is [`LpipsError`].
 pub type Result<T, E = LpipsError> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in this crate, with the facts needed to fix it.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same text as `Display`: a `fn main() -> Result<(), LpipsError>`
+/// that fails shows the message with its fix, not a struct dump (nor libtorch's C++
+/// backtrace); the facts stay reachable through the variants' fields.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum LpipsError {
     /// An input tensor is not `N x 3 x H x W`.

@@ -429,3 +429,22 @@ fn writers_never_replace_what_is_not_a_regular_file_or_their_input() {
     }
     assert_eq!(std::fs::read(&trunk).unwrap(), before);
 }
+
+/// `{:?}` of an error (what `fn main() -> Result<(), LpipsError>` prints when it fails)
+/// is its message with the fix, not a struct dump nor libtorch's C++ backtrace.
+#[test]
+fn debug_prints_the_message_with_its_fix() {
+    let home = tempfile::tempdir().unwrap();
+    let e = Lpips::builder()
+        .net(Net::Alex)
+        .trunk(TrunkWeights::File(home.path().join("missing.safetensors")))
+        .build()
+        .unwrap_err();
+    assert_eq!(format!("{e:?}"), e.to_string());
+    assert!(!format!("{e:?}").contains('{'), "{e:?}");
+    let torch = LpipsError::Torch(tch::TchError::Torch(
+        "shape mismatch\nException raised from foo at bar.cpp:12\nframe #0: ...".into(),
+    ));
+    assert_eq!(format!("{torch:?}"), torch.to_string());
+    assert!(!format!("{torch:?}").contains("frame"), "{torch:?}");
+}

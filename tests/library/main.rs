@@ -21,6 +21,7 @@ mod inputs;
 mod loss;
 mod masks;
 mod model_file;
+mod perceptual;
 mod precision;
 mod protocols;
 mod reference;

@@ -130,9 +130,7 @@ pub fn failures(net: Net) -> Vec<String> {
             .to_rgb8();
         let (fw, fh) = full.dimensions();
         let (x0, y0) = ((fw - W) / 2, (fh - H) / 2);
-        let crop = |img: &RgbImage, dx: u32| {
-            imageops::crop_imm(img, x0 + dx, y0, W, H).to_image()
-        };
+        let crop = |img: &RgbImage, dx: u32| imageops::crop_imm(img, x0 + dx, y0, W, H).to_image();
         let reference = crop(&full, 0);
         let mut images: Vec<RgbImage> = Vec::new();
         for s in BLUR {

@@ -4,13 +4,15 @@
 //! 2.1e-3 at worst, CPU). On the ImageNet trunks and real photographs the same bounds
 //! hold; the worst relative errors per trunk are docs/testing.md's precision table.
 
-use crate::common::{LINS, nets, on_imagenet, oracle_file, read_tensors};
+use crate::common::{LINS, cli_oracle, nets, on_imagenet, oracle_file, read_tensors};
+use crate::harness::{harness, harness_file};
 use lpips::{Lpips, Precision};
 
 /// The worst relative error of `precision` against the reference's f32 over the oracle's
-/// batch (v0.1, v0.0, none), per net.
+/// batch, its PNG pair and the masks oracle's pair (v0.1, v0.0, none), per net.
 fn worst(precision: Precision) -> f64 {
     let mut worst_rel = 0f64;
+    let (cli, harness) = (cli_oracle(), harness());
     for &net in nets() {
         let mut net_worst = 0f64;
         let oracle = read_tensors(&format!("outputs_{}.safetensors", net.name()));
@@ -22,9 +24,17 @@ fn worst(precision: Precision) -> f64 {
                 .trunk_file(oracle_file(&format!("trunk_{}.safetensors", net.name())))
                 .build()
                 .unwrap();
-            let got = m.distances(&oracle["in0"], &oracle["in1"]).unwrap();
-            let want =
+            let mut got = m.distances(&oracle["in0"], &oracle["in1"]).unwrap();
+            let mut want =
                 Vec::<f32>::try_from(oracle[&format!("{label}/scalar")].flatten(0, -1)).unwrap();
+            // The CLI's PNG pair and the masks oracle's pair, read from their files.
+            let n = net.name();
+            let png = |i: &str| oracle_file(&format!("img_{n}_{i}.png"));
+            got.push(m.distance(png("0"), png("1")).unwrap());
+            want.push(cli[&format!("{n}/{label}")].as_f64().unwrap() as f32);
+            let h = |s: &str| harness_file(&format!("{n}_{s}.png"));
+            got.push(m.distance(h("a"), h("b")).unwrap());
+            want.push(harness[&format!("{n}/{label}/plain")].as_f64().unwrap() as f32);
             let (rel, abs) = match precision {
                 Precision::F16 => (2e-3, 1e-5),
                 _ => (1e-2, 1e-4),

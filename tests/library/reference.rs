@@ -130,7 +130,9 @@ fn input_gradients() {
             if oracle.contains_key(&cl) {
                 let off = (&grad - &oracle[&plain]).abs().max().double_value(&[]);
                 let scale = oracle[&plain].abs().max().double_value(&[]);
-                eprintln!("{net} {label}: against the contiguous reference up to {off:.2e} (largest gradient {scale:.2e})");
+                eprintln!(
+                    "{net} {label}: against the contiguous reference up to {off:.2e} (largest gradient {scale:.2e})"
+                );
             }
         }
     }

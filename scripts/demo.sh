@@ -15,7 +15,7 @@ cargo build --release --quiet --bin lpips
 hub="${TORCH_HOME:-${XDG_CACHE_HOME:-${HOME:-}/.cache}/torch}/hub/checkpoints"
 for cached in "$hub/alexnet-owt-7be5be79.pth" "$hub/alexnet-owt-7be5be79.safetensors"; do
     if [ -f "$cached" ]; then
-        echo "demo: ImageNet AlexNet weights: torchvision's file $cached" >&2
+        echo "demo: ImageNet AlexNet weights: the torch hub cache's $cached" >&2
         exec target/release/lpips compare "$A" "$B"
     fi
 done

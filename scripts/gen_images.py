@@ -16,6 +16,11 @@ pixels OpenCV gives for them, for tests/library/images.rs and cli/tests/cli/imag
 `manifest.json` lists each file with the `.npy` of OpenCV's RGB pixels, or null where
 `cv2.imread` fails. Needs tests/oracle/trunk_alex.safetensors (scripts/gen_oracle.py,
 run first by `make oracle`). Does nothing when up to date; --force rebuilds.
+
+--imagenet: the LPIPS distances only (`distances.json` and its files), with the ImageNet
+AlexNet trunk of tests/oracle/imagenet/ (scripts/imagenet_trunks.py), into
+tests/oracle/imagenet/images/; the JPEG files come from tests/oracle/images/ (run
+without --imagenet first).
 """
 
 import hashlib
@@ -213,7 +218,7 @@ def smooth16(seed, h, w):
 
 
 def write_distances():
-    """The reference's distance (alex, v0.1, seeded trunk) on file pairs, read its way."""
+    """The reference's distance (alex, v0.1, the oracle's trunk) on file pairs, read its way."""
     model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
     load_trunk(model, read_trunk(os.path.join(ORACLE, "trunk_alex")))
     model.eval()
@@ -243,7 +248,31 @@ def write_distances():
         json.dump(out, f, indent=1, sort_keys=True)
 
 
+def main_imagenet():
+    global ORACLE, OUT
+    seeded_out = OUT
+    ORACLE = os.path.join(ORACLE, "imagenet")
+    OUT = os.path.join(ORACLE, "images")
+    stamp_path = os.path.join(OUT, "stamp")
+    stamp = (f"{digest(os.path.abspath(__file__))}\n{digest(os.path.join(ORACLE, 'trunk_alex.safetensors'))}\n"
+             f"{digest(os.path.join(seeded_out, 'stamp'))}\n")
+    if "--force" not in sys.argv and os.path.exists(stamp_path) and open(stamp_path).read() == stamp:
+        print(f"ImageNet image oracle up to date in {OUT}")
+        return
+    shutil.rmtree(OUT, ignore_errors=True)
+    os.makedirs(OUT)
+    torch.set_grad_enabled(False)
+    for name in ["chelsea_q50_420.jpg", "chelsea_q95_444.jpg", "coffee_prog.jpg", "coffee_cmyk.jpg"]:
+        shutil.copy(os.path.join(seeded_out, name), os.path.join(OUT, name))
+    write_distances()
+    with open(stamp_path, "w") as f:
+        f.write(stamp)
+    print(f"ImageNet-trunk image distances in {OUT}")
+
+
 def main():
+    if "--imagenet" in sys.argv:
+        return main_imagenet()
     stamp_path = os.path.join(OUT, "stamp")
     stamp = f"{digest(os.path.abspath(__file__))}\n{digest(os.path.join(ORACLE, 'trunk_alex.safetensors'))}\n"
     if "--force" not in sys.argv and os.path.exists(stamp_path) and open(stamp_path).read() == stamp:

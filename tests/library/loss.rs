@@ -11,6 +11,15 @@ use tch::Kind;
 
 #[test]
 fn weights_stay_frozen() {
+    frozen();
+}
+
+#[test]
+fn imagenet_weights_stay_frozen() {
+    common::on_imagenet(frozen);
+}
+
+fn frozen() {
     let oracle = common::read_tensors("outputs_vgg.safetensors");
     let m = common::model(Net::Vgg, Lin::V0_1);
     let x = oracle["in0"].copy().set_requires_grad(true);
@@ -94,6 +103,15 @@ fn zero_features_and_identical_inputs_give_finite_zero_gradients() {
 /// loss falls. `examples/optimize.rs` is the same loop as a program.
 #[test]
 fn optimising_an_image_lowers_the_loss() {
+    optimise();
+}
+
+#[test]
+fn imagenet_optimising_an_image_lowers_the_loss() {
+    common::on_imagenet(optimise);
+}
+
+fn optimise() {
     use tch::nn::OptimizerConfig;
     let oracle = common::read_tensors("outputs_alex.safetensors");
     let m = common::model(Net::Alex, Lin::V0_1);

@@ -22,6 +22,7 @@ mod inputs;
 mod loss;
 mod masks;
 mod model_file;
+mod perceptual;
 mod precision;
 mod protocols;
 mod reference;

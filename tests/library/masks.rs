@@ -10,8 +10,17 @@ use crate::harness::{harness, harness_file};
 
 #[test]
 fn weighted_distances_match_the_reference_head_maps() {
+    weighted_distances();
+}
+
+#[test]
+fn imagenet_weighted_distances_match_the_reference_head_maps() {
+    crate::common::on_imagenet(weighted_distances);
+}
+
+fn weighted_distances() {
     let want = harness();
-    for net in Net::ALL {
+    for &net in crate::common::nets() {
         let n = net.name();
         let (a, b) = (
             harness_file(&format!("{n}_a.png")),
@@ -69,6 +78,15 @@ fn unusable_weights_are_errors() {
 
 #[test]
 fn masked_maps_are_nan_outside_the_mask() {
+    masked_maps();
+}
+
+#[test]
+fn imagenet_masked_maps_are_nan_outside_the_mask() {
+    crate::common::on_imagenet(masked_maps);
+}
+
+fn masked_maps() {
     let m = model(Net::Alex, lpips::Lin::V0_1);
     let (a, b) = (harness_file("alex_a.png"), harness_file("alex_b.png"));
     let w = lpips::load_mask(harness_file("alex_mask8.png")).unwrap();

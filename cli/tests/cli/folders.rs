@@ -64,6 +64,15 @@ fn close(got: f64, want: f64, what: &str) {
 
 #[test]
 fn dirs_in_every_format() {
+    dirs_formats();
+}
+
+#[test]
+fn imagenet_dirs_in_every_format() {
+    common::on_imagenet(dirs_formats);
+}
+
+fn dirs_formats() {
     let t = two_dirs();
     let (d0, d1) = (t.path().join("d0"), t.path().join("d1"));
     let run = |format: &str, extra: &[&str]| {
@@ -164,6 +173,15 @@ fn dirs_in_every_format() {
 
 #[test]
 fn out_file_and_spatial_maps() {
+    out_file_and_maps();
+}
+
+#[test]
+fn imagenet_out_file_and_spatial_maps() {
+    common::on_imagenet(out_file_and_maps);
+}
+
+fn out_file_and_maps() {
     let t = two_dirs();
     let (d0, d1) = (t.path().join("d0"), t.path().join("d1"));
     let out = t.path().join("res/out.json");
@@ -205,7 +223,8 @@ fn out_file_and_spatial_maps() {
         .assert()
         .failure();
     let png = image::open(t.path().join("png/pair_000000.png")).unwrap();
-    assert_eq!(png.width(), 67);
+    let (width, _) = image::image_dimensions(oracle_file("img_alex_0.png")).unwrap();
+    assert_eq!(png.width(), width);
 }
 
 fn all_pairs_dir(n: usize) -> tempfile::TempDir {
@@ -232,6 +251,15 @@ fn jsonl_rows(cmd: &mut Command) -> Vec<serde_json::Value> {
 
 #[test]
 fn all_pairs_equal_the_library_and_shards_cover_each_pair_once() {
+    all_pairs();
+}
+
+#[test]
+fn imagenet_all_pairs_equal_the_library_and_shards_cover_each_pair_once() {
+    common::on_imagenet(all_pairs);
+}
+
+fn all_pairs() {
     let t = all_pairs_dir(5);
     let full = jsonl_rows(lpips().arg("all-pairs").arg(t.path()).args(trunk()).args([
         "--format",
@@ -295,6 +323,15 @@ fn all_pairs_equal_the_library_and_shards_cover_each_pair_once() {
 
 #[test]
 fn ref_against_folders_and_files() {
+    ref_command();
+}
+
+#[test]
+fn imagenet_ref_against_folders_and_files() {
+    common::on_imagenet(ref_command);
+}
+
+fn ref_command() {
     let t = all_pairs_dir(4);
     let rows = jsonl_rows(
         lpips()
@@ -365,6 +402,15 @@ fn folder_errors_and_help() {
 /// different workers' shares.
 #[test]
 fn batches_split_across_workers_keep_the_reference_distances() {
+    split_batches();
+}
+
+#[test]
+fn imagenet_batches_split_across_workers_keep_the_reference_distances() {
+    common::on_imagenet(split_batches);
+}
+
+fn split_batches() {
     let t = tempfile::tempdir().unwrap();
     let (d0, d1) = (t.path().join("d0"), t.path().join("d1"));
     std::fs::create_dir_all(&d0).unwrap();

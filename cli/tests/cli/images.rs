@@ -58,6 +58,15 @@ fn close(got: f64, want: f64, what: &str) {
 
 #[test]
 fn sixteen_bit_exif_and_jpeg_pairs_give_the_references_distance() {
+    reference_pairs();
+}
+
+#[test]
+fn imagenet_sixteen_bit_exif_and_jpeg_pairs_give_the_references_distance() {
+    crate::common::on_imagenet(reference_pairs);
+}
+
+fn reference_pairs() {
     for key in [
         "png16",
         "jpeg_exif",

@@ -62,7 +62,21 @@ fn stdout(cmd: &mut Command) -> String {
 
 #[test]
 fn compare_with_a_mask_and_a_masked_map() {
-    for (net, mask) in [(Net::Alex, "mask8"), (Net::Squeeze, "mask16")] {
+    masked_compare();
+}
+
+#[test]
+fn imagenet_compare_with_a_mask_and_a_masked_map() {
+    crate::common::on_imagenet(masked_compare);
+}
+
+fn masked_compare() {
+    let last = if crate::common::imagenet() {
+        Net::Vgg
+    } else {
+        Net::Squeeze
+    };
+    for (net, mask) in [(Net::Alex, "mask8"), (last, "mask16")] {
         let n = net.name();
         let t = tempfile::tempdir().unwrap();
         let npy = t.path().join("map.npy");
@@ -118,7 +132,16 @@ fn compare_refuses_an_all_black_mask() {
 
 #[test]
 fn compare_pixel_range_zero_to_one_is_the_3dgs_feed() {
-    for net in Net::ALL {
+    zero_to_one();
+}
+
+#[test]
+fn imagenet_compare_pixel_range_zero_to_one_is_the_3dgs_feed() {
+    crate::common::on_imagenet(zero_to_one);
+}
+
+fn zero_to_one() {
+    for &net in crate::common::nets() {
         let mut cmd = compare(net);
         cmd.args(["--pixel-range", "zero-to-one"]);
         let got: f64 = stdout(&mut cmd).trim().parse().unwrap();
@@ -130,6 +153,15 @@ fn compare_pixel_range_zero_to_one_is_the_3dgs_feed() {
 /// dirs with a folder of masks named like the first folder's images.
 #[test]
 fn dirs_with_a_mask_folder() {
+    mask_folder();
+}
+
+#[test]
+fn imagenet_dirs_with_a_mask_folder() {
+    crate::common::on_imagenet(mask_folder);
+}
+
+fn mask_folder() {
     let t = tempfile::tempdir().unwrap();
     let (d0, d1, masks) = (t.path().join("d0"), t.path().join("d1"), t.path().join("m"));
     for d in [&d0, &d1, &masks] {
@@ -206,7 +238,16 @@ fn dirs_with_a_mask_folder() {
 /// mean is the video's LPIPS (the mean over frames of each frame's spatial-map mean).
 #[test]
 fn video_frames_as_a_dirs_run() {
-    for net in Net::ALL {
+    video_frames();
+}
+
+#[test]
+fn imagenet_video_frames_as_a_dirs_run() {
+    crate::common::on_imagenet(video_frames);
+}
+
+fn video_frames() {
+    for &net in crate::common::nets() {
         let n = net.name();
         let (v0, v1) = (
             harness_file(&format!("{n}_video0")),

@@ -199,6 +199,7 @@ mod allocator;
 pub mod bapps;
 mod checkpoint;
 mod config;
+pub mod engine;
 mod error;
 mod features;
 pub mod files;

@@ -904,10 +904,18 @@ impl State<'_> {
         })
     }
 
-    fn map(&self, fa: &Features, fb: &Features, weights: Option<&Array2<f32>>) -> Result<Array2<f32>> {
+    fn map(
+        &self,
+        fa: &Features,
+        fb: &Features,
+        weights: Option<&Array2<f32>>,
+    ) -> Result<Array2<f32>> {
         let map = self.model.compare_features(fa, fb, true)?;
         let (_, _, h, w) = map.size4()?;
-        let (h, w) = (usize::try_from(h).unwrap_or(0), usize::try_from(w).unwrap_or(0));
+        let (h, w) = (
+            usize::try_from(h).unwrap_or(0),
+            usize::try_from(w).unwrap_or(0),
+        );
         let values = Vec::<f32>::try_from(map.f_flatten(0, -1)?)?;
         let mut map = Array2::from_shape_vec((h, w), values)
             .map_err(|e| pair_err(format!("distance map: {e}")))?;

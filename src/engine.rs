@@ -143,9 +143,7 @@ pub struct Job {
 pub const MAX_PAIRS: usize = 1 << 30;
 
 fn too_many(what: &str) -> LpipsError {
-    LpipsError::Pair {
-        reason: format!("more than {MAX_PAIRS} {what} in one job"),
-    }
+    pair_err(format!("more than {MAX_PAIRS} {what} in one job"))
 }
 
 fn reserve<T>(v: &mut Vec<T>, extra: usize, what: &str) -> Result<()> {
@@ -173,9 +171,9 @@ impl Job {
     pub fn push_pair(&mut self, a: usize, b: usize, mask: Option<PathBuf>) -> Result<usize> {
         let n = self.images.len();
         if a >= n || b >= n {
-            return Err(LpipsError::Pair {
-                reason: format!("pair ({a}, {b}): the job holds {n} images"),
-            });
+            return Err(pair_err(format!(
+                "pair ({a}, {b}): the job holds {n} images"
+            )));
         }
         reserve(&mut self.pairs, 1, "pairs")?;
         self.pairs.push(Pair { a, b, mask });
@@ -225,13 +223,11 @@ impl Job {
                 .push(rel.clone());
         }
         if job.pairs.is_empty() {
-            return Err(LpipsError::Pair {
-                reason: format!(
-                    "no file name is in both {} and {}",
-                    d0.display(),
-                    d1.display()
-                ),
-            });
+            return Err(pair_err(format!(
+                "no file name is in both {} and {}",
+                d0.display(),
+                d1.display()
+            )));
         }
         Ok(job)
     }
@@ -245,9 +241,10 @@ impl Job {
         }
         let n = job.images.len();
         if n < 2 {
-            return Err(LpipsError::Pair {
-                reason: format!("{} holds fewer than two images", dir.display()),
-            });
+            return Err(pair_err(format!(
+                "{} holds fewer than two images",
+                dir.display()
+            )));
         }
         reserve(&mut job.pairs, n.saturating_mul(n - 1) / 2, "pairs")?;
         for a in 0..n {
@@ -333,9 +330,7 @@ impl Job {
 }
 
 fn list_error(path: &Path, e: impl std::fmt::Display) -> LpipsError {
-    LpipsError::Pair {
-        reason: format!("{}: {e}", path.display()),
-    }
+    pair_err(format!("{}: {e}", path.display()))
 }
 
 /// Image files under `dir` with one of the extensions, as (path relative to `dir`,
@@ -359,9 +354,8 @@ fn list_images(
     seen.insert((root.dev(), root.ino()), dir.to_path_buf());
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| LpipsError::Pair {
-            reason: format!("cannot read folder {}: {e}", d.display()),
-        })?;
+        let entries = std::fs::read_dir(&d)
+            .map_err(|e| pair_err(format!("cannot read folder {}: {e}", d.display())))?;
         for entry in entries {
             let path = entry.map_err(|e| list_error(&d, e))?.path();
             let meta = std::fs::metadata(&path).ok();
@@ -403,18 +397,16 @@ fn list_images(
     }
     out.sort_by_cached_key(|a| bytes(&a.0));
     if out.is_empty() {
-        return Err(LpipsError::Pair {
-            reason: format!(
-                "no images in {} (extensions {}{})",
-                dir.display(),
-                scan.extensions.join(","),
-                if scan.recursive {
-                    ""
-                } else {
-                    "; recursive listing descends into sub-folders"
-                }
-            ),
-        });
+        return Err(pair_err(format!(
+            "no images in {} (extensions {}{})",
+            dir.display(),
+            scan.extensions.join(","),
+            if scan.recursive {
+                ""
+            } else {
+                "; recursive listing descends into sub-folders"
+            }
+        )));
     }
     Ok(out)
 }
@@ -438,6 +430,13 @@ pub struct Options {
     pub map_mean: bool,
     /// Stops the job when set: no result is reported after it is seen.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Words the error of an image file that cannot be read (or a mask file that
+    /// cannot be loaded) for the pair's message. Default: its `Display` text.
+    pub describe: fn(LpipsError) -> String,
+}
+
+fn display(e: LpipsError) -> String {
+    e.to_string()
 }
 
 impl Default for Options {
@@ -449,6 +448,7 @@ impl Default for Options {
             spatial: false,
             map_mean: false,
             cancel: None,
+            describe: display,
         }
     }
 }
@@ -480,9 +480,23 @@ pub struct Finished {
     pub cancelled: bool,
 }
 
+thread_local! {
+    /// Set while [`catch`] runs on this thread.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread is inside the engine's guard that turns a panic into that
+/// pair's error: a panic hook can stay quiet for those (the command line's does).
+pub fn catching_panic() -> bool {
+    CATCHING.with(std::cell::Cell::get)
+}
+
 /// Runs `f`, turning a panic into an error message (its payload's first line).
 fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+    let was = CATCHING.with(|c| c.replace(true));
+    let caught = std::panic::catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(was));
+    match caught {
         Ok(r) => r,
         Err(payload) => {
             let text = payload
@@ -491,25 +505,32 @@ fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
             let first = text.lines().next().unwrap_or("").trim().to_string();
-            Err(LpipsError::Pair {
-                reason: format!("internal error (panic): {first}"),
-            })
+            Err(pair_err(format!("internal error (panic): {first}")))
         }
     }
 }
 
 fn pair_err(reason: String) -> LpipsError {
-    LpipsError::Pair { reason }
+    LpipsError::Pair {
+        reason,
+        image: None,
+    }
 }
 
 /// Decodes an image into a `1 x 3 x H x W` tensor, refusing what is not a regular file
 /// (a FIFO would block the open) and images below the trunk's minimum.
-fn decode(source: &Source, id: usize, net: Net, min: i64) -> Result<Tensor> {
+fn decode(
+    source: &Source,
+    id: usize,
+    net: Net,
+    min: i64,
+    describe: fn(LpipsError) -> String,
+) -> Result<Tensor> {
     let name = source.name(id);
     let t = match source {
         Source::Path(path) => {
-            crate::files::open_regular(path).map_err(|e| pair_err(e.to_string()))?;
-            let img = crate::load_image_8bit(path).map_err(|e| pair_err(e.to_string()))?;
+            crate::files::open_regular(path).map_err(|e| pair_err(describe(e)))?;
+            let img = crate::load_image_8bit(path).map_err(|e| pair_err(describe(e)))?;
             crate::image_to_tensor(&img).map_err(|e| pair_err(format!("{name}: {e}")))?
         }
         Source::Image(img) => {
@@ -583,6 +604,29 @@ pub fn run(
     model: &Lpips,
     job: &Job,
     options: &Options,
+    on_result: impl FnMut(usize, Result<PairResult>),
+    on_progress: impl FnMut(Progress),
+) -> Result<Finished> {
+    let describe = options.describe;
+    let mut weights = |k: usize| -> Result<Option<Array2<f32>>> {
+        match job.pairs.get(k).and_then(|p| p.mask.as_ref()) {
+            Some(path) => crate::load_mask(path)
+                .map(Some)
+                .map_err(|e| pair_err(describe(e))),
+            None => Ok(None),
+        }
+    };
+    run_with(model, job, options, &mut weights, on_result, on_progress)
+}
+
+/// [`run`] with the pixel weights of each pair (by index) from `weights`, called on the
+/// calling thread just before the pair is compared (after both images are measured),
+/// instead of from [`Pair::mask`]. Its error becomes the pair's.
+pub fn run_with(
+    model: &Lpips,
+    job: &Job,
+    options: &Options,
+    weights: &mut dyn FnMut(usize) -> Result<Option<Array2<f32>>>,
     mut on_result: impl FnMut(usize, Result<PairResult>),
     mut on_progress: impl FnMut(Progress),
 ) -> Result<Finished> {
@@ -642,6 +686,7 @@ pub fn run(
                 reported: 0,
                 on_result,
                 on_progress,
+                weights,
                 last_size: None,
                 cancel: options.cancel.clone(),
             };
@@ -659,7 +704,7 @@ pub fn run(
                                 break;
                             }
                             let decoded = match job.images.get(id) {
-                                Some(src) => catch(|| decode(src, id, net, min)),
+                                Some(src) => catch(|| decode(src, id, net, min, options.describe)),
                                 None => Err(pair_err(format!("no image {id}"))),
                             };
                             if tx.send((id, decoded)).is_err() {
@@ -749,6 +794,7 @@ struct State<'a> {
     reported: usize,
     on_result: &'a mut dyn FnMut(usize, Result<PairResult>),
     on_progress: &'a mut dyn FnMut(Progress),
+    weights: &'a mut dyn FnMut(usize) -> Result<Option<Array2<f32>>>,
     last_size: Option<(i64, i64)>,
     cancel: Option<Arc<AtomicBool>>,
 }
@@ -831,6 +877,9 @@ impl State<'_> {
             if *left == 0 && !self.done[k] {
                 self.done[k] = true;
                 let result = self.finish(k);
+                if self.stopped() {
+                    return;
+                }
                 (self.on_result)(k, result);
                 self.reported += 1;
                 (self.on_progress)(Progress {
@@ -855,34 +904,49 @@ impl State<'_> {
         }
     }
 
-    fn finish(&self, k: usize) -> Result<PairResult> {
-        let p = &self.job.pairs[k];
-        if let Some(reason) = self.failed.get(&p.a).or_else(|| self.failed.get(&p.b)) {
-            return Err(pair_err(reason.clone()));
+    fn finish(&mut self, k: usize) -> Result<PairResult> {
+        let job = self.job;
+        let p = &job.pairs[k];
+        for id in [p.a, p.b] {
+            if let Some(reason) = self.failed.get(&id) {
+                return Err(LpipsError::Pair {
+                    reason: reason.clone(),
+                    image: Some(id),
+                });
+            }
         }
-        let (Some(fa), Some(fb)) = (self.feats.get(&p.a), self.feats.get(&p.b)) else {
-            return Err(pair_err("internal error: features missing".to_string()));
+        let sizes = |feats: &HashMap<usize, Features>| match (feats.get(&p.a), feats.get(&p.b)) {
+            (Some(fa), Some(fb)) => Ok((fa.image_size(), fb.image_size())),
+            _ => Err(pair_err("internal error: features missing".to_string())),
         };
-        if fa.image_size() != fb.image_size() {
-            let ((h0, w0), (h1, w1)) = (fa.image_size(), fb.image_size());
+        let ((h0, w0), (h1, w1)) = sizes(&self.feats)?;
+        if (h0, w0) != (h1, w1) {
             return Err(pair_err(format!(
                 "images differ in size: {h0}x{w0} vs {h1}x{w1} (HxW)"
             )));
         }
-        let (h, w) = fa.image_size();
-        catch(|| self.compare(p, fa, fb))
+        let (h, w) = (h0, w0);
+        let weights = &mut *self.weights;
+        catch(|| weights(k))
+            .and_then(|weights| {
+                catch(|| match (self.feats.get(&p.a), self.feats.get(&p.b)) {
+                    (Some(fa), Some(fb)) => self.compare(fa, fb, weights.as_ref()),
+                    _ => Err(pair_err("internal error: features missing".to_string())),
+                })
+            })
             .map_err(|e| pair_err(format!("{e} (images of {h}x{w}, HxW)")))
     }
 
     /// The distance of one pair (finite, else an error) and its map.
-    fn compare(&self, p: &Pair, fa: &Features, fb: &Features) -> Result<PairResult> {
-        let weights = match &p.mask {
-            Some(path) => Some(crate::load_mask(path)?),
-            None => None,
-        };
+    fn compare(
+        &self,
+        fa: &Features,
+        fb: &Features,
+        weights: Option<&Array2<f32>>,
+    ) -> Result<PairResult> {
         let model = self.model;
         tch::no_grad(|| {
-            let t = match (weights.as_ref(), self.options.map_mean) {
+            let t = match (weights, self.options.map_mean) {
                 (Some(w), _) => model.compare_features_weighted(fa, fb, w)?,
                 (None, true) => model
                     .compare_features(fa, fb, true)?
@@ -896,7 +960,7 @@ impl State<'_> {
                 )));
             }
             let map = if self.options.spatial {
-                Some(self.map(fa, fb, weights.as_ref())?)
+                Some(self.map(fa, fb, weights)?)
             } else {
                 None
             };

@@ -381,6 +381,9 @@ pub enum LpipsError {
     Pair {
         /// What went wrong, naming the file(s) at fault.
         reason: String,
+        /// The job's image whose failure (unreadable, too small, a failed trunk pass)
+        /// failed this pair; `None` when the pair itself failed.
+        image: Option<usize>,
     },
     /// libtorch reported an error.
     #[error("libtorch: {}", first_line(&.0.to_string()))]

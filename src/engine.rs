@@ -430,6 +430,13 @@ pub struct Options {
     pub map_mean: bool,
     /// Stops the job when set: no result is reported after it is seen.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Decode the images in the order of their sizes (read from the files' headers,
+    /// on the decode threads, before the run), so that same-size images arrive together
+    /// and fill whole batches; otherwise in the pairs' order. Default true. Without it,
+    /// folders of many sizes ran in under-filled batches: at most `batch_size` decoded
+    /// images wait, so with more sizes than that, most trunk passes held one or two
+    /// images (`scripts/bench_engine.py`).
+    pub order_by_size: bool,
     /// Words the error of an image file that cannot be read (or a mask file that
     /// cannot be loaded) for the pair's message. Default: its `Display` text.
     pub describe: fn(LpipsError) -> String,
@@ -448,6 +455,7 @@ impl Default for Options {
             spatial: false,
             map_mean: false,
             cancel: None,
+            order_by_size: true,
             describe: display,
         }
     }
@@ -594,6 +602,57 @@ fn pooled_features(workers: &TrunkWorkers, tensors: &[Tensor]) -> Result<Vec<Fea
         .collect()
 }
 
+/// The pairs in the order their images are decoded: by the size of their first image
+/// (height, width, from the file's header; decoded images as they are; unknown sizes
+/// first) with [`Options::order_by_size`], else as they are.
+fn pair_order(job: &Job, options: &Options) -> Result<Vec<usize>> {
+    let n = job.pairs.len();
+    let mut order: Vec<usize> = Vec::new();
+    reserve(&mut order, n, "pairs")?;
+    order.extend(0..n);
+    if !options.order_by_size || n < 2 {
+        return Ok(order);
+    }
+    let size_of = |k: usize| -> Option<(u32, u32)> {
+        let p = job.pairs.get(k)?;
+        match job.images.get(p.a)? {
+            // Only regular files: opening a FIFO would block.
+            Source::Path(path) => {
+                if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+                    return None;
+                }
+                image::image_dimensions(path).ok().map(|(w, h)| (h, w))
+            }
+            Source::Image(img) => Some((img.height(), img.width())),
+        }
+    };
+    let threads = options.decode_threads.clamp(1, 64);
+    let chunk = n.div_ceil(threads).max(1);
+    let mut sizes: Vec<Option<(u32, u32)>> = Vec::new();
+    reserve(&mut sizes, n, "pairs")?;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = order
+            .chunks(chunk)
+            .map(|part| {
+                std::thread::Builder::new()
+                    .name("lpips-headers".to_string())
+                    .spawn_scoped(s, move || part.iter().map(|&k| size_of(k)).collect())
+            })
+            .collect();
+        for (part, handle) in order.chunks(chunk).zip(handles) {
+            let found: Vec<Option<(u32, u32)>> = match handle {
+                Ok(h) => h.join().unwrap_or_default(),
+                Err(_) => part.iter().map(|&k| size_of(k)).collect(),
+            };
+            sizes.extend(found);
+        }
+    });
+    if sizes.len() == n {
+        order.sort_by_key(|&k| sizes.get(k).copied().flatten());
+    }
+    Ok(order)
+}
+
 /// Measures the pairs of `job` with `model`, handing each pair's result to `on_result`
 /// as soon as it is done (in no particular order) and the count so far to `on_progress`
 /// after each. Per-pair failures are results ([`LpipsError::Pair`] and others), never
@@ -637,7 +696,8 @@ pub fn run_with(
     uses.try_reserve(n.min(job.images.len()))
         .map_err(|_| too_many("images"))?;
     let mut order: Vec<usize> = Vec::new();
-    for (k, p) in pairs.iter().enumerate() {
+    for k in pair_order(job, options)? {
+        let Some(p) = pairs.get(k) else { continue };
         for id in [p.a, p.b] {
             let list = uses.entry(id).or_default();
             if list.is_empty() {

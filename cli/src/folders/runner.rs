@@ -72,6 +72,7 @@ pub(super) fn measure(
         spatial: args.spatial_dir.is_some(),
         map_mean: args.measure.map_mean,
         cancel: Some(cancel.clone()),
+        order_by_size: true,
         describe: crate::cli_error,
     };
     let mut weights = |k: usize| -> lpips::Result<Option<lpips::ndarray::Array2<f32>>> {

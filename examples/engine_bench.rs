@@ -1,6 +1,6 @@
 //! Times the folder engine (`lpips::engine`) on two folders, as `lpips dirs` runs them,
 //! and a hand-written grouping for comparison (every image decoded first, pairs grouped
-//! by size, `distances` per group): scripts/bench_engine.sh runs both against the
+//! by size, `distances` per group): scripts/bench_engine.py runs both against the
 //! command line.
 //!
 //! `cargo run --release --example engine_bench -- D0 D1 TRUNK [engine|hand] [BATCH]`

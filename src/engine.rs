@@ -431,7 +431,7 @@ pub struct Options {
     /// Stops the job when set: no result is reported after it is seen.
     pub cancel: Option<Arc<AtomicBool>>,
     /// Decode the images in the order of their sizes (read from the files' headers,
-    /// on the decode threads, before the run), so that same-size images arrive together
+    /// on `decode_threads` threads before the run), so that same-size images arrive together
     /// and fill whole batches; otherwise in the pairs' order. Default true. Without it,
     /// folders of many sizes ran in under-filled batches: at most `batch_size` decoded
     /// images wait, so with more sizes than that, most trunk passes held one or two

@@ -64,9 +64,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for chunk in pairs.chunks(batch) {
                     let a: Vec<Tensor> = chunk.iter().map(|(a, _)| a.shallow_clone()).collect();
                     let b: Vec<Tensor> = chunk.iter().map(|(_, b)| b.shallow_clone()).collect();
-                    let d = lpips::tch::no_grad(|| {
-                        model.distances(&Tensor::cat(&a, 0), &Tensor::cat(&b, 0))
-                    })?;
+                    let (a, b) = (Tensor::f_cat(&a, 0)?, Tensor::f_cat(&b, 0)?);
+                    let d = lpips::tch::no_grad(|| model.distances(a, b))?;
                     sum += d.iter().map(|&x| f64::from(x)).sum::<f64>();
                     n += d.len();
                 }

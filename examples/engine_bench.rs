@@ -3,7 +3,7 @@
 //! by size, `distances` per group): scripts/bench_engine.py runs both against the
 //! command line.
 //!
-//! `cargo run --release --example engine_bench -- D0 D1 TRUNK [engine|hand] [BATCH]`
+//! `cargo run --release --example engine_bench -- D0 D1 TRUNK [engine|engine-unordered|hand] [BATCH]`
 //! prints `pairs N seconds S mean M`.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,9 @@ use lpips::{Lpips, Tensor};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 {
-        return Err("usage: engine_bench D0 D1 TRUNK [engine|hand] [BATCH]".into());
+        return Err(
+            "usage: engine_bench D0 D1 TRUNK [engine|engine-unordered|hand] [BATCH]".into(),
+        );
     }
     let mode = args.get(3).map_or("engine", String::as_str);
     let batch: usize = args.get(4).map_or(Ok(16), |b| b.parse())?;
@@ -26,9 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sum = 0.0f64;
     let mut n = 0usize;
     match mode {
-        "engine" => {
+        "engine" | "engine-unordered" => {
             let options = Options {
                 batch_size: batch,
+                order_by_size: mode == "engine",
                 ..Options::default()
             };
             engine::run(

@@ -4,7 +4,7 @@ same folders, and a hand-written grouping (every image decoded first, pairs grou
 size, `distances` per group), uniform and mixed sizes; end to end (process start, model,
 decoding), the best of LPIPS_BENCH_REPEATS runs (default 3), same machine and threads.
 
-  cargo build --release -p lpips --example engine_bench -p lpips-cli
+  cargo build --release -p lpips --example engine_bench && cargo build --release -p lpips-cli
   .venv/bin/python scripts/bench_engine.py
 
 LPIPS_BENCH_PAIRS (default 400) pairs per case; the trunk is the oracle's (tests/oracle).
@@ -53,8 +53,8 @@ def best(cmd):
 def main():
     for path in (CLI, EXAMPLE):
         if not os.path.exists(path):
-            sys.exit("%s is missing: cargo build --release -p lpips --example engine_bench "
-                     "-p lpips-cli" % path)
+            sys.exit("%s is missing: cargo build --release -p lpips --example engine_bench && "
+                     "cargo build --release -p lpips-cli" % path)
     rng = np.random.default_rng(1)
     cases = {
         "uniform 64x64": [(64, 64)],
@@ -69,9 +69,11 @@ def main():
             d0, d1 = os.path.join(t, "d0"), os.path.join(t, "d1")
             cli = best([CLI, "dirs", d0, d1, "--trunk", TRUNK, "--format", "json", "-q"])
             engine = best([EXAMPLE, d0, d1, TRUNK, "engine", "16"])
+            unordered = best([EXAMPLE, d0, d1, TRUNK, "engine-unordered", "16"])
             hand = best([EXAMPLE, d0, d1, TRUNK, "hand", "16"])
-            print("%-32s %d pairs: lpips dirs %.2f s, engine %.2f s, hand-grouped %.2f s"
-                  % (name, PAIRS, cli, engine, hand), flush=True)
+            print("%-32s %d pairs: lpips dirs %.2f s, engine %.2f s, engine without "
+                  "order_by_size %.2f s, hand-grouped %.2f s"
+                  % (name, PAIRS, cli, engine, unordered, hand), flush=True)
 
 
 if __name__ == "__main__":

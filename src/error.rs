@@ -373,6 +373,18 @@ pub enum LpipsError {
         /// Why not.
         reason: String,
     },
+    /// One pair of a folder run ([`crate::engine`]) could not be measured: an image that
+    /// cannot be read or is too small, sizes that differ, a trunk pass that failed even
+    /// for the image alone, a distance that is not finite, a mask that does not fit.
+    /// The other pairs of the run are measured regardless.
+    #[error("{reason}")]
+    Pair {
+        /// What went wrong, naming the file(s) at fault.
+        reason: String,
+        /// The job's image whose failure (unreadable, too small, a failed trunk pass)
+        /// failed this pair; `None` when the pair itself failed.
+        image: Option<usize>,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {}", first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),

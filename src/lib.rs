@@ -167,6 +167,49 @@
 //! # Ok::<(), lpips::LpipsError>(())
 //! ```
 //!
+//! # A benchmark harness: folders of images ([`engine`])
+//!
+//! [`engine`] is what `lpips dirs`, `lpips all-pairs` and `lpips ref` run on: images
+//! decoded on threads while the trunk runs, same-size batches split across
+//! single-threaded trunk workers (fast on a busy machine too), each image's features
+//! computed once however many pairs it is in, a failed batch retried image by image,
+//! masks, spatial maps and the memory budget's tiles. Every pair's result, or its own
+//! error, streams to a callback; one bad file never ends the run.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::sync::atomic::AtomicBool;
+//!
+//! use lpips::engine::{self, Job, Options, Scan};
+//!
+//! let model = lpips::Lpips::builder().build()?;
+//! // `restored/x.png` against `ground_truth/x.png`, for every name in both.
+//! let job = Job::dirs("restored".as_ref(), "ground_truth".as_ref(), &Scan::default())?;
+//! let stop = Arc::new(AtomicBool::new(false)); // set it from elsewhere to stop early
+//! let options = Options {
+//!     cancel: Some(stop.clone()),
+//!     ..Options::default()
+//! };
+//! let mut distances = vec![None; job.pairs().len()];
+//! let finished = engine::run(
+//!     &model,
+//!     &job,
+//!     &options,
+//!     |index, result| match result {
+//!         Ok(r) => distances[index] = Some(r.distance),
+//!         Err(e) => eprintln!("{}: {e}", job.pair_name(index)),
+//!     },
+//!     |p| eprint!("\r{}/{}", p.done, p.total),
+//! )?;
+//! let ok: Vec<f32> = distances.iter().flatten().copied().collect();
+//! let mean = ok.iter().sum::<f32>() / ok.len().max(1) as f32;
+//! println!("{} of {} pairs, mean LPIPS {mean:.4}", ok.len(), finished.reported);
+//! # Ok::<(), lpips::LpipsError>(())
+//! ```
+//!
+//! [`engine::Job::all_pairs`] and [`engine::Job::reference`] make the other pairings,
+//! [`engine::Job::from_pairs`] any list of files or decoded images.
+//!
 //! # The paper's evaluation and training (BAPPS)
 //!
 //! [`bapps`] scores any distance on the BAPPS 2AFC and JND sets as the reference does,
@@ -208,6 +251,7 @@ mod allocator;
 pub mod bapps;
 mod checkpoint;
 mod config;
+pub mod engine;
 mod error;
 mod features;
 pub mod files;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use lpips::ndarray::Array2;
-use lpips::{Features, FeedRange, Lpips, LpipsBuilder};
+use lpips::{FeedRange, LpipsBuilder};
 
 #[derive(clap::Args, Clone)]
 pub(crate) struct MeasureArgs {
@@ -166,24 +166,6 @@ impl MeasureArgs {
             ));
         }
         lpips::load_mask(mask).map(Some).map_err(crate::cli_error)
-    }
-
-    /// The number a folder run reports for a pair of features.
-    pub(crate) fn measure(
-        &self,
-        model: &Lpips,
-        a: &Features,
-        b: &Features,
-        weights: Option<&Array2<f32>>,
-    ) -> lpips::Result<f32> {
-        let t = match (weights, self.map_mean) {
-            (Some(w), _) => model.compare_features_weighted(a, b, w)?,
-            (None, true) => model
-                .compare_features(a, b, true)?
-                .f_mean(lpips::Kind::Float)?,
-            (None, false) => model.compare_features(a, b, false)?,
-        };
-        Ok(t.f_flatten(0, -1)?.f_double_value(&[0])? as f32)
     }
 }
 

@@ -14,6 +14,7 @@ mod batches;
 mod checkpoint;
 #[cfg(feature = "cuda-tests")]
 mod cuda;
+mod engine;
 mod errors;
 mod harness;
 mod heads;

@@ -512,3 +512,85 @@ fn text_rows_escape_control_characters_in_names() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// `lpips dirs` is a layer over the library's folder engine: on the same folders (sizes,
+/// a broken file, grey and RGBA, sub-folders), its rows are the engine's, pair for pair:
+/// the same pairs in the same order, the same distances (to 1e-6), errors where the
+/// engine gives errors (with the same text).
+#[test]
+fn dirs_rows_equal_the_library_engine() {
+    use lpips::engine::{self, Job, Options, Scan};
+    let t = two_dirs();
+    let (d0, d1) = (t.path().join("d0"), t.path().join("d1"));
+    let out = lpips()
+        .env("OMP_NUM_THREADS", "2")
+        .arg("dirs")
+        .arg(&d0)
+        .arg(&d1)
+        .args(trunk())
+        .args([
+            "--recursive",
+            "--format",
+            "json",
+            "--batch-size",
+            "3",
+            "--quiet",
+        ])
+        .assert()
+        .failure()
+        .code(1);
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let rows = json["results"].as_array().unwrap();
+
+    let scan = Scan {
+        recursive: true,
+        ..Scan::default()
+    };
+    let job = Job::dirs(&d0, &d1, &scan).unwrap();
+    assert_eq!(job.pairs().len(), rows.len());
+    let model = common::model(Net::Alex, Lin::V0_1);
+    lpips::tch::set_num_threads(2);
+    let mut got = std::collections::BTreeMap::new();
+    let options = Options {
+        batch_size: 3,
+        ..Options::default()
+    };
+    engine::run(
+        &model,
+        &job,
+        &options,
+        |k, r| {
+            got.insert(k, r);
+        },
+        |_| {},
+    )
+    .unwrap();
+    for (k, row) in rows.iter().enumerate() {
+        let pair = &job.pairs()[k];
+        assert_eq!(row["index"], k);
+        assert_eq!(row["img0"].as_str().unwrap(), job.image_name(pair.a));
+        assert_eq!(row["img1"].as_str().unwrap(), job.image_name(pair.b));
+        match &got[&k] {
+            Ok(r) => {
+                // Equal up to the last bits: which images share a trunk pass depends on
+                // which decode thread finishes first, in both runs.
+                let d = row["distance"].as_f64().unwrap();
+                assert!(
+                    (d - f64::from(r.distance)).abs() <= 1e-6,
+                    "{row} vs {}",
+                    r.distance
+                );
+            }
+            Err(e) => {
+                assert!(row["distance"].is_null(), "{row}");
+                let text = e.to_string();
+                let cli = row["error"].as_str().unwrap();
+                // The command line words unreadable images for its users (cli_error).
+                assert!(
+                    cli == text || (text.contains("broken.png") && cli.contains("broken.png")),
+                    "{cli} vs {text}"
+                );
+            }
+        }
+    }
+}

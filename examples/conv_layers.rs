@@ -29,6 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads: i32 = args.first().map_or(Ok(2), |s| s.parse())?;
     let seconds: f64 = args.get(1).map_or(Ok(1.0), |s| s.parse())?;
     tch::set_num_threads(threads);
+    // As the `lpips` command and the benchmarks run (docs/benchmarks.md, "The allocator").
+    lpips::tune_cpu_allocator();
     let _guard = tch::no_grad_guard();
     let mut shapes: Vec<(i64, i64, i64, i64)> = Vec::new();
     for arg in args.iter().skip(2) {

@@ -142,10 +142,31 @@ impl Winograd {
             .unwrap_or(1)
             .clamp(1, tile_rows);
         let bias = self.bias.as_slice();
+        // This file's own products where the CPU has AVX-512 (no libtorch call inside the
+        // threads); libtorch's batched SGEMM otherwise.
+        let own_products = kernel::available() && geo.cout % LANES == 0;
+        let u_len = POINTS * geo.cin * geo.cout;
+        let u_slice = if own_products && self.u.numel() == u_len {
+            // SAFETY: `u` is a contiguous f32 CPU tensor of `u_len` values (made so in
+            // `new`), which nothing writes to: its handles are only ever read.
+            Some(unsafe { std::slice::from_raw_parts(self.u.data_ptr() as *const f32, u_len) })
+        } else {
+            None
+        };
+        let products = |u: &Tensor| -> Products<'_> {
+            match u_slice {
+                Some(u) => Products::Own(u),
+                None => Products::Libtorch(u.shallow_clone()),
+            }
+        };
         if threads == 1 {
-            return run_rows(&self.u, bias, geo, input, output, 0..tile_rows);
+            return run_rows(products(&self.u), bias, geo, input, output, 0..tile_rows);
         }
-        let _restore = RestoreThreads(tch::get_num_threads());
+        // libtorch's products run single-threaded in each thread; its thread count is
+        // set back at the end.
+        let _restore = u_slice
+            .is_none()
+            .then(|| RestoreThreads(tch::get_num_threads()));
         let mut parts = Vec::with_capacity(threads);
         let mut rest = output;
         let mut done = 0;
@@ -153,7 +174,7 @@ impl Winograd {
             let end = tile_rows * (t + 1) / threads;
             let len = geo.output_offset(end) - geo.output_offset(done);
             let (part, tail) = rest.split_at_mut(len);
-            parts.push((done..end, part));
+            parts.push((done..end, part, products(&self.u)));
             rest = tail;
             done = end;
         }
@@ -161,21 +182,25 @@ impl Winograd {
             let mut parts = parts.into_iter();
             let first = parts.next();
             let handles: Vec<_> = parts
-                .map(|(rows, part)| {
-                    // A handle of its own: tensors are not shared across threads.
-                    let u = self.u.shallow_clone();
+                .map(|(rows, part, products)| {
                     std::thread::Builder::new()
                         .name("lpips-winograd".to_string())
                         .spawn_scoped(s, move || {
-                            tch::set_num_threads(1);
+                            if matches!(products, Products::Libtorch(_)) {
+                                tch::set_num_threads(1);
+                            }
                             let _guard = tch::no_grad_guard();
-                            run_rows(&u, bias, geo, input, part, rows)
+                            run_rows(products, bias, geo, input, part, rows)
                         })
                 })
                 .collect();
-            tch::set_num_threads(1);
             let mut result = match first {
-                Some((rows, part)) => run_rows(&self.u, bias, geo, input, part, rows),
+                Some((rows, part, products)) => {
+                    if matches!(products, Products::Libtorch(_)) {
+                        tch::set_num_threads(1);
+                    }
+                    run_rows(products, bias, geo, input, part, rows)
+                }
                 None => Ok(()),
             };
             for handle in handles {
@@ -185,7 +210,6 @@ impl Winograd {
                             "a Winograd convolution thread panicked".into(),
                         )))
                     }),
-                    // The thread did not start: its share runs here.
                     Err(e) => Err(LpipsError::Torch(tch::TchError::Kind(format!(
                         "could not start a Winograd convolution thread: {e}"
                     )))),
@@ -197,10 +221,18 @@ impl Winograd {
     }
 }
 
+/// How a thread computes the 36 products of a block.
+enum Products<'a> {
+    /// `kernel::products` on `U` (`36 x Cin x Cout` values).
+    Own(&'a [f32]),
+    /// libtorch's batched SGEMM with `U` (a handle of this thread's own).
+    Libtorch(Tensor),
+}
+
 /// Tile rows `rows` (global index `image * tiles_h + tile_row`), writing `output`,
 /// the part of the output map that these rows cover.
 fn run_rows(
-    u: &Tensor,
+    products: Products<'_>,
     bias: &[f32],
     geo: &Geometry,
     input: &[f32],
@@ -214,30 +246,52 @@ fn run_rows(
     }
     let base = geo.output_offset(rows.start);
     let block = block_tiles(geo.cin, geo.cout).min(last - first);
-    let opts = (Kind::Float, Device::Cpu);
-    let v = Tensor::f_zeros([POINTS as i64, block as i64, geo.cin as i64], opts)?;
-    let m = Tensor::f_zeros([POINTS as i64, block as i64, geo.cout as i64], opts)?;
     let (v_len, m_len) = (POINTS * block * geo.cin, POINTS * block * geo.cout);
-    let mut start = first;
-    while start < last {
-        let count = block.min(last - start);
-        {
-            // SAFETY: `v` is this thread's own contiguous f32 buffer of `v_len`
-            // values; libtorch does not touch it while this slice lives.
-            let vs = unsafe { std::slice::from_raw_parts_mut(v.data_ptr() as *mut f32, v_len) };
-            for slot in 0..count {
-                input_tile(geo, input, start + slot, vs, slot, block);
+    match products {
+        Products::Own(u) => {
+            let mut v = vec![0f32; v_len];
+            let mut m = vec![0f32; m_len];
+            let mut start = first;
+            while start < last {
+                let count = block.min(last - start);
+                for slot in 0..count {
+                    input_tile(geo, input, start + slot, &mut v, slot, block);
+                }
+                kernel::products(&v, u, &mut m, block, count, geo.cin, geo.cout);
+                for slot in 0..count {
+                    output_tile(geo, &m, slot, block, bias, start + slot, output, base);
+                }
+                start += count;
             }
         }
-        let _ = v.f_bmm_out(&m, u)?;
-        {
-            // SAFETY: as above, for `m`, which the product has finished writing.
-            let ms = unsafe { std::slice::from_raw_parts(m.data_ptr() as *const f32, m_len) };
-            for slot in 0..count {
-                output_tile(geo, ms, slot, block, bias, start + slot, output, base);
+        Products::Libtorch(u) => {
+            let opts = (Kind::Float, Device::Cpu);
+            let v = Tensor::f_zeros([POINTS as i64, block as i64, geo.cin as i64], opts)?;
+            let m = Tensor::f_zeros([POINTS as i64, block as i64, geo.cout as i64], opts)?;
+            let mut start = first;
+            while start < last {
+                let count = block.min(last - start);
+                {
+                    // SAFETY: `v` is this thread's own contiguous f32 buffer of `v_len`
+                    // values; libtorch does not touch it while this slice lives.
+                    let vs =
+                        unsafe { std::slice::from_raw_parts_mut(v.data_ptr() as *mut f32, v_len) };
+                    for slot in 0..count {
+                        input_tile(geo, input, start + slot, vs, slot, block);
+                    }
+                }
+                let _ = v.f_bmm_out(&m, &u)?;
+                {
+                    // SAFETY: as above, for `m`, which the product has finished writing.
+                    let ms =
+                        unsafe { std::slice::from_raw_parts(m.data_ptr() as *const f32, m_len) };
+                    for slot in 0..count {
+                        output_tile(geo, ms, slot, block, bias, start + slot, output, base);
+                    }
+                }
+                start += count;
             }
         }
-        start += count;
     }
     Ok(())
 }
@@ -250,10 +304,11 @@ fn block_tiles(cin: usize, cout: usize) -> usize {
         std::env::var("LPIPS_WINOGRAD_BLOCK_KB")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(1536)
+            .unwrap_or(128)
     });
-    let per_tile = POINTS * cin.max(cout) * 4;
-    (kb * 1024 / per_tile.max(1)).clamp(8, 4096)
+    // One point's slice of the block, `tiles x max(Cin, Cout)`, within `kb`.
+    let per_tile = cin.max(cout) * 4;
+    (kb * 1024 / per_tile.max(1)).clamp(6, 4096)
 }
 
 /// Sizes of one convolution.
@@ -370,19 +425,23 @@ fn input_tile(
     };
     let ys = inside(TILE * ty, geo.h);
     let xs = inside(TILE * tx, geo.w);
+    let mut t = [[[0f32; LANES]; ALPHA]; ALPHA];
     let mut c0 = 0;
     while c0 < cin {
         let lanes = LANES.min(cin - c0);
         // Along x within each row, then along y.
-        let t: [[[f32; LANES]; ALPHA]; ALPHA] = std::array::from_fn(|r| {
-            let d: [[f32; LANES]; ALPHA] = std::array::from_fn(|k| match (ys[r], xs[k]) {
-                (Some(y), Some(x)) => {
-                    load(input, ((image * geo.h + y) * geo.w + x) * cin + c0, lanes)
+        for (trow, y) in t.iter_mut().zip(ys) {
+            let mut d = [[0f32; LANES]; ALPHA];
+            if let Some(y) = y {
+                let row = (image * geo.h + y) * geo.w;
+                for (dv, x) in d.iter_mut().zip(xs) {
+                    if let Some(x) = x {
+                        *dv = load(input, (row + x) * cin + c0, lanes);
+                    }
                 }
-                _ => [0f32; LANES],
-            });
-            input_1d(&d)
-        });
+            }
+            *trow = input_1d(&d);
+        }
         for j in 0..ALPHA {
             let col = [t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]];
             let out = input_1d(&col);
@@ -431,13 +490,162 @@ fn output_tile(
             let out = output_1d(&col);
             for (p, o) in out.iter().enumerate().take(rows) {
                 let at = ((image * geo.h + TILE * ty + p) * geo.w + TILE * tx + q) * cout + c0;
-                let y: [f32; LANES] = std::array::from_fn(|l| o[l] + b[l]);
+                let mut y = [0f32; LANES];
+                for ((y, o), b) in y.iter_mut().zip(o).zip(b) {
+                    *y = o + b;
+                }
                 if let Some(at) = at.checked_sub(base) {
                     store(output, at, lanes, &y);
                 }
             }
         }
         c0 += LANES;
+    }
+}
+
+/// The 36 products of a block, `M[p] = V[p] U[p]`, with AVX-512: 6 tiles x 64 output
+/// channels of accumulators in registers, `U`'s rows read in place (no packing), input
+/// channels summed in order (so every tile's sums are formed alike, whatever its place
+/// in the block).
+mod kernel {
+    #[cfg(target_arch = "x86_64")]
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_storeu_ps,
+    };
+
+    use super::{LANES, POINTS};
+
+    /// Whether this CPU runs the kernel.
+    pub(super) fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// `M[p][0..rows] = V[p][0..rows] U[p]` for the 36 points: `v` is `36 x block x cin`,
+    /// `u` `36 x cin x cout`, `m` `36 x block x cout`; `cout` a multiple of 16. Does
+    /// nothing unless [`available`] and the sizes hold.
+    pub(super) fn products(
+        v: &[f32],
+        u: &[f32],
+        m: &mut [f32],
+        block: usize,
+        rows: usize,
+        cin: usize,
+        cout: usize,
+    ) {
+        let sizes_hold = rows <= block
+            && cout % LANES == 0
+            && v.len() >= POINTS * block * cin
+            && u.len() >= POINTS * cin * cout
+            && m.len() >= POINTS * block * cout;
+        if !(sizes_hold && available()) {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        for p in 0..POINTS {
+            // SAFETY: AVX-512F is there (checked above); the slices hold point p's
+            // matrices (sizes checked above), which is all `point` reads and writes.
+            unsafe {
+                point(
+                    &v[p * block * cin..][..block * cin],
+                    &u[p * cin * cout..][..cin * cout],
+                    &mut m[p * block * cout..][..block * cout],
+                    rows,
+                    cin,
+                    cout,
+                );
+            }
+        }
+    }
+
+    /// One point's product, `rows x cin` by `cin x cout`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn point(v: &[f32], u: &[f32], m: &mut [f32], rows: usize, cin: usize, cout: usize) {
+        let mut n0 = 0;
+        while n0 + 4 * LANES <= cout {
+            unsafe { panel::<4>(v, u, m, rows, cin, cout, n0) };
+            n0 += 4 * LANES;
+        }
+        while n0 + LANES <= cout {
+            unsafe { panel::<1>(v, u, m, rows, cin, cout, n0) };
+            n0 += LANES;
+        }
+    }
+
+    /// Output channels `n0..n0 + 16 C` of every row.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn panel<const C: usize>(
+        v: &[f32],
+        u: &[f32],
+        m: &mut [f32],
+        rows: usize,
+        cin: usize,
+        cout: usize,
+        n0: usize,
+    ) {
+        let mut r0 = 0;
+        while r0 + 6 <= rows {
+            unsafe { tile::<6, C>(v, u, m, r0, cin, cout, n0) };
+            r0 += 6;
+        }
+        unsafe {
+            match rows - r0 {
+                1 => tile::<1, C>(v, u, m, r0, cin, cout, n0),
+                2 => tile::<2, C>(v, u, m, r0, cin, cout, n0),
+                3 => tile::<3, C>(v, u, m, r0, cin, cout, n0),
+                4 => tile::<4, C>(v, u, m, r0, cin, cout, n0),
+                5 => tile::<5, C>(v, u, m, r0, cin, cout, n0),
+                _ => {}
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + R`, output channels `n0..n0 + 16 C`: R x C registers of sums.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile<const R: usize, const C: usize>(
+        v: &[f32],
+        u: &[f32],
+        m: &mut [f32],
+        r0: usize,
+        cin: usize,
+        cout: usize,
+        n0: usize,
+    ) {
+        // SAFETY (every pointer below): the callers keep r0 + R <= rows <= block and
+        // n0 + 16 C <= cout, so rows r0..r0 + R of `v` (cin each) and of `m` (cout each)
+        // and columns n0..n0 + 16 C of `u`'s cin rows are inside the slices.
+        let mut acc = [[_mm512_setzero_ps(); C]; R];
+        let a = v.as_ptr();
+        let b = u.as_ptr();
+        for k in 0..cin {
+            let mut bk = [_mm512_setzero_ps(); C];
+            for (j, bj) in bk.iter_mut().enumerate() {
+                *bj = unsafe { _mm512_loadu_ps(b.add(k * cout + n0 + LANES * j)) };
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai: __m512 = _mm512_set1_ps(unsafe { *a.add((r0 + i) * cin + k) });
+                for (sum, bj) in row.iter_mut().zip(bk.iter()) {
+                    *sum = _mm512_fmadd_ps(ai, *bj, *sum);
+                }
+            }
+        }
+        let c = m.as_mut_ptr();
+        for (i, row) in acc.iter().enumerate() {
+            for (j, sum) in row.iter().enumerate() {
+                unsafe { _mm512_storeu_ps(c.add((r0 + i) * cout + n0 + LANES * j), *sum) };
+            }
+        }
     }
 }
 

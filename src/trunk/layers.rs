@@ -397,7 +397,13 @@ impl Trunk {
     pub(crate) fn with_winograd(&self) -> Result<Trunk> {
         self.map(
             |c| {
+                // Only where `winograd_pays` can hold (from 128 input channels): the
+                // transformed filters take 4 times the memory of the 3x3 weights.
                 let wino = if c.is_3x3_same()
+                    && c.weight
+                        .size()
+                        .get(1)
+                        .is_some_and(|&cin| cin >= WINOGRAD_MIN_CIN)
                     && c.weight.device() == tch::Device::Cpu
                     && c.weight.kind() == Kind::Float
                 {
@@ -497,6 +503,9 @@ fn infallible<T>(r: std::result::Result<T, std::convert::Infallible>) -> T {
     }
 }
 
+/// Input channels from which the Winograd path can pay (see `winograd_pays`).
+const WINOGRAD_MIN_CIN: i64 = 128;
+
 /// Whether the Winograd path is faster than oneDNN's direct convolution for a 3x3 layer
 /// of this shape (batch, channels in and out, map), as measured on the trunks' layers
 /// (docs/benchmarks.md, "Winograd convolution").
@@ -505,7 +514,7 @@ pub(crate) fn winograd_pays(n: i64, cin: i64, cout: i64, h: i64, w: i64) -> bool
     // maps of 8 px and more; with 64 channels or fewer the transforms cost about what the
     // products save (0.8x to 1.1x), and on smaller maps the padding of the 4x4 tiles does.
     let _ = (n, cout);
-    cin >= 128 && h.min(w) >= 8
+    cin >= WINOGRAD_MIN_CIN && h.min(w) >= 8
 }
 
 /// The same values with channels-last (NHWC) strides, which oneDNN convolves and pools

@@ -39,7 +39,9 @@ fn check_net(net: Net) {
             )))
             .build()
             .unwrap();
-        assert!(!direct.winograd() && scalar.winograd());
+        // SqueezeNet's 3x3 layers have 16 to 64 input channels: none pays (docs/benchmarks.md).
+        assert!(!direct.winograd());
+        assert_eq!(scalar.winograd(), net != Net::Squeeze, "{net}");
         let out = direct.forward_layers(in0, in1).unwrap();
         assert_close(
             &out.total,

@@ -65,14 +65,14 @@ impl Conv {
     /// modules, where the layout changes cost more than they saved).
     fn forward(&self, x: &Tensor, small_maps_nchw: bool) -> Result<Tensor> {
         let size = x.size();
-        if let Some(wino) = &self.wino
-            && !x.requires_grad()
-            && x.kind() == Kind::Float
-            && x.device() == tch::Device::Cpu
-            && let [n, cin, h, w] = size[..]
-            && winograd_pays(n, cin, self.bias.size().first().copied().unwrap_or(0), h, w)
-        {
-            return wino.forward(x);
+        if let (Some(wino), &[n, cin, h, w]) = (&self.wino, &size[..]) {
+            if !x.requires_grad()
+                && x.f_kind().ok() == Some(Kind::Float)
+                && x.device() == tch::Device::Cpu
+                && winograd_pays(n, cin, self.bias.size().first().copied().unwrap_or(0), h, w)
+            {
+                return wino.forward(x);
+            }
         }
         let (x, weight) = match &self.weight_nchw {
             Some(w) if small_maps_nchw && size[2].min(size[3]) < SMALL_MAP => {
@@ -405,7 +405,7 @@ impl Trunk {
                         .get(1)
                         .is_some_and(|&cin| cin >= WINOGRAD_MIN_CIN)
                     && c.weight.device() == tch::Device::Cpu
-                    && c.weight.kind() == Kind::Float
+                    && c.weight.f_kind().ok() == Some(Kind::Float)
                 {
                     Some(Winograd::new(&c.weight, &c.bias)?)
                 } else {

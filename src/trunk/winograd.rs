@@ -98,12 +98,13 @@ impl Winograd {
     /// padding 1; the result has channels-last strides.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = x.size4()?;
-        if x.kind() != Kind::Float || x.device() != Device::Cpu || c != self.cin as i64 {
+        let kind = x.f_kind()?;
+        if kind != Kind::Float || x.device() != Device::Cpu || c != self.cin as i64 {
             return Err(LpipsError::Torch(tch::TchError::Shape(format!(
                 "the Winograd convolution takes f32 CPU input with {} channels, not {:?} \
                  with {c} on {:?}",
                 self.cin,
-                x.kind(),
+                kind,
                 x.device()
             ))));
         }
@@ -374,11 +375,10 @@ fn output_1d(m: &[[f32; LANES]; ALPHA]) -> [[f32; LANES]; TILE] {
 /// `LANES` values from `src` at `at` (fewer at the end of the channels: the rest zero).
 #[inline(always)]
 fn load(src: &[f32], at: usize, lanes: usize) -> [f32; LANES] {
-    if lanes == LANES
-        && let Some(v) = src.get(at..at + LANES)
-        && let Ok(v) = <[f32; LANES]>::try_from(v)
-    {
-        return v;
+    if lanes == LANES {
+        if let Some(Ok(v)) = src.get(at..at + LANES).map(<[f32; LANES]>::try_from) {
+            return v;
+        }
     }
     let mut v = [0f32; LANES];
     if let Some(src) = src.get(at..at + lanes) {
@@ -390,18 +390,21 @@ fn load(src: &[f32], at: usize, lanes: usize) -> [f32; LANES] {
 /// Stores the first `lanes` values of `v` to `dst` at `at`.
 #[inline(always)]
 fn store(dst: &mut [f32], at: usize, lanes: usize, v: &[f32; LANES]) {
-    if lanes == LANES
-        && let Some(d) = dst.get_mut(at..at + LANES)
-        && let Ok(d) = <&mut [f32; LANES]>::try_from(d)
-    {
-        *d = *v;
-        return;
+    if lanes == LANES {
+        if let Some(Ok(d)) = dst
+            .get_mut(at..at + LANES)
+            .map(<&mut [f32; LANES]>::try_from)
+        {
+            *d = *v;
+            return;
+        }
     }
     if let Some(d) = dst.get_mut(at..at + lanes) {
         d.copy_from_slice(&v[..lanes]);
     }
 }
 
+#[allow(clippy::needless_range_loop)]
 /// Gathers tile `tile` (global index, row-major over images and tile rows) of the NHWC
 /// input with its zero padding and writes `Bᵀ d B` for every channel to slot `slot` of
 /// the block buffer `v` (`36 x block x Cin`).
@@ -456,7 +459,7 @@ fn input_tile(
 /// `Aᵀ M A` plus the bias for slot `slot` of the block's products `m` (`36 x block x
 /// Cout`), written to the output tile `tile` inside `output` (the part of the NHWC map
 /// starting at offset `base`), cut at the map's edges.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
 fn output_tile(
     geo: &Geometry,
@@ -506,9 +509,11 @@ fn output_tile(
 /// The 36 products of a block, `M[p] = V[p] U[p]`, with AVX-512: 6 tiles x 64 output
 /// channels of accumulators in registers, `U`'s rows read in place (no packing), input
 /// channels summed in order (so every tile's sums are formed alike, whatever its place
-/// in the block).
+/// in the block). Built only with Rust 1.89 or later (`lpips_avx512`, from build.rs),
+/// where these intrinsics are stable; the crate's MSRV is older.
+#[allow(clippy::incompatible_msrv)]
 mod kernel {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", lpips_avx512))]
     use std::arch::x86_64::{
         __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
         _mm512_storeu_ps,
@@ -518,11 +523,11 @@ mod kernel {
 
     /// Whether this CPU runs the kernel.
     pub(super) fn available() -> bool {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", lpips_avx512))]
         {
             std::arch::is_x86_feature_detected!("avx512f")
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(not(all(target_arch = "x86_64", lpips_avx512)))]
         {
             false
         }
@@ -548,7 +553,7 @@ mod kernel {
         if !(sizes_hold && available()) {
             return;
         }
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", lpips_avx512))]
         for p in 0..POINTS {
             // SAFETY: AVX-512F is there (checked above); the slices hold point p's
             // matrices (sizes checked above), which is all `point` reads and writes.
@@ -566,7 +571,7 @@ mod kernel {
     }
 
     /// One point's product, `rows x cin` by `cin x cout`.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", lpips_avx512))]
     #[target_feature(enable = "avx512f")]
     unsafe fn point(v: &[f32], u: &[f32], m: &mut [f32], rows: usize, cin: usize, cout: usize) {
         let mut n0 = 0;
@@ -581,7 +586,7 @@ mod kernel {
     }
 
     /// Output channels `n0..n0 + 16 C` of every row.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", lpips_avx512))]
     #[target_feature(enable = "avx512f")]
     unsafe fn panel<const C: usize>(
         v: &[f32],
@@ -610,7 +615,7 @@ mod kernel {
     }
 
     /// Rows `r0..r0 + R`, output channels `n0..n0 + 16 C`: R x C registers of sums.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", lpips_avx512))]
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn tile<const R: usize, const C: usize>(

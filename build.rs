@@ -9,6 +9,12 @@
 use std::path::Path;
 
 fn main() {
+    // The Winograd products' AVX-512 intrinsics are stable from Rust 1.89; the crate's
+    // MSRV is older, so older compilers get libtorch's SGEMM instead.
+    println!("cargo:rustc-check-cfg=cfg(lpips_avx512)");
+    if rustc_minor().is_some_and(|minor| minor >= 89) {
+        println!("cargo:rustc-cfg=lpips_avx512");
+    }
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     // tch's doc-only build (docs.rs) has no libtorch.
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
@@ -62,4 +68,20 @@ fn libtorch_version(lib: &Path) -> Option<String> {
         part("MINOR")?,
         part("PATCH")?
     ))
+}
+
+/// The minor version of the compiler building this crate (`rustc 1.MINOR.x`).
+fn rustc_minor() -> Option<u32> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    text.split_whitespace()
+        .nth(1)?
+        .split('.')
+        .nth(1)?
+        .parse()
+        .ok()
 }

@@ -7,7 +7,8 @@
 //! reference, p0, p1; each image through the trunk once) or `load` (model construction
 //! from TRUNK). Prints one JSON line: every run's seconds and the process's peak resident
 //! memory (VmHWM) in KiB. LPIPS_BENCH_DEVICE (`cpu`, `cuda`, `cuda:N`) and
-//! LPIPS_BENCH_PRECISION (`f32`, `f16`, `bf16`) choose where and how. `timing clock`
+//! LPIPS_BENCH_PRECISION (`f32`, `f16`, `bf16`) choose where and how;
+//! LPIPS_BENCH_WINOGRAD=off turns the Winograd convolutions off. `timing clock`
 //! prints the core clock measured with a chain of dependent additions (one per cycle),
 //! for the peak-FLOP/s estimate.
 // Tests, benches and examples may panic: the library denies tch's panicking methods
@@ -44,6 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .trunk(TrunkWeights::File(trunk.into()))
             .device(device)
             .precision(precision)
+            .winograd(std::env::var("LPIPS_BENCH_WINOGRAD").as_deref() != Ok("off"))
             .build()
     };
     let model = build()?;

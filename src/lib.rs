@@ -282,6 +282,8 @@ pub use mask::{load_mask, mask_map};
 pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
 pub use spatial_io::{write_heatmap, write_npy};
 pub use tch::{Device, Kind, Tensor};
+#[doc(hidden)]
+pub use trunk::{WinogradConv, winograd_pays};
 // The versions this crate is built with, so that users never pick mismatched ones.
 pub use ndarray;
 pub use tch;

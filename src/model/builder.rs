@@ -37,6 +37,7 @@ pub struct LpipsBuilder {
     no_range_check: bool,
     resize: Resize,
     precision: Precision,
+    no_winograd: bool,
     device: Option<Device>,
     trunk: TrunkWeights,
     heads_file: Option<PathBuf>,
@@ -163,6 +164,22 @@ impl LpipsBuilder {
         self
     }
 
+    /// Whether the trunk's 3x3 stride-1 convolutions may run as Winograd's F(4x4, 3x3) on
+    /// the CPU (default true): fewer multiplications, their filters transformed once here.
+    /// Only f32 passes without gradients use it (distances, features, maps, the folder
+    /// commands, tiles, BAPPS evaluation), and only on layer shapes where it measured
+    /// faster than libtorch's direct convolution; `forward` on inputs that require
+    /// gradients, training, GPUs and half precision keep libtorch's convolution. Its
+    /// rounding differs from direct convolution's by about 1e-6 relative, far within the
+    /// reference tolerance (docs/benchmarks.md, "Winograd convolution"); turn it off for
+    /// results equal bit for bit to earlier versions. Weights changed in place after
+    /// `build` (through [`Lpips::weights`]) are not seen by the transformed filters:
+    /// build the model again, or turn this off.
+    pub fn winograd(mut self, on: bool) -> Self {
+        self.no_winograd = !on;
+        self
+    }
+
     /// Device to run on (default CPU). [`build`](Self::build) fails with
     /// [`LpipsError::DeviceUnavailable`](crate::LpipsError::DeviceUnavailable) when this
     /// process cannot use it.
@@ -280,6 +297,13 @@ impl LpipsBuilder {
         // Channels-last weights and activations: oneDNN then convolves and pools without
         // reordering; measured 1.2x (alex) to 1.8x (squeeze) faster at 256x256 on CPU.
         let trunk = trunk.to_channels_last()?;
+        // Winograd filters for the CPU's f32 passes without gradients (`winograd`).
+        let trunk =
+            if !self.no_winograd && device == Device::Cpu && self.precision == Precision::F32 {
+                trunk.with_winograd()?
+            } else {
+                trunk
+            };
         // Frozen: gradients reach the inputs only.
         for t in trunk.tensors() {
             let _ = t.f_set_requires_grad(false)?;

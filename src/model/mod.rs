@@ -92,6 +92,12 @@ impl Lpips {
         self.version
     }
 
+    /// Whether some convolutions of the trunk run as Winograd's F(4x4, 3x3) where it pays
+    /// ([`LpipsBuilder::winograd`]).
+    pub fn winograd(&self) -> bool {
+        self.trunk.has_winograd()
+    }
+
     /// The device the model runs on.
     pub fn device(&self) -> Device {
         self.device

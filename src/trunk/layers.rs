@@ -3,6 +3,7 @@
 
 use tch::{Kind, Tensor, nn};
 
+use super::winograd::Winograd;
 use super::{LayerSpec, TrunkSpec};
 use crate::error::Result;
 
@@ -18,6 +19,9 @@ pub(crate) struct Conv {
     // The same weights in NCHW layout when `weight` is channels-last, for small maps;
     // dropped when the trunk is trained (two copies could not both follow the optimiser).
     weight_nchw: Option<Tensor>,
+    // The filters in Winograd form, for 3x3 stride-1 layers on the CPU in f32 (see
+    // `winograd.rs` and `winograd_pays`); passes that need gradients never use it.
+    wino: Option<Winograd>,
     bias: Tensor,
     stride: i64,
     padding: i64,
@@ -44,16 +48,32 @@ impl Conv {
         Ok(Conv {
             weight,
             weight_nchw: None,
+            wino: None,
             bias,
             stride,
             padding,
         })
     }
 
+    /// Whether this is a 3x3 stride-1 convolution with padding 1 (Winograd's F(4x4, 3x3)
+    /// computes exactly those).
+    fn is_3x3_same(&self) -> bool {
+        self.stride == 1 && self.padding == 1 && self.weight.size().get(2..) == Some(&[3, 3][..])
+    }
+
     /// `small_maps_nchw`: whether small maps may take the NCHW path (not inside fire
     /// modules, where the layout changes cost more than they saved).
     fn forward(&self, x: &Tensor, small_maps_nchw: bool) -> Result<Tensor> {
         let size = x.size();
+        if let (Some(wino), &[n, cin, h, w]) = (&self.wino, &size[..]) {
+            if !x.requires_grad()
+                && x.f_kind().ok() == Some(Kind::Float)
+                && x.device() == tch::Device::Cpu
+                && winograd_pays(n, cin, self.bias.size().first().copied().unwrap_or(0), h, w)
+            {
+                return wino.forward(x);
+            }
+        }
         let (x, weight) = match &self.weight_nchw {
             Some(w) if small_maps_nchw && size[2].min(size[3]) < SMALL_MAP => {
                 (x.f_contiguous()?, w)
@@ -75,6 +95,7 @@ impl Conv {
         Conv {
             weight: self.weight.shallow_clone(),
             weight_nchw: self.weight_nchw.as_ref().map(Tensor::shallow_clone),
+            wino: self.wino.as_ref().map(Winograd::share),
             bias: self.bias.shallow_clone(),
             ..*self
         }
@@ -86,6 +107,11 @@ impl Conv {
             weight_nchw: match &self.weight_nchw {
                 Some(w) => Some(w.f_to_kind(kind)?),
                 None => None,
+            },
+            // The transformed filters serve f32 only.
+            wino: match &self.wino {
+                Some(w) if kind == Kind::Float => Some(w.share()),
+                _ => None,
             },
             bias: self.bias.f_to_kind(kind)?,
             ..*self
@@ -356,12 +382,54 @@ impl Trunk {
                 Ok(Conv {
                     weight: channels_last(&c.weight)?,
                     weight_nchw: Some(c.weight.f_contiguous()?),
+                    wino: c.wino.as_ref().map(Winograd::share),
                     bias: c.bias.shallow_clone(),
                     ..*c
                 })
             },
             |t| Ok(t.shallow_clone()),
         )
+    }
+
+    /// A copy whose 3x3 stride-1 convolutions also hold their filters in Winograd form
+    /// (computed here, once), used by passes without gradients on the CPU in f32 where
+    /// [`winograd_pays`]; weights on another device or kind are left as they are.
+    pub(crate) fn with_winograd(&self) -> Result<Trunk> {
+        self.map(
+            |c| {
+                // Only where `winograd_pays` can hold (from 128 input channels): the
+                // transformed filters take 4 times the memory of the 3x3 weights.
+                let wino = if c.is_3x3_same()
+                    && c.weight
+                        .size()
+                        .get(1)
+                        .is_some_and(|&cin| cin >= WINOGRAD_MIN_CIN)
+                    && c.weight.device() == tch::Device::Cpu
+                    && c.weight.f_kind().ok() == Some(Kind::Float)
+                {
+                    Some(Winograd::new(&c.weight, &c.bias)?)
+                } else {
+                    None
+                };
+                Ok(Conv {
+                    weight: c.weight.shallow_clone(),
+                    weight_nchw: c.weight_nchw.as_ref().map(Tensor::shallow_clone),
+                    wino,
+                    bias: c.bias.shallow_clone(),
+                    ..*c
+                })
+            },
+            |t| Ok(t.shallow_clone()),
+        )
+    }
+
+    /// Whether any convolution holds Winograd filters.
+    pub(crate) fn has_winograd(&self) -> bool {
+        self.layers.iter().any(|layer| match layer {
+            Layer::Conv(c) => c.wino.is_some(),
+            Layer::Fire(f) => f.expand3x3.wino.is_some(),
+            _ => false,
+        })
     }
 
     /// Drops the NCHW copies of channels-last weights, so that every convolution uses the
@@ -372,6 +440,8 @@ impl Trunk {
                 Ok(Conv {
                     weight: c.weight.shallow_clone(),
                     weight_nchw: None,
+                    // Trained weights change: transformed copies would not follow them.
+                    wino: None,
                     bias: c.bias.shallow_clone(),
                     ..*c
                 })
@@ -431,6 +501,20 @@ fn infallible<T>(r: std::result::Result<T, std::convert::Infallible>) -> T {
         Ok(t) => t,
         Err(never) => match never {},
     }
+}
+
+/// Input channels from which the Winograd path can pay (see `winograd_pays`).
+const WINOGRAD_MIN_CIN: i64 = 128;
+
+/// Whether the Winograd path is faster than oneDNN's direct convolution for a 3x3 layer
+/// of this shape (batch, channels in and out, map), as measured on the trunks' layers
+/// (docs/benchmarks.md, "Winograd convolution").
+pub(crate) fn winograd_pays(n: i64, cin: i64, cout: i64, h: i64, w: i64) -> bool {
+    // Measured with examples/conv_layers.rs: 2x to 1.5x faster from 128 input channels on
+    // maps of 8 px and more; with 64 channels or fewer the transforms cost about what the
+    // products save (0.8x to 1.1x), and on smaller maps the padding of the 4x4 tiles does.
+    let _ = (n, cout);
+    cin >= WINOGRAD_MIN_CIN && h.min(w) >= 8
 }
 
 /// The same values with channels-last (NHWC) strides, which oneDNN convolves and pools

@@ -29,6 +29,32 @@ fn check_net(net: Net) {
         common::assert_close_slice(&batch, &want, &format!("{net} {label} distance_batch"));
         // The last pair is identical: exactly zero.
         assert_eq!(batch[batch.len() - 1], 0.0, "{net} {label}: identical pair");
+        // The same with libtorch's direct convolutions only (no Winograd).
+        let direct = Lpips::builder()
+            .net(net)
+            .lin(lin)
+            .winograd(false)
+            .trunk_file(common::oracle_file(&format!(
+                "trunk_{}.safetensors",
+                net.name()
+            )))
+            .build()
+            .unwrap();
+        // SqueezeNet's 3x3 layers have 16 to 64 input channels: none pays (docs/benchmarks.md).
+        assert!(!direct.winograd());
+        assert_eq!(scalar.winograd(), net != Net::Squeeze, "{net}");
+        let out = direct.forward_layers(in0, in1).unwrap();
+        assert_close(
+            &out.total,
+            &oracle[&format!("{label}/scalar")],
+            &format!("{net} {label} scalar, no Winograd"),
+        );
+        let batch = direct.distances(in0, in1).unwrap();
+        common::assert_close_slice(
+            &batch,
+            &want,
+            &format!("{net} {label} distance_batch, no Winograd"),
+        );
 
         let spatial = Lpips::builder()
             .net(net)

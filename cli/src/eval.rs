@@ -97,7 +97,7 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
         args.out = None;
     }
     if let Some(out) = &args.out {
-        crate::outputs::check_file("--out", out)?;
+        crate::outputs::check_file("--out", out, crate::outputs::Stdout::Accepted)?;
     }
     let mut two_afc = Vec::new();
     let mut jnd = Vec::new();

@@ -414,7 +414,7 @@ fn compare(args: CompareArgs) -> Result<(), String> {
             .map(PathBuf::as_path);
         outputs::Inputs::new(inputs)
             .with_model(&args.model)
-            .check_file("--spatial-out", path)?;
+            .check_file("--spatial-out", path, outputs::Stdout::NotAccepted)?;
     }
     args.model.device()?;
     // The reference's pixels: 16-bit files reduced to 8 bits as OpenCV does.

@@ -43,24 +43,42 @@ pub(crate) fn is_stdout(path: &Path) -> bool {
     path == Path::new("-") || path == Path::new("/dev/stdout")
 }
 
-/// Checks that a file can be written (atomically: a new file beside it, renamed over it)
-/// at `path`, the value of `flag`. Only a regular file is ever replaced: a device (e.g.
-/// `/dev/null`), FIFO or socket there is refused, since the rename would put a regular
-/// file in its place.
-pub(crate) fn check_file(flag: &str, path: &Path) -> Result<(), String> {
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.is_dir() {
-            return Err(format!("{flag} {}: is a folder", path.display()));
-        }
-        if !meta.is_file() {
-            return Err(format!(
-                "{flag} {}: is {}, not a regular file; outputs only replace regular files \
-                 (`{flag} -` writes to standard output)",
-                path.display(),
-                lpips::files::kind_of(&meta)
-            ));
-        }
+/// Whether an output flag can also write to standard output (`-`), which its error
+/// messages then offer as the way to write to a device or pipe.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stdout {
+    Accepted,
+    NotAccepted,
+}
+
+/// An error when an existing `path` (the value of `flag`) is not a regular file: a
+/// device (e.g. `/dev/null`), FIFO or socket there would be replaced by a regular file.
+pub(crate) fn check_regular(flag: &str, path: &Path, stdout: Stdout) -> Result<(), String> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        return Err(format!("{flag} {}: is a folder", path.display()));
     }
+    if meta.is_file() {
+        return Ok(());
+    }
+    let hint = match stdout {
+        Stdout::Accepted => format!(" (`{flag} -` writes to standard output)"),
+        Stdout::NotAccepted => String::new(),
+    };
+    Err(format!(
+        "{flag} {}: is {}, not a regular file; outputs only replace regular files{hint}",
+        path.display(),
+        lpips::files::kind_of(&meta)
+    ))
+}
+
+/// Checks that a file can be written (atomically: a new file beside it, renamed over it)
+/// at `path`, the value of `flag`: only a regular file is ever replaced
+/// ([`check_regular`]), and its folder must take new files.
+pub(crate) fn check_file(flag: &str, path: &Path, stdout: Stdout) -> Result<(), String> {
+    check_regular(flag, path, stdout)?;
     let target = resolved(path);
     let dir = parent_dir(&target);
     if !dir.is_dir() {
@@ -116,8 +134,8 @@ impl Inputs {
 
     /// [`check_file`], then [`Inputs::refuse`]: everything an output file must pass
     /// before any work.
-    pub(crate) fn check_file(&self, flag: &str, out: &Path) -> Result<(), String> {
-        check_file(flag, out)?;
+    pub(crate) fn check_file(&self, flag: &str, out: &Path, stdout: Stdout) -> Result<(), String> {
+        check_file(flag, out, stdout)?;
         self.refuse(flag, out)
     }
 

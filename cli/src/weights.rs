@@ -108,7 +108,11 @@ pub fn run(command: WeightsCommand) -> Result<(), String> {
             finish(failures, nets.len())
         }
         WeightsCommand::Convert { input, output, net } => {
-            crate::outputs::Inputs::new([input.as_path()]).check_file("OUTPUT", &output)?;
+            crate::outputs::Inputs::new([input.as_path()]).check_file(
+                "OUTPUT",
+                &output,
+                crate::outputs::Stdout::NotAccepted,
+            )?;
             let net =
                 lpips::weights::convert_trunk(&input, &output, net).map_err(|e| e.to_string())?;
             crate::outln!("wrote {} ({net} trunk)", output.display());

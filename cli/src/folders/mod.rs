@@ -53,7 +53,7 @@ pub fn run(mode: Mode, mut args: FolderArgs) -> Result<(), String> {
     }
     // Where the results go is checked first: a bad path fails now, not after the run.
     if let Some(out) = &args.out {
-        crate::outputs::check_file("--out", out)?;
+        crate::outputs::check_file("--out", out, crate::outputs::Stdout::Accepted)?;
     }
     if let Some(dir) = &args.spatial_dir {
         crate::outputs::check_dir("--spatial-dir", dir)?;
@@ -120,10 +120,25 @@ pub fn run(mode: Mode, mut args: FolderArgs) -> Result<(), String> {
                         want.img1
                     ));
                 }
-                if row.error.is_none() && row.distance.is_some_and(f32::is_finite) {
-                    rows.insert(row.index, row);
-                } else {
-                    rows.remove(&row.index);
+                // An error row is measured again (the failure may have been passing); so
+                // is a distance no run writes (negative or out of f32's range, from an
+                // edited or damaged file), rather than being carried into the results.
+                match (row.error.is_none(), row.distance) {
+                    (true, Some(d)) if d.is_finite() && d >= 0.0 => {
+                        rows.insert(row.index, row);
+                    }
+                    (true, Some(d)) => {
+                        eprintln!(
+                            "lpips: {}: pair {} holds the distance {d}, which no run writes: \
+                             measuring it again",
+                            partial.path().display(),
+                            row.index
+                        );
+                        rows.remove(&row.index);
+                    }
+                    _ => {
+                        rows.remove(&row.index);
+                    }
                 }
             }
             Some(partial)
@@ -221,6 +236,11 @@ fn refuse_overwriting_inputs(
     if let Some(dir) = &args.spatial_dir {
         for job in jobs {
             let map = args.spatial_format.path(dir, job.index);
+            crate::outputs::check_regular(
+                "--spatial-dir",
+                &map,
+                crate::outputs::Stdout::NotAccepted,
+            )?;
             if let Some(input) = inputs.replaced_by(&map) {
                 return Err(format!(
                     "--spatial-dir {}: the map {} would replace the input {}",

@@ -61,7 +61,18 @@ impl Partial {
                         }
                         return Ok((Partial { path, file }, Vec::new()));
                     }
-                    None => continue,
+                    None => {
+                        // A symlink whose target is missing is "not found" to open but
+                        // taken to the name: say so rather than retry.
+                        if let Some(target) = dangling_link(&path) {
+                            return Err(format!(
+                                "{shown}: is a symlink to {}, which does not exist; the \
+                                 partial file of --out must be a regular file: remove the link",
+                                target.display()
+                            ));
+                        }
+                        continue;
+                    }
                 }
             };
             let meta = file.metadata().map_err(err)?;
@@ -75,6 +86,17 @@ impl Partial {
             lock(&file, &shown)?;
             if !same_file(&file, &path) {
                 continue;
+            }
+            // An empty file holds no rows and no header (every run writes its header
+            // before the file takes the name): there is nothing of a run to keep or
+            // resume, so it becomes this run's partial file.
+            if meta.len() == 0 {
+                let mut line = serde_json::to_vec(header).map_err(|e| format!("{shown}: {e}"))?;
+                line.push(b'\n');
+                file.write_all(&line)
+                    .and_then(|()| file.flush())
+                    .map_err(err)?;
+                return Ok((Partial { path, file }, Vec::new()));
             }
             if !resume {
                 return Err(format!(
@@ -221,6 +243,14 @@ fn read_rows(
         ));
     }
     Ok((whole, rows))
+}
+
+/// The target of `path` when it is a symlink to nothing.
+fn dangling_link(path: &Path) -> Option<PathBuf> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    (meta.file_type().is_symlink() && std::fs::metadata(path).is_err())
+        .then(|| std::fs::read_link(path).ok())
+        .flatten()
 }
 
 /// Whether `path` still names the open file.

@@ -427,6 +427,8 @@ fn outputs_never_replace_weights_devices_fifos_or_bapps_files() {
             "compare",
         );
         assert_error(&out, &["--spatial-out", kind]);
+        // Neither takes `-` for standard output, so neither offers it.
+        assert!(!out.stderr.contains("standard output"), "{out:?}");
         let out = child::run(
             lpips()
                 .args(["weights", "convert"])
@@ -436,6 +438,34 @@ fn outputs_never_replace_weights_devices_fifos_or_bapps_files() {
             "convert",
         );
         assert_error(&out, &[kind, "not a regular file"]);
+        assert!(!out.stderr.contains("standard output"), "{out:?}");
+    }
+    // A map's path in --spatial-dir taken by a FIFO or device: refused before any
+    // pair is measured (no map, no results), not when the first map is written.
+    for (special, kind) in &specials {
+        let maps = t.path().join("maps");
+        std::fs::create_dir_all(&maps).unwrap();
+        let map = maps.join("pair_000000.png");
+        std::os::unix::fs::symlink(special, &map).unwrap();
+        let results = t.path().join("maps.csv");
+        let out = child::run(
+            lpips()
+                .arg("dirs")
+                .arg(&dir)
+                .arg(&dir)
+                .arg("--trunk")
+                .arg(&trunk)
+                .arg("-q")
+                .arg("--spatial-dir")
+                .arg(&maps)
+                .arg("--out")
+                .arg(&results),
+            GUARD,
+            "dirs --spatial-dir",
+        );
+        assert_error(&out, &["--spatial-dir", "pair_000000.png", kind]);
+        assert!(!results.exists() && !maps.join("pair_000001.png").exists());
+        std::fs::remove_dir_all(&maps).unwrap();
     }
     let out = child::run(
         lpips().args(["weights", "convert"]).arg(&trunk).arg(&trunk),

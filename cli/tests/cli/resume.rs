@@ -324,3 +324,71 @@ fn a_second_run_of_the_same_job_stops_at_once() {
     let again = child::run(&mut command(t.path(), &out, &["--resume"]), GUARD, "again");
     assert_eq!(again.code, Some(0), "{}", again.stderr);
 }
+
+/// A partial file that is a dangling symlink is named as one (not retried as if other
+/// runs kept replacing it); an empty one holds no run's work and is taken over; rows
+/// edited to distances no run writes are measured again, never carried into the output.
+#[test]
+fn empty_dangling_and_edited_partial_files() {
+    let t = tempfile::tempdir().unwrap();
+    forty_pairs(t.path());
+    let whole = t.path().join("whole.jsonl");
+    let done = child::run(&mut command(t.path(), &whole, &[]), GUARD, "whole run");
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    let want = rows(&whole);
+
+    let out = t.path().join("out.jsonl");
+    let partial = t.path().join("out.jsonl.partial.jsonl");
+    std::os::unix::fs::symlink(t.path().join("nowhere"), &partial).unwrap();
+    for resume in [&["--resume"][..], &[]] {
+        let refused = child::run(&mut command(t.path(), &out, resume), GUARD, "dangling");
+        assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains("is a symlink to")
+                && refused.stderr.contains("nowhere")
+                && refused.stderr.contains("does not exist")
+                && refused.stderr.lines().count() == 1,
+            "{}",
+            refused.stderr
+        );
+    }
+    assert!(!out.exists() && !t.path().join("nowhere").exists());
+    std::fs::remove_file(&partial).unwrap();
+
+    for resume in [&["--resume"][..], &[]] {
+        std::fs::write(&partial, b"").unwrap();
+        let _ = std::fs::remove_file(&out);
+        let run = child::run(&mut command(t.path(), &out, resume), GUARD, "empty partial");
+        assert_eq!(run.code, Some(0), "{resume:?}: {}", run.stderr);
+        assert_same_rows(&rows(&out), &want);
+        assert!(!partial.exists());
+    }
+
+    std::fs::remove_file(&out).unwrap();
+    interrupt(
+        &mut command(t.path(), &out, &[]),
+        &partial,
+        3,
+        libc::SIGKILL,
+    );
+    let text = std::fs::read_to_string(&partial).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for (line, bad) in lines[1..3].iter_mut().zip(["-0.5", "1e39"]) {
+        let mut row: serde_json::Value = serde_json::from_str(line).unwrap();
+        row["distance"] = serde_json::from_str(bad).unwrap();
+        *line = row.to_string();
+    }
+    std::fs::write(&partial, lines.join("\n") + "\n").unwrap();
+    let resumed = child::run(&mut command(t.path(), &out, &["--resume"]), GUARD, "edited");
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    assert_eq!(
+        resumed
+            .stderr
+            .matches("which no run writes: measuring it again")
+            .count(),
+        2,
+        "{}",
+        resumed.stderr
+    );
+    assert_same_rows(&rows(&out), &want);
+}

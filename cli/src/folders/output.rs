@@ -21,6 +21,7 @@ pub(super) struct Row {
     pub(super) index: usize,
     pub(super) img0: String,
     pub(super) img1: String,
+    #[serde(default, deserialize_with = "wide_f32")]
     pub(super) distance: Option<f32>,
     pub(super) error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,6 +30,13 @@ pub(super) struct Row {
     pub(super) img0_hex: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) img1_hex: Option<String>,
+}
+
+/// A distance read back from a partial file: read as f64 so that a number beyond f32's
+/// range (an edited file) becomes infinite, a distance no run writes, rather than a line
+/// that is not a row.
+fn wide_f32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.map(|v| v as f32))
 }
 
 impl Row {

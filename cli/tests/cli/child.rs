@@ -29,7 +29,10 @@ pub struct Outcome {
     pub signal: Option<i32>,
     pub stdout: Vec<u8>,
     pub stderr: String,
-    /// Peak resident set size in bytes.
+    /// Peak resident set size in bytes of the program itself: the largest `VmHWM` read
+    /// from /proc while it ran (every few milliseconds, once it is no longer this test
+    /// binary). wait4's `ru_maxrss` cannot serve: a child spawned with a shared address
+    /// space reports the test process's own peak, which parallel tests drive up.
     pub max_rss: u64,
 }
 
@@ -63,7 +66,9 @@ pub fn wait(mut child: Child, limit: Duration, what: &str) -> Outcome {
     let err = drain(child.stderr.take());
     let pid = child.id() as libc::pid_t;
     let start = Instant::now();
-    let (status, usage) = loop {
+    let mut max_rss = 0;
+    let (status, _usage) = loop {
+        max_rss = max_rss.max(program_peak_rss(pid).unwrap_or(0));
         let mut status = 0;
         // SAFETY: wait4 on our own child; rusage is plain data.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -77,7 +82,7 @@ pub fn wait(mut child: Child, limit: Duration, what: &str) -> Outcome {
             let _ = child.wait();
             panic!("{what}: still running after {limit:?} (hung?); killed");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(2));
     };
     let stdout = out.join().unwrap();
     let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
@@ -86,8 +91,26 @@ pub fn wait(mut child: Child, limit: Duration, what: &str) -> Outcome {
         signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
         stdout,
         stderr,
-        max_rss: usage.ru_maxrss as u64 * 1024,
+        max_rss,
     }
+}
+
+/// `VmHWM` of `pid` once it runs another program than this test binary.
+fn program_peak_rss(pid: libc::pid_t) -> Option<u64> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    if exe == std::fs::read_link("/proc/self/exe").ok()? {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 /// A generous guard for runs that must end (a hang is the failure, not slowness).

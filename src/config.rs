@@ -346,7 +346,7 @@ pub(crate) fn check_device(device: Device) -> Result<Device> {
         Device::Cuda(index) => {
             let count = tch::Cuda::device_count().max(0) as usize;
             if count == 0 {
-                Err(unavailable(if crate::info::cuda_library_loaded() {
+                Err(unavailable(if crate::runtime::cuda_library_loaded() {
                     "libtorch has CUDA support but sees no CUDA device (driver, \
                      CUDA_VISIBLE_DEVICES?)"
                         .into()

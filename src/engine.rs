@@ -51,8 +51,7 @@ use image::DynamicImage;
 use ndarray::Array2;
 
 use crate::error::{LpipsError, Result};
-use crate::features::Features;
-use crate::model::Lpips;
+use crate::model::{Features, Lpips};
 use crate::{Device, Net, Tensor};
 
 /// Where an image comes from.

@@ -247,43 +247,35 @@
 )]
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
-mod allocator;
 pub mod bapps;
 mod checkpoint;
 mod config;
 pub mod engine;
 mod error;
-mod features;
 pub mod files;
 mod image_io;
-mod info;
 mod input;
-mod lin;
-mod mask;
+mod layers;
+mod maps;
 mod model;
-mod pooling;
-mod scaling;
-mod spatial_io;
-mod tiling;
+mod runtime;
 mod trunk;
 pub mod weights;
 pub mod workers;
 
-pub use allocator::tune_cpu_allocator;
 pub use config::{
     FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, parse_device,
 };
 pub use error::{LpipsError, Result};
-pub use features::Features;
 pub use image_io::{ImageReader, image_to_tensor, jpeg_simd, load_image, load_image_8bit};
-pub use info::{Info, TrunkStatus, info};
 pub use input::{Canonical, Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged};
-pub use mask::{load_mask, mask_map};
-pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
-pub use spatial_io::{write_heatmap, write_npy};
-pub use tch::{Device, Kind, Tensor};
 #[doc(hidden)]
-pub use trunk::{WinogradConv, winograd_pays};
+pub use layers::{WinogradConv, winograd_pays};
+pub use maps::{write_heatmap, write_npy};
+pub use model::{Features, LayerDistances, Lpips, LpipsBuilder, distance, load_mask, mask_map};
+pub use runtime::tune_cpu_allocator;
+pub use runtime::{Info, TrunkStatus, info};
+pub use tch::{Device, Kind, Tensor};
 // The versions this crate is built with, so that users never pick mismatched ones.
 pub use ndarray;
 pub use tch;

@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use tch::{Device, nn};
 
 use super::Lpips;
+use super::heads::NetLinLayers;
+use super::scaling::ScalingLayer;
 use crate::config::{
     FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, check_device,
 };
 use crate::error::{LpipsError, Result};
-use crate::lin::NetLinLayers;
-use crate::scaling::ScalingLayer;
-use crate::trunk::{Holds, Trunk};
+use crate::layers::Trunk;
+use crate::trunk::Holds;
 use crate::weights::{self, Progress, ProgressFn, PublishedModel, TensorMap, TrunkWeights};
 
 // Tiles larger than any image mean one pass; the cap keeps the tiling arithmetic far
@@ -353,7 +354,7 @@ impl LpipsBuilder {
             feed: self.feed,
             memory_budget: match self.max_memory {
                 Some(bytes) => Some((bytes, "max_memory")),
-                None => crate::tiling::mem_available().map(|bytes| {
+                None => super::tiling::mem_available().map(|bytes| {
                     (
                         bytes / 10 * 9,
                         "90% of MemAvailable when the model was built",

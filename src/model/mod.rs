@@ -1,9 +1,15 @@
-//! The LPIPS model: inputs -> [`ScalingLayer`](crate::scaling) -> trunk ->
-//! [`normalize_tensor`](crate::features) -> [`NetLinLayers`](crate::lin) (squared
-//! differences, linear heads) -> [pooling](crate::pooling) -> sum over layers.
+//! The LPIPS model: inputs -> [`ScalingLayer`](scaling) -> trunk ->
+//! [`normalize_tensor`](features) -> [`NetLinLayers`](heads) (squared
+//! differences, linear heads) -> [pooling](pooling) -> sum over layers.
 
 mod builder;
+mod features;
+mod heads;
+mod mask;
+mod pooling;
 mod prepare;
+mod scaling;
+mod tiling;
 
 use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
@@ -13,14 +19,16 @@ use prepare::single;
 
 use crate::config::{FeedRange, InputRange, Net, Precision, Resize, Variant, Version};
 use crate::error::{LpipsError, Result};
-use crate::features::{Features, normalize_tensor};
 use crate::input::ImageInput;
-use crate::lin::NetLinLayers;
-use crate::mask::weight_tensor;
-use crate::pooling::{upsample, weighted_average};
-use crate::scaling::ScalingLayer;
-use crate::tiling;
-use crate::trunk::{Trunk, TrunkSpec};
+use crate::layers::Trunk;
+use crate::trunk::TrunkSpec;
+pub use features::Features;
+use features::normalize_tensor;
+use heads::NetLinLayers;
+use mask::weight_tensor;
+pub use mask::{load_mask, mask_map};
+use pooling::{upsample, weighted_average};
+use scaling::ScalingLayer;
 
 // Batch x height x width up to which both inputs share one trunk pass (benches/trunks.rs).
 const JOINT_PASS_MAX_PIXELS: i64 = 64 * 64 * 8;

@@ -11,40 +11,11 @@
 mod alex;
 mod alex_st;
 mod geometry;
-mod layers;
 mod squeeze;
 mod vgg;
 mod vgg_st;
-mod winograd;
 
 pub(crate) use geometry::Geometry;
-pub(crate) use layers::Trunk;
-
-/// A 3x3 stride-1 convolution with padding 1 as the trunks run it with Winograd's
-/// F(4x4, 3x3) on the CPU, for benchmarks and tests outside the crate
-/// (`examples/conv_layers.rs`); not a stable interface.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct WinogradConv(winograd::Winograd);
-
-impl WinogradConv {
-    /// Transforms `weight` (`Cout x Cin x 3 x 3`, CPU) once; `bias` has `Cout` values.
-    pub fn new(weight: &tch::Tensor, bias: &tch::Tensor) -> Result<WinogradConv> {
-        Ok(WinogradConv(winograd::Winograd::new(weight, bias)?))
-    }
-
-    /// The convolution of `x` (`N x Cin x H x W`, f32, CPU); channels-last result.
-    pub fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor> {
-        self.0.forward(x)
-    }
-}
-
-/// Whether the trunks use the Winograd path for a 3x3 layer of this shape (batch,
-/// channels in and out, map height and width); not a stable interface.
-#[doc(hidden)]
-pub fn winograd_pays(n: i64, cin: i64, cout: i64, h: i64, w: i64) -> bool {
-    layers::winograd_pays(n, cin, cout, h, w)
-}
 
 use crate::config::{Net, Variant};
 use crate::error::{LpipsError, Result};

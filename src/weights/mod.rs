@@ -371,7 +371,7 @@ pub fn convert_trunk(input: &Path, output: &Path, net: Option<Net>) -> Result<Ne
     let mut failures = Vec::new();
     for net in candidates.iter().copied() {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _trunk = crate::trunk::Trunk::try_new(&vs.root(), net.spec())?;
+        let _trunk = crate::layers::Trunk::try_new(&vs.root(), net.spec())?;
         match trunk_tensors(&vs.variables(), &mut read_trunk_file(input)?) {
             Ok(tensors) => {
                 crate::files::write_atomic_path(output, |tmp| {

@@ -680,7 +680,7 @@ mod tests {
     fn check(n: i64, cin: i64, cout: i64, h: i64, w: i64, channels_last: bool) {
         let x = Tensor::randn([n, cin, h, w], (Kind::Float, Device::Cpu));
         let x = if channels_last {
-            crate::trunk::layers::channels_last(&x).unwrap()
+            crate::layers::channels_last(&x).unwrap()
         } else {
             x
         };

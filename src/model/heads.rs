@@ -4,9 +4,9 @@
 
 use tch::{Kind, Tensor};
 
+use super::features::Features;
+use super::pooling::{spatial_average, upsample};
 use crate::error::Result;
-use crate::features::Features;
-use crate::pooling::{spatial_average, upsample};
 
 /// The linear heads, one `(1, C, 1, 1)` weight per tap; `None` for the reference's
 /// `lpips=False` baseline (channels summed, layers weighed equally).

@@ -3,14 +3,35 @@
 
 use tch::{Kind, Tensor, nn};
 
-use super::winograd::Winograd;
-use super::{LayerSpec, TrunkSpec};
+mod winograd;
+
 use crate::error::Result;
+use crate::trunk::{LayerSpec, TrunkSpec};
+use winograd::Winograd;
 
 // Below this many pixels on the shorter side, a convolution runs on NCHW input with NCHW
 // weights: oneDNN's channels-last kernels were about twice as slow on AlexNet's 3x3 and
 // 7x7 maps at 64x64 input (while max-pooling stays much faster channels-last).
 const SMALL_MAP: i64 = 12;
+
+/// A 3x3 stride-1 convolution with padding 1 as the trunks run it with Winograd's
+/// F(4x4, 3x3) on the CPU, for benchmarks and tests outside the crate
+/// (`examples/conv_layers.rs`); not a stable interface.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct WinogradConv(winograd::Winograd);
+
+impl WinogradConv {
+    /// Transforms `weight` (`Cout x Cin x 3 x 3`, CPU) once; `bias` has `Cout` values.
+    pub fn new(weight: &tch::Tensor, bias: &tch::Tensor) -> Result<WinogradConv> {
+        Ok(WinogradConv(winograd::Winograd::new(weight, bias)?))
+    }
+
+    /// The convolution of `x` (`N x Cin x H x W`, f32, CPU); channels-last result.
+    pub fn forward(&self, x: &tch::Tensor) -> Result<tch::Tensor> {
+        self.0.forward(x)
+    }
+}
 
 /// A convolution with its weights, which handles can share (see [`Trunk::share`]).
 #[derive(Debug)]
@@ -508,8 +529,9 @@ const WINOGRAD_MIN_CIN: i64 = 128;
 
 /// Whether the Winograd path is faster than oneDNN's direct convolution for a 3x3 layer
 /// of this shape (batch, channels in and out, map), as measured on the trunks' layers
-/// (docs/benchmarks.md, "Winograd convolution").
-pub(crate) fn winograd_pays(n: i64, cin: i64, cout: i64, h: i64, w: i64) -> bool {
+/// (docs/benchmarks.md, "Winograd convolution"); not a stable interface.
+#[doc(hidden)]
+pub fn winograd_pays(n: i64, cin: i64, cout: i64, h: i64, w: i64) -> bool {
     // Measured with examples/conv_layers.rs: 2x to 1.5x faster from 128 input channels on
     // maps of 8 px and more; with 64 channels or fewer the transforms cost about what the
     // products save (0.8x to 1.1x), and on smaller maps the padding of the 4x4 tiles does.

@@ -12,7 +12,8 @@
 
 use std::time::Instant;
 
-use lpips::{Tensor, WinogradConv, winograd_pays};
+use lpips::Tensor;
+use lpips::internals::{WinogradConv, winograd_pays};
 use tch::{Device, Kind};
 
 fn channels_last(x: &Tensor) -> Tensor {
@@ -30,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: f64 = args.get(1).map_or(Ok(1.0), |s| s.parse())?;
     tch::set_num_threads(threads);
     // As the `lpips` command and the benchmarks run (docs/benchmarks.md, "The allocator").
-    lpips::tune_cpu_allocator();
+    lpips::runtime::tune_cpu_allocator();
     let _guard = tch::no_grad_guard();
     let mut shapes: Vec<(i64, i64, i64, i64)> = Vec::new();
     for arg in args.iter().skip(2) {

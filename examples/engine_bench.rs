@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mode = args.get(3).map_or("engine", String::as_str);
     let batch: usize = args.get(4).map_or(Ok(16), |b| b.parse())?;
-    lpips::tune_cpu_allocator();
+    lpips::runtime::tune_cpu_allocator();
     let start = Instant::now();
     let model = Lpips::builder().trunk_file(&args[2]).build()?;
     let job = Job::dirs(args[0].as_ref(), args[1].as_ref(), &Scan::default())?;

@@ -35,7 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tch::set_num_threads(threads.parse()?);
     tch::manual_seed(0);
     // scripts/gpu_check.sh runs the same jobs on a GPU, and in half precision.
-    let device = lpips::parse_device(&std::env::var("LPIPS_BENCH_DEVICE").unwrap_or("cpu".into()))?;
+    let device =
+        lpips::runtime::parse_device(&std::env::var("LPIPS_BENCH_DEVICE").unwrap_or("cpu".into()))?;
     let precision: Precision = std::env::var("LPIPS_BENCH_PRECISION")
         .unwrap_or("f32".into())
         .parse()?;

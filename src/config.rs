@@ -1,10 +1,6 @@
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use tch::Device;
-
-use crate::error::{LpipsError, Result};
 
 /// The pretrained trunk whose features LPIPS compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -31,44 +27,11 @@ impl Net {
             Net::Squeeze => "squeeze",
         }
     }
-
-    /// Channels of each tapped layer.
-    pub fn channels(self) -> &'static [i64] {
-        self.spec().channels
-    }
-
-    /// The smallest height and width the trunk accepts (alex 31, vgg 16, squeeze 17),
-    /// computed from its layers.
-    pub fn min_side(self) -> i64 {
-        self.spec().min_side()
-    }
-
-    /// The smallest height and width the trunk of a [`Variant`] accepts, computed from its
-    /// layers (shift-tolerant: alex 21, vgg 18); an error for a variant without this trunk.
-    pub fn min_side_of(self, variant: Variant) -> Result<i64> {
-        Ok(crate::trunk::spec(self, variant)?.min_side())
-    }
 }
 
 impl fmt::Display for Net {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl FromStr for Net {
-    type Err = LpipsError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "alex" | "alexnet" => Ok(Net::Alex),
-            "vgg" | "vgg16" => Ok(Net::Vgg),
-            "squeeze" | "squeezenet" | "squeezenet1_1" => Ok(Net::Squeeze),
-            _ => Err(LpipsError::Parse {
-                what: "net",
-                value: s.to_string(),
-                expected: "alex, vgg, squeeze",
-            }),
-        }
     }
 }
 
@@ -100,23 +63,6 @@ impl Variant {
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl FromStr for Variant {
-    type Err = LpipsError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "lpips" | "plain" => Ok(Variant::Lpips),
-            "shift-tolerant" | "shift_tolerant" | "st" | "st-lpips" | "stlpips" => {
-                Ok(Variant::ShiftTolerant)
-            }
-            _ => Err(LpipsError::Parse {
-                what: "variant",
-                value: s.to_string(),
-                expected: "lpips, shift-tolerant",
-            }),
-        }
     }
 }
 
@@ -189,22 +135,6 @@ impl Lin {
     }
 }
 
-impl FromStr for Lin {
-    type Err = LpipsError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "v0.1" | "0.1" => Ok(Lin::V0_1),
-            "v0.0" | "0.0" => Ok(Lin::V0_0),
-            "none" => Ok(Lin::None),
-            _ => Err(LpipsError::Parse {
-                what: "lin",
-                value: s.to_string(),
-                expected: "v0.1, v0.0, none",
-            }),
-        }
-    }
-}
-
 /// The value range of input tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum InputRange {
@@ -232,21 +162,6 @@ pub enum FeedRange {
     ZeroToOne,
 }
 
-impl FromStr for FeedRange {
-    type Err = LpipsError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "minus-one-to-one" | "reference" => Ok(FeedRange::MinusOneToOne),
-            "zero-to-one" => Ok(FeedRange::ZeroToOne),
-            _ => Err(LpipsError::Parse {
-                what: "pixel range",
-                value: s.to_string(),
-                expected: "minus-one-to-one, zero-to-one",
-            }),
-        }
-    }
-}
-
 /// Numeric precision of the trunk (normalisation, heads and averages stay in f32, so
 /// that sums of squares cannot overflow half precision).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -271,27 +186,11 @@ impl Precision {
     }
 }
 
-impl FromStr for Precision {
-    type Err = LpipsError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "f32" | "fp32" | "float" => Ok(Precision::F32),
-            "f16" | "fp16" | "half" => Ok(Precision::F16),
-            "bf16" | "bfloat16" => Ok(Precision::BF16),
-            _ => Err(LpipsError::Parse {
-                what: "precision",
-                value: s.to_string(),
-                expected: "f32, f16, bf16",
-            }),
-        }
-    }
-}
-
 /// What to do when the two images of a pair differ in size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Resize {
-    /// Refuse: [`LpipsError::ShapeMismatch`]. The default: LPIPS compares aligned pixels.
+    /// Refuse: [`LpipsError::ShapeMismatch`](crate::LpipsError::ShapeMismatch). The default: LPIPS compares aligned pixels.
     #[default]
     Error,
     /// Resize the second image to the first one's height and width, bilinearly
@@ -306,63 +205,5 @@ impl InputRange {
             InputRange::MinusOneToOne => (-1.0, 1.0),
             InputRange::ZeroToOne => (0.0, 1.0),
         }
-    }
-}
-
-/// Parses `cpu`, `cuda`, `cuda:N`, `mps` or `auto` (CUDA when available, else CPU), and
-/// checks that the device exists.
-pub fn parse_device(s: &str) -> Result<Device> {
-    let device = match s {
-        "cpu" => Device::Cpu,
-        "auto" => Device::cuda_if_available(),
-        "cuda" => Device::Cuda(0),
-        "mps" => Device::Mps,
-        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(index)) => Device::Cuda(index),
-            _ => {
-                return Err(LpipsError::Parse {
-                    what: "device",
-                    value: s.to_string(),
-                    expected: "cpu, cuda, cuda:N, mps, auto",
-                });
-            }
-        },
-    };
-    check_device(device)
-}
-
-/// The device itself when this process can use it, else
-/// [`LpipsError::DeviceUnavailable`] saying why (instead of a panic inside libtorch).
-pub(crate) fn check_device(device: Device) -> Result<Device> {
-    let unavailable = |reason: String| LpipsError::DeviceUnavailable {
-        device: match device {
-            Device::Cuda(i) => format!("cuda:{i}"),
-            other => format!("{other:?}").to_lowercase(),
-        },
-        reason,
-    };
-    match device {
-        Device::Cpu => Ok(device),
-        Device::Cuda(index) => {
-            let count = tch::Cuda::device_count().max(0) as usize;
-            if count == 0 {
-                Err(unavailable(if crate::runtime::cuda_library_loaded() {
-                    "libtorch has CUDA support but sees no CUDA device (driver, \
-                     CUDA_VISIBLE_DEVICES?)"
-                        .into()
-                } else {
-                    "this process has no CUDA support loaded (a CPU-only libtorch, or \
-                     libtorch_cuda not linked: see the README's set-up step)"
-                        .into()
-                }))
-            } else if index >= count {
-                Err(unavailable(format!("only {count} CUDA device(s)")))
-            } else {
-                Ok(device)
-            }
-        }
-        Device::Mps if tch::utils::has_mps() => Ok(device),
-        Device::Mps => Err(unavailable("this libtorch has no MPS support".into())),
-        other => Err(unavailable(format!("{other:?} is not supported"))),
     }
 }

@@ -104,7 +104,7 @@ pub struct Pair {
     pub a: usize,
     /// The second image (`img1`).
     pub b: usize,
-    /// A mask file ([`crate::load_mask`]: 8- or 16-bit greyscale of the images' size)
+    /// A mask file ([`crate::maps::load_mask`]: 8- or 16-bit greyscale of the images' size)
     /// whose weights the distance is averaged with.
     pub mask: Option<PathBuf>,
 }
@@ -422,7 +422,7 @@ pub struct Options {
     /// count (`tch::get_num_threads`), 0 or 1: no workers (libtorch's own threads).
     pub trunk_workers: Option<usize>,
     /// Also return each pair's spatial map ([`PairResult::map`], image-sized, masked
-    /// pixels set to 0 as [`crate::mask_map`] does).
+    /// pixels set to 0 as [`crate::maps::mask_map`] does).
     pub spatial: bool,
     /// Report the mean of the spatial map instead of the distance (per-frame video
     /// LPIPS); ignored for pairs with a mask.
@@ -672,7 +672,7 @@ pub fn run(
     let describe = options.describe;
     let mut weights = |k: usize| -> Result<Option<Array2<f32>>> {
         match job.pairs.get(k).and_then(|p| p.mask.as_ref()) {
-            Some(path) => crate::load_mask(path)
+            Some(path) => crate::maps::load_mask(path)
                 .map(Some)
                 .map_err(|e| pair_err(describe(e))),
             None => Ok(None),
@@ -1051,7 +1051,7 @@ impl State<'_> {
         let mut map = Array2::from_shape_vec((h, w), values)
             .map_err(|e| pair_err(format!("distance map: {e}")))?;
         if let Some(weights) = weights {
-            crate::mask_map(&mut map, weights)?;
+            crate::maps::mask_map(&mut map, weights)?;
         }
         Ok(map)
     }

@@ -415,7 +415,7 @@ pub enum LpipsError {
 }
 
 fn trunk_not_found(net: Net, searched: &[PathBuf], reason: &str) -> String {
-    let file = crate::weights::TorchvisionFile::of(net);
+    let file = crate::trunk::PublishedFile::torchvision(net);
     let looked = if searched.is_empty() {
         "no torch hub cache folder (no TORCH_HOME, XDG_CACHE_HOME or HOME)".to_string()
     } else {

@@ -64,7 +64,7 @@
 //! let out = model.forward_layers(&x, &y)?; // total: 4 x 1 x 64 x 96
 //! println!("{} layers", out.layers.len());
 //! let map = model.distance_map(&lpips::load_image("a.png")?, &lpips::load_image("b.png")?)?;
-//! lpips::write_heatmap("map.png", &map, None)?;
+//! lpips::maps::write_heatmap("map.png", &map, None)?;
 //! # Ok::<(), lpips::LpipsError>(())
 //! ```
 //!
@@ -136,7 +136,7 @@
 //! pixels, with the authors' published weights, read natively from the installed package
 //! ([`weights::TrunkWeights::PythonEnv`] or `LPIPS_STLPIPS_PYTHON`), a file, the cache
 //! folder `$TORCH_HOME/hub/checkpoints/stlpips/`, or a verified download
-//! ([`weights::PublishedModel`]). [`LpipsBuilder::model_file`] loads any whole
+//! ([`weights::PublishedFile`]). [`LpipsBuilder::model_file`] loads any whole
 //! `lpips.LPIPS` state dict (trunk, heads and scaling layer) strictly.
 //!
 //! ```no_run
@@ -151,14 +151,14 @@
 //! # Throughput on CPU
 //!
 //! Batches amortise per-call work; the thread count is libtorch's
-//! (`lpips::tch::set_num_threads`). [`tune_cpu_allocator`] (glibc, opt-in because it is
+//! (`lpips::tch::set_num_threads`). [`runtime::tune_cpu_allocator`] (glibc, opt-in because it is
 //! process-wide) keeps freed activation memory for the next batch, which spares page
 //! faults on large inputs.
 //!
 //! ```
 //! use lpips::{Lpips, Tensor};
 //!
-//! lpips::tune_cpu_allocator();
+//! lpips::runtime::tune_cpu_allocator();
 //! lpips::tch::set_num_threads(4);
 //! let model = Lpips::builder().build()?;
 //! let a = Tensor::rand([32, 3, 64, 64], (lpips::Kind::Float, lpips::Device::Cpu)) * 2.0 - 1.0;
@@ -256,29 +256,30 @@ pub mod files;
 mod image_io;
 mod input;
 mod layers;
-mod maps;
+pub mod maps;
 mod model;
-mod runtime;
+mod parse;
+pub mod runtime;
 mod trunk;
 pub mod weights;
 pub mod workers;
 
-pub use config::{
-    FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, parse_device,
-};
+pub use config::{FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version};
 pub use error::{LpipsError, Result};
-pub use image_io::{ImageReader, image_to_tensor, jpeg_simd, load_image, load_image_8bit};
-pub use input::{Canonical, Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged};
-#[doc(hidden)]
-pub use layers::{WinogradConv, winograd_pays};
-pub use maps::{write_heatmap, write_npy};
-pub use model::{Features, LayerDistances, Lpips, LpipsBuilder, distance, load_mask, mask_map};
-pub use runtime::tune_cpu_allocator;
-pub use runtime::{Info, TrunkStatus, info};
+pub use image_io::{ImageReader, load_image, load_image_8bit};
+pub use input::{Canonical, Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged, image_to_tensor};
+pub use model::{Features, LayerDistances, Lpips, LpipsBuilder, distance};
 pub use tch::{Device, Kind, Tensor};
 // The versions this crate is built with, so that users never pick mismatched ones.
 pub use ndarray;
 pub use tch;
+
+/// What benchmarks and tests outside the crate reach inside it (`examples/conv_layers.rs`):
+/// not a stable interface.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::layers::{WinogradConv, winograd_pays};
+}
 
 // Compiles the README's and the library guide's Rust examples as doctests.
 #[cfg(doctest)]

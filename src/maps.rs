@@ -1,4 +1,7 @@
-//! Writing distance maps: NumPy `.npy` for numbers, colour-mapped PNG for eyes.
+//! Distance maps and masks: writing maps ([`Lpips::distance_map`](crate::Lpips::distance_map))
+//! as NumPy `.npy` for numbers or colour-mapped PNG for eyes, reading masks
+//! ([`load_mask`], for [`Lpips::distance_weighted`](crate::Lpips::distance_weighted)) and
+//! blanking a map outside one ([`mask_map`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -25,7 +28,7 @@ pub fn write_npy(path: impl AsRef<Path>, map: &Array2<f32>) -> Result<()> {
 ///
 /// Colours run from 0 (dark purple, the bar's left end) to `scale_max` (yellow, the bar's
 /// right end); larger values saturate. With `scale_max` `None` the map's own maximum is
-/// used. NaN values (outside a mask: [`mask_map`](crate::mask_map)) are transparent.
+/// used. NaN values (outside a mask: [`mask_map`]) are transparent.
 /// Returns the scale maximum used.
 #[cfg(feature = "png")]
 pub fn write_heatmap(
@@ -75,4 +78,52 @@ pub fn write_heatmap(
         .map_err(|e| LpipsError::io(path, std::io::Error::other(e.to_string())))?;
     crate::files::write_atomic(path, |file| file.write_all(&png))?;
     Ok(max)
+}
+
+/// Pixel weights from a greyscale mask image: 8-bit values / 255, 16-bit values / 65535
+/// (an `H x W` array in [0, 1]). Colour images and images with alpha are refused, so that
+/// a mask is never read by a guess at which channel holds it.
+pub fn load_mask(path: impl AsRef<Path>) -> Result<Array2<f32>> {
+    let path = path.as_ref();
+    let img = crate::image_io::load_image(path)?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let values: Vec<f32> = match &img {
+        DynamicImage::ImageLuma8(g) => g.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect(),
+        DynamicImage::ImageLuma16(g) => {
+            g.as_raw().iter().map(|&v| f32::from(v) / 65535.0).collect()
+        }
+        other => {
+            return Err(LpipsError::Mask {
+                reason: format!(
+                    "{} decodes as {:?} (colour, palette or alpha); a mask must be an 8-bit or \
+                     16-bit greyscale image without alpha",
+                    path.display(),
+                    other.color()
+                ),
+            });
+        }
+    };
+    Array2::from_shape_vec((h, w), values).map_err(|e| LpipsError::Mask {
+        reason: format!("{}: {e}", path.display()),
+    })
+}
+
+/// Blanks a distance map outside a mask: NaN where the weight is zero (transparent in
+/// [`write_heatmap`], NaN in [`write_npy`]).
+pub fn mask_map(map: &mut Array2<f32>, weights: &Array2<f32>) -> Result<()> {
+    if map.dim() != weights.dim() {
+        return Err(LpipsError::Mask {
+            reason: format!(
+                "the map is {:?} but the weights are {:?} (HxW)",
+                map.dim(),
+                weights.dim()
+            ),
+        });
+    }
+    map.zip_mut_with(weights, |m, &w| {
+        if w == 0.0 {
+            *m = f32::NAN;
+        }
+    });
+    Ok(())
 }

@@ -1,9 +1,9 @@
-//! `lpips info`: the library's [`lpips::info`] facts, as text or JSON.
+//! `lpips info`: the library's [`lpips::runtime::info`] facts, as text or JSON.
 
 use crate::Format;
 
 pub fn run(format: Format, verify: bool) -> Result<(), String> {
-    let info = lpips::info(verify);
+    let info = lpips::runtime::info(verify);
     if let Format::Json = format {
         let mut value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
         if let Some(fields) = value.as_object_mut() {

@@ -169,7 +169,7 @@ pub(crate) struct ModelArgs {
 
 impl ModelArgs {
     pub(crate) fn device(&self) -> Result<lpips::Device, String> {
-        lpips::parse_device(&self.device).map_err(|e| e.to_string())
+        lpips::runtime::parse_device(&self.device).map_err(|e| e.to_string())
     }
 
     /// The weight files the model is read from, where they exist: the trunk, heads and
@@ -185,7 +185,7 @@ impl ModelArgs {
             files.push(path.clone());
         }
         if self.trunk.is_none() && self.model.is_none() {
-            match lpips::weights::PublishedModel::of(self.net, self.variant) {
+            match lpips::weights::PublishedFile::whole_model(self.net, self.variant) {
                 Some(published) => {
                     let env = self.python_env.clone().or_else(|| {
                         std::env::var_os(lpips::weights::STLPIPS_PYTHON_ENV).map(PathBuf::from)
@@ -307,7 +307,7 @@ pub(crate) fn cli_error(e: LpipsError) -> String {
                 &searched,
                 "no torch hub cache folder (no TORCH_HOME, XDG_CACHE_HOME or HOME)"
             ),
-            lpips::weights::TorchvisionFile::of(net).file_name
+            lpips::weights::PublishedFile::torchvision(net).file_name
         ),
         LpipsError::ModelNotFound {
             what,
@@ -354,7 +354,7 @@ fn main() -> ExitCode {
         openmp::passive_for_training();
     }
     // Keeps freed activation memory for the next batch (see the function's docs).
-    lpips::tune_cpu_allocator();
+    lpips::runtime::tune_cpu_allocator();
     let result = match cli.command {
         Command::Compare(args) => compare(args),
         Command::Weights(command) => weights::run(command),
@@ -463,14 +463,14 @@ fn compare(args: CompareArgs) -> Result<(), String> {
     if let (Some(path), Some(kind)) = (&args.spatial_out, spatial) {
         let mut map = model.distance_map(&a, &b).map_err(cli_error)?;
         if let Some(w) = &weights {
-            lpips::mask_map(&mut map, w).map_err(err)?;
+            lpips::maps::mask_map(&mut map, w).map_err(err)?;
         }
         match kind {
-            SpatialKind::Npy => lpips::write_npy(path, &map)
+            SpatialKind::Npy => lpips::maps::write_npy(path, &map)
                 .map_err(|e| format!("cannot write the distance map: {e}"))?,
             SpatialKind::Png => {
                 spatial_max = Some(
-                    lpips::write_heatmap(path, &map, None)
+                    lpips::maps::write_heatmap(path, &map, None)
                         .map_err(|e| format!("cannot write the heat map: {e}"))?,
                 );
             }

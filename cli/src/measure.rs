@@ -150,7 +150,9 @@ impl MeasureArgs {
                 named_after.display()
             ));
         }
-        lpips::load_mask(&path).map(Some).map_err(crate::cli_error)
+        lpips::maps::load_mask(&path)
+            .map(Some)
+            .map_err(crate::cli_error)
     }
 
     /// The weights for `compare`: the one mask file; None without `--mask`.
@@ -165,7 +167,9 @@ impl MeasureArgs {
                 mask.display()
             ));
         }
-        lpips::load_mask(mask).map(Some).map_err(crate::cli_error)
+        lpips::maps::load_mask(mask)
+            .map(Some)
+            .map_err(crate::cli_error)
     }
 }
 

@@ -88,7 +88,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     if triplets == 0 {
         return Err("no training triplets selected: nothing to train".to_string());
     }
-    let device = lpips::parse_device(&args.device).map_err(err)?;
+    let device = lpips::runtime::parse_device(&args.device).map_err(err)?;
     if args.trunk.is_none() && args.resume.is_none() && recipe(&args).mode != TrainMode::Scratch {
         // The ImageNet trunk, fetched here (when not cached) with the download bar and its
         // Ctrl-C guard; the trainer then finds it in the cache. A failure is left for the

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use lpips::Net;
-use lpips::weights::TorchvisionFile;
+use lpips::weights::PublishedFile;
 
 #[derive(Subcommand)]
 pub enum WeightsCommand {
@@ -48,7 +48,7 @@ enum Check {
     NoDigest,
 }
 
-fn check(file: &TorchvisionFile, path: &std::path::Path) -> Result<Check, String> {
+fn check(file: &PublishedFile, path: &std::path::Path) -> Result<Check, String> {
     if path.extension().is_some_and(|e| e == "safetensors") {
         return Ok(Check::NoDigest);
     }
@@ -87,7 +87,7 @@ pub fn run(command: WeightsCommand) -> Result<(), String> {
             let nets = if named { nets } else { Net::ALL.to_vec() };
             let mut failures = Vec::new();
             for &net in &nets {
-                let file = TorchvisionFile::of(net);
+                let file = PublishedFile::torchvision(net);
                 match lpips::weights::find_cached(net) {
                     Err(_) if named => failures.push(format!("{net}: not in the torch hub cache")),
                     Err(_) => crate::outln!("{net}: not in the cache"),
@@ -124,7 +124,7 @@ pub fn run(command: WeightsCommand) -> Result<(), String> {
 fn list(format: crate::Format) -> Result<(), String> {
     let mut rows = Vec::new();
     for net in Net::ALL {
-        let file = TorchvisionFile::of(net);
+        let file = PublishedFile::torchvision(net);
         let row = match lpips::weights::find_cached(net) {
             Ok(path) => {
                 let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

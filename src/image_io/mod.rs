@@ -20,11 +20,8 @@ use std::io::Read;
 use std::path::Path;
 
 use image::DynamicImage;
-use tch::Tensor;
 
-use crate::config::InputRange;
 use crate::error::{LpipsError, Result};
-use crate::input::ImageInput;
 
 use decode::{DecodeError, DecodeOptions};
 
@@ -134,11 +131,4 @@ pub fn jpeg_simd() -> bool {
     {
         false
     }
-}
-
-/// A `1 x 3 x H x W` f32 tensor in [-1, 1]: 8-bit images as the reference's
-/// `im2tensor` computes it (`v / 127.5 - 1` in double precision, then f32), 16-bit and
-/// float images at full precision. The same conversion every entry point uses.
-pub fn image_to_tensor(img: &DynamicImage) -> Result<Tensor> {
-    Ok(img.to_canonical(InputRange::MinusOneToOne)?.tensor)
 }

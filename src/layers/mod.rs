@@ -5,7 +5,8 @@ use tch::{Kind, Tensor, nn};
 
 mod winograd;
 
-use crate::error::Result;
+use crate::config::{Net, Variant};
+use crate::error::{LpipsError, Result};
 use crate::trunk::{LayerSpec, TrunkSpec};
 use winograd::Winograd;
 
@@ -13,6 +14,19 @@ use winograd::Winograd;
 // weights: oneDNN's channels-last kernels were about twice as slow on AlexNet's 3x3 and
 // 7x7 maps at 64x64 input (while max-pooling stays much faster channels-last).
 const SMALL_MAP: i64 = 12;
+
+/// The trunk of a variant ([`crate::trunk::spec`]), or [`LpipsError::NoSuchVariant`].
+pub(crate) fn spec(net: Net, variant: Variant) -> Result<&'static TrunkSpec> {
+    crate::trunk::spec(net, variant).ok_or(LpipsError::NoSuchVariant { net, variant })
+}
+
+impl Net {
+    /// The smallest height and width the trunk of a [`Variant`] accepts, computed from its
+    /// layers (shift-tolerant: alex 21, vgg 18); an error for a variant without this trunk.
+    pub fn min_side_of(self, variant: Variant) -> Result<i64> {
+        Ok(spec(self, variant)?.min_side())
+    }
+}
 
 /// A 3x3 stride-1 convolution with padding 1 as the trunks run it with Winograd's
 /// F(4x4, 3x3) on the CPU, for benchmarks and tests outside the crate

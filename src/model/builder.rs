@@ -10,13 +10,11 @@ use tch::{Device, nn};
 use super::Lpips;
 use super::heads::NetLinLayers;
 use super::scaling::ScalingLayer;
-use crate::config::{
-    FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, check_device,
-};
+use crate::config::{FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version};
 use crate::error::{LpipsError, Result};
 use crate::layers::Trunk;
 use crate::trunk::Holds;
-use crate::weights::{self, Progress, ProgressFn, PublishedModel, TensorMap, TrunkWeights};
+use crate::weights::{self, Progress, ProgressFn, PublishedFile, TensorMap, TrunkWeights};
 
 // Tiles larger than any image mean one pass; the cap keeps the tiling arithmetic far
 // from overflow.
@@ -223,9 +221,9 @@ impl LpipsBuilder {
 
     /// Builds the model, loading and checking every weight.
     pub fn build(mut self) -> Result<Lpips> {
-        let device = check_device(self.device.unwrap_or(Device::Cpu))?;
+        let device = crate::runtime::check_device(self.device.unwrap_or(Device::Cpu))?;
         let (net, variant) = (self.net, self.variant);
-        let spec = crate::trunk::spec(net, variant)?;
+        let spec = crate::layers::spec(net, variant)?;
         let vs = nn::VarStore::new(device);
         let trunk = Trunk::try_new(&vs.root(), spec)?;
         let trunk_source = std::mem::take(&mut self.trunk);
@@ -398,8 +396,8 @@ impl LpipsBuilder {
             return Ok(Err(trunk));
         }
         let (net, variant) = (self.net, self.variant);
-        let published =
-            PublishedModel::of(net, variant).ok_or(LpipsError::NoSuchVariant { net, variant })?;
+        let published = PublishedFile::whole_model(net, variant)
+            .ok_or(LpipsError::NoSuchVariant { net, variant })?;
         let path = match trunk {
             TrunkWeights::Auto => {
                 let mut ignore = |_: Progress<'_>| {};

@@ -26,7 +26,6 @@ pub use features::Features;
 use features::normalize_tensor;
 use heads::NetLinLayers;
 use mask::weight_tensor;
-pub use mask::{load_mask, mask_map};
 use pooling::{upsample, weighted_average};
 use scaling::ScalingLayer;
 
@@ -181,7 +180,7 @@ impl Lpips {
     }
 
     /// The distance between two images with pixel weights (`H x W`, the images' size,
-    /// finite and non-negative, not all zero; e.g. from [`load_mask`](crate::load_mask)):
+    /// finite and non-negative, not all zero; e.g. from [`load_mask`](crate::maps::load_mask)):
     /// each tap's head map `d_l` is averaged with the weights area-averaged to its grid,
     /// `w_l` (torch's `interpolate(mode="area")`), and the layers summed:
     /// `sum_l sum(w_l * d_l) / sum(w_l)`. Weights of ones give [`Lpips::distance`].

@@ -23,7 +23,7 @@
 ///
 /// ```no_run
 /// // Once, early in main, before the first model runs.
-/// lpips::tune_cpu_allocator();
+/// lpips::runtime::tune_cpu_allocator();
 /// ```
 pub fn tune_cpu_allocator() -> bool {
     imp::tune()

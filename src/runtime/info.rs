@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::config::Net;
-use crate::weights::{TorchvisionFile, find_cached, hub_checkpoint_dir};
+use crate::weights::{PublishedFile, find_cached, hub_checkpoint_dir};
 
 /// The facts [`info`] gathers.
 #[derive(Debug, Clone, Serialize)]
@@ -58,7 +58,7 @@ pub fn info(verify: bool) -> Info {
         .iter()
         .map(|&net| {
             let path = find_cached(net).ok();
-            let file = TorchvisionFile::of(net);
+            let file = PublishedFile::torchvision(net);
             let verified = match &path {
                 Some(p) if verify && p.file_name().is_some_and(|n| n == file.file_name) => {
                     Some(file.verify(p).unwrap_or(false))

@@ -46,6 +46,6 @@ pub(super) static SPEC: TrunkSpec = TrunkSpec {
         sha256: "b356b382f96010f77d085ee8343ecd9fd322d0a56e8de2b2d0549fafcad8b9ee",
         bytes: 9_899_296,
     },
-    holds: Holds::WholeModel { base_url: BASE_URL },
+    holds: Holds::WholeModel { base_url: BASE_URL, cache_subfolder: "stlpips" },
     init: Init::TorchDefault,
 };

@@ -11,14 +11,15 @@
 mod alex;
 mod alex_st;
 mod geometry;
+mod published;
 mod squeeze;
 mod vgg;
 mod vgg_st;
 
 pub(crate) use geometry::Geometry;
+pub use published::{PublishedFile, TORCHVISION_BASE_URL, hub_checkpoint_dir};
 
 use crate::config::{Net, Variant};
-use crate::error::{LpipsError, Result};
 
 /// One layer of a torchvision `features` stack, as data.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +68,7 @@ pub(crate) enum Init {
 }
 
 /// A weight file as published: torchvision's ImageNet checkpoint of the trunk, or the
-/// authors' whole model.
+/// authors' whole model (the public view, with its URL and cache place: [`PublishedFile`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Published {
     pub(crate) file_name: &'static str,
@@ -86,8 +87,12 @@ pub(crate) enum Holds {
     },
     /// The whole model as a `lpips.LPIPS`-style state dict (`net.slice{k}.{i}.*`,
     /// `lin{k}.model.1.weight`, `scaling_layer.*`), published by its authors at
-    /// `base_url` + file name.
-    WholeModel { base_url: &'static str },
+    /// `base_url` + file name, and cached in `cache_subfolder` of the hub cache's
+    /// `checkpoints`.
+    WholeModel {
+        base_url: &'static str,
+        cache_subfolder: &'static str,
+    },
 }
 
 /// Everything about one trunk.
@@ -108,13 +113,13 @@ pub(crate) struct TrunkSpec {
 }
 
 /// The trunk of a variant: the plain ones for [`Variant::Lpips`], the shift-tolerant
-/// alex and vgg for [`Variant::ShiftTolerant`] (an error for squeeze: none was published).
-pub(crate) fn spec(net: Net, variant: Variant) -> Result<&'static TrunkSpec> {
+/// alex and vgg for [`Variant::ShiftTolerant`] (`None` for squeeze: none was published).
+pub(crate) fn spec(net: Net, variant: Variant) -> Option<&'static TrunkSpec> {
     match (variant, net) {
-        (Variant::Lpips, net) => Ok(net.spec()),
-        (Variant::ShiftTolerant, Net::Alex) => Ok(&alex_st::SPEC),
-        (Variant::ShiftTolerant, Net::Vgg) => Ok(&vgg_st::SPEC),
-        (Variant::ShiftTolerant, net) => Err(LpipsError::NoSuchVariant { net, variant }),
+        (Variant::Lpips, net) => Some(net.spec()),
+        (Variant::ShiftTolerant, Net::Alex) => Some(&alex_st::SPEC),
+        (Variant::ShiftTolerant, Net::Vgg) => Some(&vgg_st::SPEC),
+        (Variant::ShiftTolerant, _) => None,
     }
 }
 
@@ -126,6 +131,17 @@ impl Net {
             Net::Vgg => &vgg::SPEC,
             Net::Squeeze => &squeeze::SPEC,
         }
+    }
+
+    /// Channels of each tapped layer.
+    pub fn channels(self) -> &'static [i64] {
+        self.spec().channels
+    }
+
+    /// The smallest height and width the trunk accepts (alex 31, vgg 16, squeeze 17),
+    /// computed from its layers.
+    pub fn min_side(self) -> i64 {
+        self.spec().min_side()
     }
 }
 
@@ -245,6 +261,6 @@ mod tests {
             assert_eq!(spec.tap_channels(), spec.channels, "{net}");
             assert_eq!(spec.channels, net.channels(), "{net}");
         }
-        assert!(spec(Net::Squeeze, Variant::ShiftTolerant).is_err());
+        assert!(spec(Net::Squeeze, Variant::ShiftTolerant).is_none());
     }
 }

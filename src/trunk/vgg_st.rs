@@ -31,6 +31,6 @@ pub(super) static SPEC: TrunkSpec = TrunkSpec {
         sha256: "44597da68f49c1837c100ff52299050f274d102eb102e5837178c79be6f0e250",
         bytes: 58_907_298,
     },
-    holds: Holds::WholeModel { base_url: BASE_URL },
+    holds: Holds::WholeModel { base_url: BASE_URL, cache_subfolder: "stlpips" },
     init: Init::KaimingNormalFanOut,
 };

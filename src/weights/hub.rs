@@ -9,68 +9,13 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Net;
 use crate::error::{LpipsError, Result};
+use crate::trunk::PublishedFile;
 
-/// torchvision's base URL for its ImageNet checkpoints.
-pub const TORCHVISION_BASE_URL: &str = "https://download.pytorch.org/models/";
-
-/// A torchvision ImageNet checkpoint as published: file name, full SHA-256, size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TorchvisionFile {
-    /// The trunk it holds.
-    pub net: Net,
-    /// File name in the hub cache and on the server.
-    pub file_name: &'static str,
-    /// SHA-256 of the whole file, lowercase hex (torch checks only the prefix in the name).
-    pub sha256: &'static str,
-    /// Size in bytes.
-    pub bytes: u64,
-}
-
-impl TorchvisionFile {
-    /// The published checkpoint of a trunk.
-    pub fn of(net: Net) -> TorchvisionFile {
-        let published = net.spec().published;
-        TorchvisionFile {
-            net,
-            file_name: published.file_name,
-            sha256: published.sha256,
-            bytes: published.bytes,
-        }
-    }
-
-    /// Where to download it: `$LPIPS_DOWNLOAD_BASE` + file name when that is set, else
-    /// torchvision's URL.
-    pub fn url(&self) -> String {
-        let base = std::env::var("LPIPS_DOWNLOAD_BASE")
-            .ok()
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| TORCHVISION_BASE_URL.to_string());
-        let sep = if base.ends_with('/') { "" } else { "/" };
-        format!("{base}{sep}{}", self.file_name)
-    }
-
-    /// Its path in the hub cache (which may not exist).
-    pub fn cache_path(&self) -> Option<PathBuf> {
-        hub_checkpoint_dir().map(|d| d.join(self.file_name))
-    }
-
+impl PublishedFile {
     /// Whether a file's SHA-256 is the published one.
     pub fn verify(&self, path: &Path) -> Result<bool> {
         Ok(sha256_file(path)? == self.sha256)
     }
-}
-
-/// `$TORCH_HOME/hub/checkpoints`, where `TORCH_HOME` defaults to `$XDG_CACHE_HOME/torch`,
-/// else `~/.cache/torch`, exactly as torch resolves it. `None` without any home folder.
-pub fn hub_checkpoint_dir() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    let torch_home = var("TORCH_HOME").map(PathBuf::from).or_else(|| {
-        var("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .map(|cache| cache.join("torch"))
-    })?;
-    Some(torch_home.join("hub").join("checkpoints"))
 }
 
 /// Whether `LPIPS_OFFLINE` forbids network access (`1`, `true` or `yes`).
@@ -102,7 +47,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// The trunk's file in the hub cache: torchvision's checkpoint, or else a safetensors
 /// conversion beside it. Returns the paths looked at when neither is there.
 pub fn find_cached(net: Net) -> std::result::Result<PathBuf, Vec<PathBuf>> {
-    let Some(checkpoint) = TorchvisionFile::of(net).cache_path() else {
+    let Some(checkpoint) = PublishedFile::torchvision(net).cache_path() else {
         return Err(Vec::new());
     };
     let converted = checkpoint.with_extension("safetensors");
@@ -118,7 +63,7 @@ pub fn find_cached(net: Net) -> std::result::Result<PathBuf, Vec<PathBuf>> {
 /// feature); returns its path. A file already there is kept as it is, like torch does.
 /// `progress` hears how the download goes (`&mut |_| {}` to ignore it).
 pub fn fetch(net: Net, progress: &mut dyn FnMut(super::Progress<'_>)) -> Result<PathBuf> {
-    let file = TorchvisionFile::of(net);
+    let file = PublishedFile::torchvision(net);
     let dest = file.cache_path().ok_or_else(|| LpipsError::Download {
         url: file.url(),
         reason: "no torch hub cache folder: set TORCH_HOME (or HOME)".into(),

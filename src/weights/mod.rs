@@ -22,13 +22,11 @@ use crate::error::{LpipsError, Result};
 use crate::trunk::Holds;
 
 pub use crate::checkpoint::read_checkpoint;
+pub use crate::trunk::{PublishedFile, TORCHVISION_BASE_URL, hub_checkpoint_dir};
 #[cfg(feature = "download")]
 pub use download::{DownloadLimits, download_verified, download_verified_with};
-pub use hub::{
-    TORCHVISION_BASE_URL, TorchvisionFile, fetch, find_cached, hub_checkpoint_dir, offline,
-    sha256_file,
-};
-pub use published_model::{PublishedModel, STLPIPS_PYTHON_ENV};
+pub use hub::{fetch, find_cached, offline, sha256_file};
+pub use published_model::STLPIPS_PYTHON_ENV;
 use safetensors_file::SafetensorsBytes;
 
 /// A file whose tensors are copied out one by one, when taken.

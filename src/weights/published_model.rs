@@ -1,4 +1,4 @@
-//! Whole models published by their authors (ST-LPIPS's `alex_shift_tolerant.pth` and
+//! [`PublishedFile`]s of whole models published by their authors (ST-LPIPS's `alex_shift_tolerant.pth` and
 //! `vgg_shift_tolerant.pth`): where they are looked for and how they are verified.
 //!
 //! In order: the Python environment named by `LPIPS_STLPIPS_PYTHON` (the files that
@@ -10,10 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use super::Progress;
-use super::hub::{hub_checkpoint_dir, offline, sha256_file};
-use crate::config::{Net, Variant};
+use super::hub::{offline, sha256_file};
 use crate::error::{LpipsError, Result};
-use crate::trunk::Holds;
+use crate::trunk::PublishedFile;
 
 /// The environment variable naming a Python environment with `stlpips-pytorch`
 /// installed: its `python` executable, its prefix (a virtualenv's folder) or its
@@ -23,66 +22,7 @@ pub const STLPIPS_PYTHON_ENV: &str = "LPIPS_STLPIPS_PYTHON";
 /// The package's folder of weights inside `site-packages`.
 const PACKAGE_WEIGHTS: &str = "stlpips_pytorch/weights/vST0.0";
 
-/// The subfolder of the torch hub cache's `checkpoints` holding published whole models.
-const CACHE_SUBFOLDER: &str = "stlpips";
-
-/// A whole model as its authors published it: file name, full SHA-256, size and URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PublishedModel {
-    /// The trunk.
-    pub net: Net,
-    /// The variant.
-    pub variant: Variant,
-    /// File name, in the package, on the server and in the cache.
-    pub file_name: &'static str,
-    /// SHA-256 of the whole file, lowercase hex.
-    pub sha256: &'static str,
-    /// Size in bytes.
-    pub bytes: u64,
-    base_url: &'static str,
-}
-
-impl PublishedModel {
-    /// The published whole model of a trunk and variant; `None` for plain LPIPS (its
-    /// trunks are torchvision's files and its heads are embedded) and for trunks a
-    /// variant was not published for.
-    pub fn of(net: Net, variant: Variant) -> Option<PublishedModel> {
-        let spec = crate::trunk::spec(net, variant).ok()?;
-        match spec.holds {
-            Holds::WholeModel { base_url } => Some(PublishedModel {
-                net,
-                variant,
-                file_name: spec.published.file_name,
-                sha256: spec.published.sha256,
-                bytes: spec.published.bytes,
-                base_url,
-            }),
-            Holds::Trunk { .. } => None,
-        }
-    }
-
-    /// Where to download it: `$LPIPS_DOWNLOAD_BASE` + file name when that is set (a
-    /// mirror), else the authors' repository.
-    pub fn url(&self) -> String {
-        let base = std::env::var("LPIPS_DOWNLOAD_BASE")
-            .ok()
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| self.base_url.to_string());
-        let sep = if base.ends_with('/') { "" } else { "/" };
-        format!("{base}{sep}{}", self.file_name)
-    }
-
-    /// Its path in our cache folder, `$TORCH_HOME/hub/checkpoints/stlpips/` (which may
-    /// not exist).
-    pub fn cache_path(&self) -> Option<PathBuf> {
-        hub_checkpoint_dir().map(|d| d.join(CACHE_SUBFOLDER).join(self.file_name))
-    }
-
-    /// Whether a file's SHA-256 is the published one.
-    pub fn verify(&self, path: &Path) -> Result<bool> {
-        Ok(sha256_file(path)? == self.sha256)
-    }
-
+impl PublishedFile {
     /// The file as `stlpips-pytorch` installed it in the Python environment at `env` (its
     /// `python` executable, prefix or `site-packages`), checked against the published
     /// SHA-256. Only the file system is read: no Python runs.

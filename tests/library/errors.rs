@@ -329,18 +329,21 @@ fn parse_errors_name_the_choices() {
     );
     assert!(matches!("v0.0".parse::<Lin>(), Ok(Lin::V0_0)));
     assert!("v0.2".parse::<Lin>().is_err());
-    assert!(matches!(lpips::parse_device("cpu"), Ok(Device::Cpu)));
     assert!(matches!(
-        lpips::parse_device("gpu"),
+        lpips::runtime::parse_device("cpu"),
+        Ok(Device::Cpu)
+    ));
+    assert!(matches!(
+        lpips::runtime::parse_device("gpu"),
         Err(LpipsError::Parse { .. })
     ));
     assert!(matches!(
-        lpips::parse_device("cuda:x"),
+        lpips::runtime::parse_device("cuda:x"),
         Err(LpipsError::Parse { .. })
     ));
     if !tch::Cuda::is_available() {
         assert!(matches!(
-            lpips::parse_device("cuda:0"),
+            lpips::runtime::parse_device("cuda:0"),
             Err(LpipsError::DeviceUnavailable { .. })
         ));
     }
@@ -388,8 +391,8 @@ fn writers_never_replace_what_is_not_a_regular_file_or_their_input() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     let map = ndarray::Array2::<f32>::zeros((4, 4));
     for result in [
-        lpips::write_npy(&fifo, &map),
-        lpips::write_heatmap(&fifo, &map, None).map(drop),
+        lpips::maps::write_npy(&fifo, &map),
+        lpips::maps::write_heatmap(&fifo, &map, None).map(drop),
     ] {
         match result {
             Err(LpipsError::NotAFile { kind, .. }) => assert!(kind.contains("FIFO")),
@@ -403,7 +406,7 @@ fn writers_never_replace_what_is_not_a_regular_file_or_their_input() {
             .is_fifo()
     );
     // /dev/null is never replaced (the check comes before any temporary file).
-    match lpips::write_npy("/dev/null", &map) {
+    match lpips::maps::write_npy("/dev/null", &map) {
         Err(LpipsError::NotAFile { kind, .. }) => assert_eq!(kind, "a device"),
         other => panic!("{other:?}"),
     }

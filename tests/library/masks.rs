@@ -29,7 +29,7 @@ fn weighted_distances() {
         for (lin, label) in LINS {
             let m = model(net, lin);
             for mask in ["mask8", "mask16"] {
-                let w = lpips::load_mask(harness_file(&format!("{n}_{mask}.png"))).unwrap();
+                let w = lpips::maps::load_mask(harness_file(&format!("{n}_{mask}.png"))).unwrap();
                 let got = m.distance_weighted(&a, &b, &w).unwrap();
                 let key = format!("{n}/{label}/{mask}");
                 assert_close_slice(&[got], &[want[&key].as_f64().unwrap() as f32], &key);
@@ -70,7 +70,7 @@ fn unusable_weights_are_errors() {
         }
     }
     // A colour image is not a mask.
-    match lpips::load_mask(&a) {
+    match lpips::maps::load_mask(&a) {
         Err(e @ LpipsError::Mask { .. }) => assert!(e.to_string().contains("greyscale"), "{e}"),
         other => panic!("colour mask accepted: {other:?}"),
     }
@@ -89,10 +89,10 @@ fn imagenet_masked_maps_are_nan_outside_the_mask() {
 fn masked_maps() {
     let m = model(Net::Alex, lpips::Lin::V0_1);
     let (a, b) = (harness_file("alex_a.png"), harness_file("alex_b.png"));
-    let w = lpips::load_mask(harness_file("alex_mask8.png")).unwrap();
+    let w = lpips::maps::load_mask(harness_file("alex_mask8.png")).unwrap();
     let full = m.distance_map(&a, &b).unwrap();
     let mut masked = full.clone();
-    lpips::mask_map(&mut masked, &w).unwrap();
+    lpips::maps::mask_map(&mut masked, &w).unwrap();
     for ((v, f), wt) in masked.iter().zip(&full).zip(&w) {
         if *wt == 0.0 {
             assert!(v.is_nan());
@@ -118,7 +118,7 @@ fn weights_of_any_scale_count_by_their_ratios() {
             .unwrap_or_else(|e| panic!("uniform weights {scale:e}: {e}"));
         assert_close_slice(&[got], &[plain], &format!("uniform weights {scale:e}"));
     }
-    let mask = lpips::load_mask(harness_file("squeeze_mask8.png")).unwrap();
+    let mask = lpips::maps::load_mask(harness_file("squeeze_mask8.png")).unwrap();
     let want = m.distance_weighted(&a, &b, &mask).unwrap();
     let tiny = mask.mapv(|v| v * 2f32.powi(-100));
     let got = m.distance_weighted(&a, &b, &tiny).unwrap();

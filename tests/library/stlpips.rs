@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use crate::common::{assert_close, assert_close_slice, oracle_file};
-use lpips::weights::{PublishedModel, TrunkWeights};
+use lpips::weights::{PublishedFile, TrunkWeights};
 use lpips::{Heads, InputRange, Lin, Lpips, LpipsError, Net, Tensor, Variant};
 
 pub fn oracle() -> &'static serde_json::Value {
@@ -246,7 +246,7 @@ fn published_weights_from_the_python_environment() {
         .unwrap()
         .forward(&x, &y)
         .unwrap();
-    let published = PublishedModel::of(Net::Alex, Variant::ShiftTolerant).unwrap();
+    let published = PublishedFile::whole_model(Net::Alex, Variant::ShiftTolerant).unwrap();
     let file = published.in_python_env(&python).unwrap();
     assert!(published.verify(&file).unwrap());
     assert_eq!(file, PathBuf::from(o_weights("alex")));

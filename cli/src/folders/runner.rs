@@ -181,8 +181,8 @@ fn write_map(
 ) -> Result<String, String> {
     let path = format.path(dir, index);
     let written = match format {
-        SpatialFormat::Png => lpips::write_heatmap(&path, map, None).map(|_| ()),
-        SpatialFormat::Npy => lpips::write_npy(&path, map),
+        SpatialFormat::Png => lpips::maps::write_heatmap(&path, map, None).map(|_| ()),
+        SpatialFormat::Npy => lpips::maps::write_npy(&path, map),
     };
     written.map_err(|e| {
         format!(

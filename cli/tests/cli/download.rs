@@ -200,7 +200,7 @@ fn cli_fetch_rejects_wrong_digest_and_dropped_connections() {
     // Not torchvision's squeezenet, but of its exact size: only the digest can tell.
     let mut body = std::fs::read(oracle_file("ckpt_squeeze_full_zip.pth")).unwrap();
     body.resize(
-        lpips::weights::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize,
+        lpips::weights::PublishedFile::torchvision(lpips::Net::Squeeze).bytes as usize,
         0,
     );
     for mode in [Serve::Full, Serve::Drop] {
@@ -581,7 +581,7 @@ fn fetch_from(torch_home: &Path, server: &Server) -> std::process::Child {
 fn killed_fetch_leaves_a_temporary_file_that_the_next_run_removes() {
     let home = tempfile::tempdir().unwrap();
     let checkpoints = home.path().join("hub/checkpoints");
-    let size = lpips::weights::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize;
+    let size = lpips::weights::PublishedFile::torchvision(lpips::Net::Squeeze).bytes as usize;
     let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let stalled = serve(body.clone(), Serve::Stall);
     let mut child = fetch_from(home.path(), &stalled);
@@ -638,7 +638,7 @@ fn interrupted_fetch_leaves_nothing() {
         std::fs::create_dir_all(d).unwrap();
         std::fs::copy(oracle_file("img_squeeze_0.png"), d.join("a.png")).unwrap();
     }
-    let size = lpips::weights::TorchvisionFile::of(lpips::Net::Squeeze).bytes as usize;
+    let size = lpips::weights::PublishedFile::torchvision(lpips::Net::Squeeze).bytes as usize;
     let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     for (mode, mode_name) in [(Serve::Silent, "silent"), (Serve::Stall, "stalled")] {
         let server = serve(body.clone(), mode);

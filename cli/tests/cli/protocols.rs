@@ -93,7 +93,7 @@ fn masked_compare() {
             &format!("{n} {mask}"),
         );
         let map: lpips::ndarray::Array2<f32> = ndarray_npy::read_npy(&npy).unwrap();
-        let w = lpips::load_mask(harness_file(&format!("{n}_{mask}.png"))).unwrap();
+        let w = lpips::maps::load_mask(harness_file(&format!("{n}_{mask}.png"))).unwrap();
         for (v, wt) in map.iter().zip(&w) {
             assert_eq!(v.is_nan(), *wt == 0.0, "NaN exactly outside the mask");
         }

@@ -45,10 +45,11 @@ test: oracle lint
 	  --trunk tests/oracle/trunk_alex.safetensors --steps 20 --lr 0.01 --out target/optimized.png && \
 	  scripts/ci_checks.sh
 
-# Formatting, clippy with the no-panic policy (clippy.toml, src/lib.rs), and every
-# repository path that a comment or doc names (scripts/check_paths.py).
+# Formatting, clippy with the no-panic policy (clippy.toml, src/lib.rs), every
+# repository path that a comment or doc names (scripts/check_paths.py), and no import
+# cycle between the first-level modules of src/ and cli/src/ (scripts/check_modules.py).
 lint:
-	python3 scripts/check_paths.py && \
+	python3 scripts/check_paths.py && python3 scripts/check_modules.py && \
 	  $(ENV) cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
 
 bench: oracle

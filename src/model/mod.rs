@@ -309,7 +309,7 @@ impl Lpips {
         }
     }
 
-    /// Each tap's head map of the whole image, computed tile by tile (src/tiling.rs).
+    /// Each tap's head map of the whole image, computed tile by tile (src/model/tiling.rs).
     fn tiled_head_maps(&self, a: &Tensor, b: &Tensor, core: i64) -> Result<Vec<Tensor>> {
         let (h, w) = (a.size()[2], a.size()[3]);
         let n = a.size()[0].max(b.size()[0]);

@@ -1,5 +1,5 @@
 //! Where each tap's outputs come from in the input, from the layer specs alone: the
-//! arithmetic tiled evaluation stands on (src/tiling.rs).
+//! arithmetic tiled evaluation stands on (src/model/tiling.rs).
 //!
 //! Along one axis, output `o` of tap l reads the input pixels
 //! `o * stride - offset ..= o * stride - offset + field - 1` (positions outside the image

@@ -1,7 +1,7 @@
 //! A weight file as published, of either kind: torchvision's ImageNet checkpoint of a
 //! trunk, or a whole model as its authors published it (ST-LPIPS). One type for both:
 //! name, digest, size, where it is downloaded from and where it is cached. Reading,
-//! verifying and downloading it is `weights`' side (`src/weights/published.rs`).
+//! verifying and downloading it is `weights`' side (`src/weights/published_model.rs`).
 
 use std::path::PathBuf;
 

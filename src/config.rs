@@ -16,23 +16,9 @@ pub enum Net {
 }
 
 impl Net {
-    /// All trunks, in the reference's order.
+    /// All trunks, in the reference's order (a new trunk: its variant here and in
+    /// `Net::spec` in `src/trunk/mod.rs`, and its file in `src/trunk/`).
     pub const ALL: [Net; 3] = [Net::Alex, Net::Vgg, Net::Squeeze];
-
-    /// The name the reference and the CLI use: `alex`, `vgg` or `squeeze`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Net::Alex => "alex",
-            Net::Vgg => "vgg",
-            Net::Squeeze => "squeeze",
-        }
-    }
-}
-
-impl fmt::Display for Net {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// Which member of the LPIPS family: the original metric, or its shift-tolerant variant.

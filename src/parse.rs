@@ -11,16 +11,15 @@ use crate::error::{LpipsError, Result};
 impl FromStr for Net {
     type Err = LpipsError;
     fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "alex" | "alexnet" => Ok(Net::Alex),
-            "vgg" | "vgg16" => Ok(Net::Vgg),
-            "squeeze" | "squeezenet" | "squeezenet1_1" => Ok(Net::Squeeze),
-            _ => Err(LpipsError::Parse {
+        let lower = s.to_ascii_lowercase();
+        Net::ALL
+            .into_iter()
+            .find(|net| net.spec().names.contains(&lower.as_str()))
+            .ok_or_else(|| LpipsError::Parse {
                 what: "net",
                 value: s.to_string(),
-                expected: "alex, vgg, squeeze",
-            }),
-        }
+                expected: crate::trunk::all_names(),
+            })
     }
 }
 

@@ -6,6 +6,7 @@ use LayerSpec::{Conv, MaxPool, Relu};
 
 #[rustfmt::skip]
 pub(super) static SPEC: TrunkSpec = TrunkSpec {
+    names: &["alex", "alexnet"],
     layers: &[
         Conv { cin: 3, cout: 64, kernel: 11, stride: 4, padding: 2 },
         Relu,

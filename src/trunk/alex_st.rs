@@ -22,6 +22,7 @@ const POOL: LayerSpec = MaxPool { kernel: 3, stride: 1, ceil: false };
 
 #[rustfmt::skip]
 pub(super) static SPEC: TrunkSpec = TrunkSpec {
+    names: &["alex"],
     layers: &[
         Conv { cin: 3, cout: 64, kernel: 11, stride: 1, padding: 2 },
         blur(64),

@@ -1,8 +1,16 @@
-//! The three trunks. Each trunk file holds everything about its network as one
-//! [`TrunkSpec`]: its layers as torchvision lays out `features` (so torchvision
-//! checkpoints load as they are), the reference's taps and their channels,
-//! torchvision's published checkpoint, the embedded linear heads, and how torchvision
-//! initialises it untrained. Adding a trunk is one file and one arm of [`Net::spec`].
+//! The trunks as data: each trunk file holds everything about its network as one
+//! [`TrunkSpec`]: the names it is parsed from, its layers as torchvision lays out
+//! `features` (so torchvision checkpoints load as they are), the reference's taps and
+//! their channels, its published checkpoint, the embedded linear heads, and how
+//! torchvision initialises it untrained. Nothing here runs a layer (that is
+//! `src/layers/`) or raises an error.
+//!
+//! Adding a trunk is its file here (with its heads in `weights/v0.1/` and `weights/v0.0/`),
+//! its variant of [`Net`] (listed in `Net::ALL`, `src/config.rs`) and its arm of
+//! [`Net::spec`]. Its name and parsing, channels, smallest input, geometry for tiling,
+//! published file, download and cache place, embedded heads, the trunks the CLI's
+//! `weights` commands and `lpips info` list, and the error messages that list the
+//! trunks all follow from the spec.
 //!
 //! The shift-tolerant trunks of ST-LPIPS (`alex_st.rs`, `vgg_st.rs`) are specs of the
 //! same kind whose published file holds the whole model (trunk, heads and scaling); see
@@ -18,6 +26,8 @@ mod vgg_st;
 
 pub(crate) use geometry::Geometry;
 pub use published::{PublishedFile, TORCHVISION_BASE_URL, hub_checkpoint_dir};
+
+use std::fmt;
 
 use crate::config::{Net, Variant};
 
@@ -98,6 +108,9 @@ pub(crate) enum Holds {
 /// Everything about one trunk.
 #[derive(Debug)]
 pub(crate) struct TrunkSpec {
+    /// The names it is parsed from, lowercase; the first is its name (the reference's and
+    /// the CLI's, [`Net::name`]).
+    pub(crate) names: &'static [&'static str],
     /// torchvision's `features`, index by index.
     pub(crate) layers: &'static [LayerSpec],
     /// The reference's slice ends (exclusive): features are read after these layers.
@@ -133,6 +146,11 @@ impl Net {
         }
     }
 
+    /// The name the reference and the CLI use: `alex`, `vgg` or `squeeze`.
+    pub fn name(self) -> &'static str {
+        self.spec().names.first().copied().unwrap_or_default()
+    }
+
     /// Channels of each tapped layer.
     pub fn channels(self) -> &'static [i64] {
         self.spec().channels
@@ -143,6 +161,18 @@ impl Net {
     pub fn min_side(self) -> i64 {
         self.spec().min_side()
     }
+}
+
+impl fmt::Display for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The trunks' names, `alex, vgg, squeeze`, as one string.
+pub(crate) fn all_names() -> &'static str {
+    static NAMES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| Net::ALL.map(Net::name).join(", "))
 }
 
 impl LayerSpec {

@@ -9,6 +9,7 @@ const POOL: LayerSpec = LayerSpec::MaxPool { kernel: 3, stride: 2, ceil: true };
 
 #[rustfmt::skip]
 pub(super) static SPEC: TrunkSpec = TrunkSpec {
+    names: &["squeeze", "squeezenet", "squeezenet1_1"],
     layers: &[
         Conv { cin: 3, cout: 64, kernel: 3, stride: 2, padding: 0 },
         Relu,

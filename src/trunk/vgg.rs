@@ -14,6 +14,7 @@ const POOL: LayerSpec = MaxPool { kernel: 2, stride: 2, ceil: false };
 
 #[rustfmt::skip]
 pub(super) static SPEC: TrunkSpec = TrunkSpec {
+    names: &["vgg", "vgg16"],
     layers: &[
         conv(3, 64), Relu, conv(64, 64), Relu, POOL,
         conv(64, 128), Relu, conv(128, 128), Relu, POOL,

@@ -17,6 +17,7 @@ const POOL: LayerSpec = MaxPool { kernel: 2, stride: 1, ceil: false };
 
 #[rustfmt::skip]
 pub(super) static SPEC: TrunkSpec = TrunkSpec {
+    names: &["vgg"],
     layers: &[
         conv(3, 64), Relu, conv(64, 64), Relu,
         POOL, blur(64), conv(64, 128), Relu, conv(128, 128), Relu,

@@ -384,7 +384,8 @@ pub fn convert_trunk(input: &Path, output: &Path, net: Option<Net>) -> Result<Ne
     Err(LpipsError::WeightFormat {
         source_name: input.display().to_string(),
         reason: format!(
-            "not the trunk of any of alex, vgg, squeeze ({})",
+            "not the trunk of any of {} ({})",
+            crate::trunk::all_names(),
             failures.join("; ")
         ),
     })

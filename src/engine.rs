@@ -131,6 +131,7 @@ impl Default for Scan {
 
 /// Images and the pairs to measure among them.
 #[derive(Clone, Debug, Default)]
+#[must_use = "a job does nothing until `engine::run` runs it"]
 pub struct Job {
     images: Vec<Source>,
     pairs: Vec<Pair>,

@@ -33,6 +33,7 @@ use decode::{DecodeError, DecodeOptions};
 /// # Ok::<(), lpips::LpipsError>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
+#[must_use = "a reader does nothing until `read` is called"]
 pub struct ImageReader {
     eight_bit: bool,
     accept_damaged: bool,

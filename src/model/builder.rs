@@ -13,7 +13,7 @@ use super::scaling::ScalingLayer;
 use crate::config::{FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version};
 use crate::error::{LpipsError, Result};
 use crate::layers::Trunk;
-use crate::trunk::Holds;
+use crate::trunk::{Holds, TrunkSpec};
 use crate::weights::{self, Progress, ProgressFn, PublishedFile, TensorMap, TrunkWeights};
 
 // Tiles larger than any image mean one pass; the cap keeps the tiling arithmetic far
@@ -22,6 +22,7 @@ const MAX_TILE: i64 = 1 << 24;
 
 /// Builds an [`Lpips`] model; see [`Lpips::builder`].
 #[derive(Debug, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct LpipsBuilder {
     net: Net,
     variant: Variant,
@@ -226,122 +227,12 @@ impl LpipsBuilder {
         let spec = crate::layers::spec(net, variant)?;
         let vs = nn::VarStore::new(device);
         let trunk = Trunk::try_new(&vs.root(), spec)?;
-        let trunk_source = std::mem::take(&mut self.trunk);
-        let mut whole = match self.whole_model_source(spec, trunk_source)? {
-            Ok(mut map) => Some(weights::whole_model::load(spec, &vs.variables(), &mut map)?),
-            Err(trunk_source) => {
-                self.trunk = trunk_source;
-                None
-            }
-        };
-        let mut heads_map = match &self.heads_file {
-            Some(path) => {
-                let mut map = weights::read_trunk_file(path)?;
-                map.alias_reference_trunk();
-                Some(map)
-            }
-            None => None,
-        };
-        let trunk_in_heads_file = whole.is_none()
-            && heads_map
-                .as_ref()
-                .is_some_and(|m| m.contains("features.0.weight"));
-        let mut source = match std::mem::take(&mut self.trunk) {
-            _ if whole.is_some() => None,
-            TrunkWeights::Auto if trunk_in_heads_file => heads_map.take(),
-            TrunkWeights::Auto => {
-                let mut ignore = |_: Progress<'_>| {};
-                let progress: &mut dyn FnMut(Progress<'_>) = match self.progress.as_mut() {
-                    Some(f) => &mut *f.0,
-                    None => &mut ignore,
-                };
-                Some(weights::read_trunk_file(&weights::find_trunk(
-                    net, progress,
-                )?)?)
-            }
-            TrunkWeights::File(path) => Some(weights::read_trunk_file(&path)?),
-            TrunkWeights::Tensors(tensors) => {
-                Some(TensorMap::from_tensors(tensors, "the given tensors"))
-            }
-            TrunkWeights::PythonEnv(path) => {
-                return Err(LpipsError::WeightFormat {
-                    source_name: path.display().to_string(),
-                    reason: format!(
-                        "TrunkWeights::PythonEnv serves published whole models \
-                         (Variant::ShiftTolerant); the {net} trunk of plain LPIPS is \
-                         torchvision's checkpoint"
-                    ),
-                });
-            }
-            TrunkWeights::RandomInit => None,
-        };
+        let mut sources = self.weight_sources(spec, &vs)?;
         let _guard = tch::no_grad_guard();
-        let loaded = match (whole.as_mut(), source.as_mut()) {
-            (Some(whole), _) => Some(std::mem::take(&mut whole.trunk)),
-            (None, Some(source)) => Some(weights::trunk_tensors(&vs.variables(), source)?),
-            (None, None) => None,
-        };
-        if let Some(loaded) = loaded {
-            let mut vars = vs.variables();
-            for (name, tensor) in loaded {
-                if let Some(var) = vars.get_mut(&name) {
-                    var.f_copy_(&tensor)?;
-                }
-            }
-        }
-        let trunk = match self.precision {
-            Precision::F32 => trunk,
-            other => trunk.to_kind(other.kind())?,
-        };
-        // Channels-last weights and activations: oneDNN then convolves and pools without
-        // reordering; measured 1.2x (alex) to 1.8x (squeeze) faster at 256x256 on CPU.
-        let trunk = trunk.to_channels_last()?;
-        // Winograd filters for the CPU's f32 passes without gradients (`winograd`).
-        let trunk =
-            if !self.no_winograd && device == Device::Cpu && self.precision == Precision::F32 {
-                trunk.with_winograd()?
-            } else {
-                trunk
-            };
-        // Frozen: gradients reach the inputs only.
-        for t in trunk.tensors() {
-            let _ = t.f_set_requires_grad(false)?;
-        }
-        if trunk_in_heads_file && heads_map.is_none() {
-            heads_map = source.take();
-        }
-        let heads = match (self.heads, heads_map.as_mut(), whole.as_mut()) {
-            (Heads::Learned, Some(map), _) => Some(weights::heads_from(net, map)?),
-            (Heads::Learned, None, Some(whole)) => Some(std::mem::take(&mut whole.heads)),
-            (Heads::Learned, None, None) if matches!(spec.holds, Holds::WholeModel { .. }) => {
-                return Err(LpipsError::WeightFormat {
-                    source_name: format!("the {variant} {net} model"),
-                    reason: "its heads come with its published file, and a randomly \
-                             initialised trunk has none: give a heads file, or no heads"
-                        .into(),
-                });
-            }
-            (Heads::Learned, None, None) => Some(weights::linear_heads(net, self.version)?),
-            (Heads::None, _, _) => None,
-        };
-        let heads = match heads {
-            Some(heads) => Some(
-                heads
-                    .into_iter()
-                    .map(|w| Ok(w.f_to_device(device)?.f_set_requires_grad(false)?))
-                    .collect::<Result<Vec<_>>>()?,
-            ),
-            None => None,
-        };
-        let scaling = match (self.version, &whole) {
-            (Version::V0_1, Some(whole)) => Some(ScalingLayer::from_tensors(
-                &whole.shift,
-                &whole.scale,
-                device,
-            )?),
-            (Version::V0_1, None) => Some(ScalingLayer::new(device)?),
-            (Version::V0_0, _) => None,
-        };
+        sources.load_trunk(&vs)?;
+        let trunk = self.prepare_trunk(trunk, device)?;
+        let heads = self.load_heads(spec, &mut sources, device)?;
+        let scaling = self.scaling(&sources, device)?;
         Ok(Lpips {
             net,
             variant,
@@ -350,15 +241,7 @@ impl LpipsBuilder {
             spatial: self.spatial,
             range: self.range,
             feed: self.feed,
-            memory_budget: match self.max_memory {
-                Some(bytes) => Some((bytes, "max_memory")),
-                None => super::tiling::mem_available().map(|bytes| {
-                    (
-                        bytes / 10 * 9,
-                        "90% of MemAvailable when the model was built",
-                    )
-                }),
-            },
+            memory_budget: self.memory_budget(),
             tile: self.tile,
             check_range: !self.no_range_check,
             resize: self.resize,
@@ -373,12 +256,153 @@ impl LpipsBuilder {
         })
     }
 
+    /// Runs `f` with the download progress callback, or one that ignores everything.
+    fn with_progress<R>(&mut self, f: impl FnOnce(&mut dyn FnMut(Progress<'_>)) -> R) -> R {
+        match self.progress.as_mut() {
+            Some(progress) => f(&mut *progress.0),
+            None => f(&mut |_| {}),
+        }
+    }
+
+    /// Step one: every weight file the settings name, opened and checked against the
+    /// trunk's variables `vs` where it holds a whole model; nothing copied yet.
+    fn weight_sources(&mut self, spec: &TrunkSpec, vs: &nn::VarStore) -> Result<Sources> {
+        let trunk_source = std::mem::take(&mut self.trunk);
+        let (whole, trunk_source) = match self.whole_model_source(spec, trunk_source)? {
+            Ok(mut map) => (
+                Some(weights::whole_model::load(spec, &vs.variables(), &mut map)?),
+                TrunkWeights::Auto,
+            ),
+            Err(trunk_source) => (None, trunk_source),
+        };
+        let heads = match &self.heads_file {
+            Some(path) => {
+                let mut map = weights::read_trunk_file(path)?;
+                map.alias_reference_trunk();
+                Some(map)
+            }
+            None => None,
+        };
+        let trunk_in_heads_file = heads
+            .as_ref()
+            .is_some_and(|m| m.contains("features.0.weight"));
+        let net = self.net;
+        let trunk = match trunk_source {
+            _ if whole.is_some() => TrunkSource::WholeModel,
+            TrunkWeights::Auto if trunk_in_heads_file => TrunkSource::HeadsFile,
+            TrunkWeights::Auto => {
+                let path = self.with_progress(|progress| weights::find_trunk(net, progress))?;
+                TrunkSource::Map(weights::read_trunk_file(&path)?)
+            }
+            TrunkWeights::File(path) => TrunkSource::Map(weights::read_trunk_file(&path)?),
+            TrunkWeights::Tensors(tensors) => {
+                TrunkSource::Map(TensorMap::from_tensors(tensors, "the given tensors"))
+            }
+            TrunkWeights::PythonEnv(path) => {
+                return Err(LpipsError::WeightFormat {
+                    source_name: path.display().to_string(),
+                    reason: format!(
+                        "TrunkWeights::PythonEnv serves published whole models \
+                         (Variant::ShiftTolerant); the {net} trunk of plain LPIPS is \
+                         torchvision's checkpoint"
+                    ),
+                });
+            }
+            TrunkWeights::RandomInit => TrunkSource::RandomInit,
+        };
+        Ok(Sources {
+            whole,
+            trunk,
+            heads,
+        })
+    }
+
+    /// The loaded trunk in the precision, layout and convolution path it runs with,
+    /// frozen: gradients reach the inputs only.
+    fn prepare_trunk(&self, trunk: Trunk, device: Device) -> Result<Trunk> {
+        let trunk = match self.precision {
+            Precision::F32 => trunk,
+            other => trunk.to_kind(other.kind())?,
+        };
+        // Channels-last weights and activations: oneDNN then convolves and pools without
+        // reordering; measured 1.2x (alex) to 1.8x (squeeze) faster at 256x256 on CPU.
+        let trunk = trunk.to_channels_last()?;
+        // Winograd filters for the CPU's f32 passes without gradients (`winograd`).
+        let trunk =
+            if !self.no_winograd && device == Device::Cpu && self.precision == Precision::F32 {
+                trunk.with_winograd()?
+            } else {
+                trunk
+            };
+        for t in trunk.tensors() {
+            let _ = t.f_set_requires_grad(false)?;
+        }
+        Ok(trunk)
+    }
+
+    /// Step two: the linear heads, from the heads file, the whole model or the embedded
+    /// ones, on `device` and frozen; `None` without heads.
+    fn load_heads(
+        &self,
+        spec: &TrunkSpec,
+        sources: &mut Sources,
+        device: Device,
+    ) -> Result<Option<Vec<tch::Tensor>>> {
+        let (net, variant) = (self.net, self.variant);
+        let heads = match (self.heads, sources.heads.as_mut(), sources.whole.as_mut()) {
+            (Heads::Learned, Some(map), _) => weights::heads_from(net, map)?,
+            (Heads::Learned, None, Some(whole)) => std::mem::take(&mut whole.heads),
+            (Heads::Learned, None, None) if matches!(spec.holds, Holds::WholeModel { .. }) => {
+                return Err(LpipsError::WeightFormat {
+                    source_name: format!("the {variant} {net} model"),
+                    reason: "its heads come with its published file, and a randomly \
+                             initialised trunk has none: give a heads file, or no heads"
+                        .into(),
+                });
+            }
+            (Heads::Learned, None, None) => weights::linear_heads(net, self.version)?,
+            (Heads::None, _, _) => return Ok(None),
+        };
+        let heads = heads
+            .into_iter()
+            .map(|w| Ok(w.f_to_device(device)?.f_set_requires_grad(false)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(heads))
+    }
+
+    /// Step three: the input scaling of v0.1 (a whole model's own, else the reference's);
+    /// none for v0.0.
+    fn scaling(&self, sources: &Sources, device: Device) -> Result<Option<ScalingLayer>> {
+        Ok(match (self.version, &sources.whole) {
+            (Version::V0_1, Some(whole)) => Some(ScalingLayer::from_tensors(
+                &whole.shift,
+                &whole.scale,
+                device,
+            )?),
+            (Version::V0_1, None) => Some(ScalingLayer::new(device)?),
+            (Version::V0_0, _) => None,
+        })
+    }
+
+    /// The memory budget tiling keeps to, and where it came from.
+    fn memory_budget(&self) -> Option<(u64, &'static str)> {
+        match self.max_memory {
+            Some(bytes) => Some((bytes, "max_memory")),
+            None => super::tiling::mem_available().map(|bytes| {
+                (
+                    bytes / 10 * 9,
+                    "90% of MemAvailable when the model was built",
+                )
+            }),
+        }
+    }
+
     /// The whole-model file to read, if the model comes from one: the
     /// [`model_file`](Self::model_file), or a published model's file as the trunk source
     /// says. Otherwise gives the trunk source back.
     fn whole_model_source(
         &mut self,
-        spec: &crate::trunk::TrunkSpec,
+        spec: &TrunkSpec,
         trunk: TrunkWeights,
     ) -> Result<std::result::Result<TensorMap, TrunkWeights>> {
         if let Some(path) = &self.model_file {
@@ -399,14 +423,7 @@ impl LpipsBuilder {
         let published = PublishedFile::whole_model(net, variant)
             .ok_or(LpipsError::NoSuchVariant { net, variant })?;
         let path = match trunk {
-            TrunkWeights::Auto => {
-                let mut ignore = |_: Progress<'_>| {};
-                let progress: &mut dyn FnMut(Progress<'_>) = match self.progress.as_mut() {
-                    Some(f) => &mut *f.0,
-                    None => &mut ignore,
-                };
-                published.resolve(progress)?
-            }
+            TrunkWeights::Auto => self.with_progress(|progress| published.resolve(progress))?,
             TrunkWeights::File(path) => path,
             TrunkWeights::PythonEnv(env) => published.in_python_env(&env)?,
             TrunkWeights::Tensors(tensors) => {
@@ -415,5 +432,46 @@ impl LpipsBuilder {
             TrunkWeights::RandomInit => return Ok(Err(TrunkWeights::RandomInit)),
         };
         Ok(Ok(weights::read_trunk_file(&path)?))
+    }
+}
+
+/// Where the trunk's weights come from, once the settings are resolved.
+enum TrunkSource {
+    /// The whole model's file ([`Sources::whole`]).
+    WholeModel,
+    /// A trunk file or tensors of its own.
+    Map(TensorMap),
+    /// The heads file, which holds a trunk too (a `--tune` or `--scratch` run).
+    HeadsFile,
+    /// None: torchvision's initialisation of an untrained trunk.
+    RandomInit,
+}
+
+/// The weight sources a model is built from.
+struct Sources {
+    whole: Option<weights::whole_model::WholeModel>,
+    trunk: TrunkSource,
+    heads: Option<TensorMap>,
+}
+
+impl Sources {
+    /// Copies the trunk's weights into its variables `vs`, every one checked first.
+    fn load_trunk(&mut self, vs: &nn::VarStore) -> Result<()> {
+        let loaded = match (self.whole.as_mut(), &mut self.trunk) {
+            (Some(whole), _) => std::mem::take(&mut whole.trunk),
+            (None, TrunkSource::Map(source)) => weights::trunk_tensors(&vs.variables(), source)?,
+            (None, TrunkSource::HeadsFile) => match self.heads.as_mut() {
+                Some(source) => weights::trunk_tensors(&vs.variables(), source)?,
+                None => return Ok(()),
+            },
+            (None, TrunkSource::WholeModel | TrunkSource::RandomInit) => return Ok(()),
+        };
+        let mut vars = vs.variables();
+        for (name, tensor) in loaded {
+            if let Some(var) = vars.get_mut(&name) {
+                var.f_copy_(&tensor)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -292,12 +292,15 @@ impl LpipsBuilder {
             TrunkWeights::Auto if trunk_in_heads_file => TrunkSource::HeadsFile,
             TrunkWeights::Auto => {
                 let path = self.with_progress(|progress| weights::find_trunk(net, progress))?;
-                TrunkSource::Map(weights::read_trunk_file(&path)?)
+                TrunkSource::Map(Box::new(weights::read_trunk_file(&path)?))
             }
-            TrunkWeights::File(path) => TrunkSource::Map(weights::read_trunk_file(&path)?),
-            TrunkWeights::Tensors(tensors) => {
-                TrunkSource::Map(TensorMap::from_tensors(tensors, "the given tensors"))
+            TrunkWeights::File(path) => {
+                TrunkSource::Map(Box::new(weights::read_trunk_file(&path)?))
             }
+            TrunkWeights::Tensors(tensors) => TrunkSource::Map(Box::new(TensorMap::from_tensors(
+                tensors,
+                "the given tensors",
+            ))),
             TrunkWeights::PythonEnv(path) => {
                 return Err(LpipsError::WeightFormat {
                     source_name: path.display().to_string(),
@@ -440,7 +443,7 @@ enum TrunkSource {
     /// The whole model's file ([`Sources::whole`]).
     WholeModel,
     /// A trunk file or tensors of its own.
-    Map(TensorMap),
+    Map(Box<TensorMap>),
     /// The heads file, which holds a trunk too (a `--tune` or `--scratch` run).
     HeadsFile,
     /// None: torchvision's initialisation of an untrained trunk.

@@ -291,7 +291,7 @@ impl FromStr for Precision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Resize {
-    /// Refuse: [`LpipsError::ShapeMismatch`]. The default: LPIPS compares aligned pixels.
+    /// Refuse: [`LpipsError::SizeMismatch`]. The default: LPIPS compares aligned pixels.
     #[default]
     Error,
     /// Resize the second image to the first one's height and width, bilinearly

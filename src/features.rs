@@ -1,8 +1,10 @@
 //! The reference's `normalize_tensor`: each tap's features scaled to unit length along
 //! channels, kept per image so they can be compared many times.
 
+use ndarray::Array4;
 use tch::{Kind, Tensor};
 
+use crate::config::{Heads, Net, Variant, Version};
 use crate::error::{LpipsError, Result};
 
 // The reference's epsilon in unit normalisation.
@@ -22,6 +24,46 @@ pub(crate) fn normalize_tensor(x: &Tensor) -> Result<Tensor> {
     Ok(x.f_div(&norm.f_add_scalar(EPS)?)?)
 }
 
+/// The settings of the model that computed a set of [`Features`]: its net, variant and
+/// version decide the features (two models that agree on them make the same features);
+/// heads and spatial output are recorded for the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelId {
+    /// The trunk.
+    pub net: Net,
+    /// Plain LPIPS or ST-LPIPS.
+    pub variant: Variant,
+    /// The release (v0.0 feeds the trunk without the scaling layer).
+    pub version: Version,
+    /// Learned heads or none.
+    pub heads: Heads,
+    /// Whether the model returns maps.
+    pub spatial: bool,
+}
+
+impl ModelId {
+    /// Whether features of `self`'s model can be compared by `other`'s: the same trunk
+    /// fed the same way.
+    pub fn same_features(&self, other: &ModelId) -> bool {
+        (self.net, self.variant, self.version) == (other.net, other.variant, other.version)
+    }
+}
+
+impl std::fmt::Display for ModelId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let heads = match self.heads {
+            Heads::Learned => "learned heads",
+            Heads::None => "no heads",
+        };
+        let output = if self.spatial { "spatial" } else { "scalar" };
+        write!(
+            f,
+            "{} {} {} ({heads}, {output})",
+            self.variant, self.net, self.version
+        )
+    }
+}
+
 /// A batch of images' unit-normalised features at each tap: computed once with
 /// [`Lpips::features`](crate::Lpips::features), compared many times with
 /// [`Lpips::distance_from_features`](crate::Lpips::distance_from_features).
@@ -36,6 +78,8 @@ pub struct Features {
     pub(crate) deferred: Option<Tensor>,
     pub(crate) height: i64,
     pub(crate) width: i64,
+    /// The model that computed them.
+    pub(crate) model: ModelId,
 }
 
 impl Features {
@@ -76,7 +120,68 @@ impl Features {
             },
             height: self.height,
             width: self.width,
+            model: self.model,
         })
+    }
+
+    /// The settings of the model that computed them.
+    pub fn model(&self) -> ModelId {
+        self.model
+    }
+
+    /// The trunk that computed them.
+    pub fn net(&self) -> Net {
+        self.model.net
+    }
+
+    /// The variant of the model that computed them.
+    pub fn variant(&self) -> Variant {
+        self.model.variant
+    }
+
+    /// The version of the model that computed them.
+    pub fn version(&self) -> Version {
+        self.model.version
+    }
+
+    /// The heads of the model that computed them.
+    pub fn heads(&self) -> Heads {
+        self.model.heads
+    }
+
+    /// Whether the model that computed them returns maps.
+    pub fn spatial(&self) -> bool {
+        self.model.spatial
+    }
+
+    /// The normalised feature maps as ndarray arrays, one `N x C x h x w` per tap (f32,
+    /// copied; none when the images were kept for tiled evaluation).
+    pub fn to_arrays(&self) -> Result<Vec<Array4<f32>>> {
+        self.layers
+            .iter()
+            .map(|layer| {
+                let size = layer.size();
+                let dims = match size.as_slice() {
+                    &[n, c, h, w] => (n as usize, c as usize, h as usize, w as usize),
+                    _ => {
+                        return Err(LpipsError::Internal(format!(
+                            "a feature map has shape {size:?}, not N x C x h x w"
+                        )));
+                    }
+                };
+                let values = Vec::<f32>::try_from(
+                    layer
+                        .f_detach()?
+                        .f_to_device(tch::Device::Cpu)?
+                        .f_to_kind(Kind::Float)?
+                        .f_contiguous()?
+                        .f_flatten(0, -1)?,
+                )?;
+                Array4::from_shape_vec(dims, values).map_err(|e| {
+                    LpipsError::Internal(format!("a feature map of shape {size:?}: {e}"))
+                })
+            })
+            .collect()
     }
 
     /// The normalised feature maps, one `N x C x h x w` tensor per tap (none when the

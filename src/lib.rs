@@ -105,7 +105,15 @@
 //! being optimised) is never refused for straying outside its declared range, since an
 //! optimiser moves pixels past the bounds on its way; NaN or infinite values still are.
 //! Data declared [-1, 1] that holds no negative value at all (the classic [0, 1]
-//! mistake) is reported once through the `log` facade.
+//! mistake) is reported once through the `log` facade, at the `warn` level (with
+//! `env_logger`: `RUST_LOG=lpips=warn`).
+//!
+//! On a busy machine (data loaders beside the loop, a shared server) start the program
+//! with `OMP_WAIT_POLICY=PASSIVE` in its environment: libtorch's OpenMP threads otherwise
+//! spin at every barrier through the time slices the others need (docs/library.md, "A
+//! busy machine": one training epoch 13.6 s by default against 4.7 s passive, on 2 busy
+//! cores). libgomp reads it once at start-up, so setting it from inside the program does
+//! nothing.
 //!
 //! ```
 //! use lpips::{InputRange, Lpips, Tensor};
@@ -153,7 +161,11 @@
 //! Batches amortise per-call work; the thread count is libtorch's
 //! (`lpips::tch::set_num_threads`). [`tune_cpu_allocator`] (glibc, opt-in because it is
 //! process-wide) keeps freed activation memory for the next batch, which spares page
-//! faults on large inputs.
+//! faults on large inputs. On a busy machine, run the program with
+//! `OMP_WAIT_POLICY=PASSIVE` in its environment (libgomp reads it at start-up; see "As a
+//! training loss" and docs/library.md, "A busy machine"), and for many small images use
+//! single-threaded workers ([`workers::with_workers`]) or the [`engine`], which need no
+//! such setting.
 //!
 //! ```
 //! use lpips::{Lpips, Tensor};
@@ -273,18 +285,22 @@ pub use allocator::tune_cpu_allocator;
 pub use config::{
     FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, parse_device,
 };
-pub use error::{LpipsError, Result};
-pub use features::Features;
-pub use image_io::{ImageReader, image_to_tensor, jpeg_simd, load_image, load_image_8bit};
+pub use error::{Fault, LpipsError, Result};
+pub use features::{Features, ModelId};
+pub use image_io::{
+    ImageReader, image_to_tensor, jpeg_simd, load_image, load_image_8bit, tensor_to_image,
+};
 pub use info::{Info, TrunkStatus, info};
 pub use input::{Canonical, Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged};
 pub use mask::{load_mask, mask_map};
 pub use model::{LayerDistances, Lpips, LpipsBuilder, distance};
-pub use spatial_io::{write_heatmap, write_npy};
+pub use spatial_io::{HeatmapOptions, write_heatmap, write_heatmap_with, write_npy};
 pub use tch::{Device, Kind, Tensor};
 #[doc(hidden)]
 pub use trunk::{WinogradConv, winograd_pays};
 // The versions this crate is built with, so that users never pick mismatched ones.
+/// The `image` crate this one decodes with: [`load_image`] returns its [`image::DynamicImage`].
+pub use image;
 pub use ndarray;
 pub use tch;
 

@@ -11,7 +11,7 @@ use super::Lpips;
 use crate::config::{
     FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version, check_device,
 };
-use crate::error::{LpipsError, Result};
+use crate::error::{LpipsError, Result, WeightRole};
 use crate::lin::NetLinLayers;
 use crate::scaling::ScalingLayer;
 use crate::trunk::{Holds, Trunk};
@@ -237,7 +237,7 @@ impl LpipsBuilder {
         };
         let mut heads_map = match &self.heads_file {
             Some(path) => {
-                let mut map = weights::read_trunk_file(path)?;
+                let mut map = read_weights(path, WeightRole::Heads)?;
                 map.alias_reference_trunk();
                 Some(map)
             }
@@ -260,7 +260,7 @@ impl LpipsBuilder {
                     net, progress,
                 )?)?)
             }
-            TrunkWeights::File(path) => Some(weights::read_trunk_file(&path)?),
+            TrunkWeights::File(path) => Some(read_weights(&path, WeightRole::Trunk)?),
             TrunkWeights::Tensors(tensors) => {
                 Some(TensorMap::from_tensors(tensors, "the given tensors"))
             }
@@ -279,7 +279,10 @@ impl LpipsBuilder {
         let _guard = tch::no_grad_guard();
         let loaded = match (whole.as_mut(), source.as_mut()) {
             (Some(whole), _) => Some(std::mem::take(&mut whole.trunk)),
-            (None, Some(source)) => Some(weights::trunk_tensors(&vs.variables(), source)?),
+            (None, Some(source)) => Some(
+                weights::trunk_tensors(&vs.variables(), source)
+                    .map_err(|e| another_net(e, net, source))?,
+            ),
             (None, None) => None,
         };
         if let Some(loaded) = loaded {
@@ -391,7 +394,7 @@ impl LpipsBuilder {
                         .into(),
                 });
             }
-            return Ok(Ok(weights::read_trunk_file(path)?));
+            return Ok(Ok(read_weights(path, WeightRole::Model)?));
         }
         if !matches!(spec.holds, Holds::WholeModel { .. }) {
             return Ok(Err(trunk));
@@ -408,7 +411,9 @@ impl LpipsBuilder {
                 };
                 published.resolve(progress)?
             }
-            TrunkWeights::File(path) => path,
+            TrunkWeights::File(path) => {
+                return Ok(Ok(read_weights(&path, WeightRole::PublishedModel)?));
+            }
             TrunkWeights::PythonEnv(env) => published.in_python_env(&env)?,
             TrunkWeights::Tensors(tensors) => {
                 return Ok(Ok(TensorMap::from_tensors(tensors, "the given tensors")));
@@ -416,5 +421,31 @@ impl LpipsBuilder {
             TrunkWeights::RandomInit => return Ok(Err(TrunkWeights::RandomInit)),
         };
         Ok(Ok(weights::read_trunk_file(&path)?))
+    }
+}
+
+/// Reads a weight file the caller named; a file that cannot be opened is named as the
+/// builder's `role` file, with the builder call that points at it.
+fn read_weights(path: &std::path::Path, role: WeightRole) -> Result<TensorMap> {
+    weights::read_trunk_file(path).map_err(|e| match e {
+        LpipsError::Io { path, source } => LpipsError::WeightFileOpen { role, path, source },
+        e => e,
+    })
+}
+
+/// A trunk source the model cannot use: when it holds another net's trunk, says so.
+fn another_net(e: LpipsError, net: Net, source: &TensorMap) -> LpipsError {
+    match e {
+        LpipsError::MissingWeight { .. } | LpipsError::WeightShape { .. } => {
+            match weights::other_trunk(net, source) {
+                Some(found) => LpipsError::TrunkOfAnotherNet {
+                    net,
+                    found,
+                    source_name: source.source_name.clone(),
+                },
+                None => e,
+            }
+        }
+        e => e,
     }
 }

@@ -549,7 +549,7 @@ fn u8_tensors_are_pixels_and_out_of_range_names_the_mapping() {
     let m = random_model(Net::Squeeze);
     let bytes = (Tensor::rand([1, 3, 24, 20], (Kind::Float, Device::Cpu)) * 255.0).round();
     let other = images(1, 24, 20);
-    let as_u8 = m.distance(&bytes.to_kind(Kind::Uint8), &other).unwrap();
+    let as_u8 = m.distance(bytes.to_kind(Kind::Uint8), &other).unwrap();
     let as_float = m.distance(&(&bytes / 127.5 - 1.0), &other).unwrap();
     assert!((as_u8 - as_float).abs() < 1e-6, "{as_u8} vs {as_float}");
     // Whatever the range stated.
@@ -747,7 +747,7 @@ fn torch_errors_lose_their_backtrace() {
 #[test]
 fn invalid_arguments_are_refused() {
     let m = random_model(Net::Squeeze);
-    let e = m.distance_matrix(&images(3, 20, 20), 0).unwrap_err();
+    let e = m.distance_matrix(images(3, 20, 20), 0).unwrap_err();
     assert!(
         matches!(
             e,
@@ -771,11 +771,11 @@ fn errors_name_who_is_at_fault() {
     let m = random_model(Net::Squeeze);
     let fault = |r: Result<f32, LpipsError>| r.unwrap_err().fault();
     assert_eq!(
-        fault(m.distance(&images(1, 20, 20), &images(1, 24, 20))),
+        fault(m.distance(images(1, 20, 20), images(1, 24, 20))),
         Fault::Input
     );
     assert_eq!(
-        fault(m.distance(&images(1, 8, 8), &images(1, 8, 8))),
+        fault(m.distance(images(1, 8, 8), images(1, 8, 8))),
         Fault::Input
     );
     let weights = Lpips::builder()

@@ -21,7 +21,7 @@ fn main() {
         return;
     };
     let cuda = Path::new(&lib).join("libtorch_cuda.so").is_file();
-    // For `lpips::info()`: what this build was linked against.
+    // For `lpips::runtime::info()`: what this build was linked against.
     println!("cargo:rustc-env=LPIPS_LIBTORCH_LIB={lib}");
     if let Some(version) = libtorch_version(Path::new(&lib)) {
         println!("cargo:rustc-env=LPIPS_LIBTORCH_VERSION={version}");

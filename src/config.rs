@@ -176,7 +176,7 @@ impl Precision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Resize {
-    /// Refuse: [`LpipsError::ShapeMismatch`](crate::LpipsError::ShapeMismatch). The default: LPIPS compares aligned pixels.
+    /// Refuse: [`LpipsError::SizeMismatch`](crate::LpipsError::SizeMismatch). The default: LPIPS compares aligned pixels.
     #[default]
     Error,
     /// Resize the second image to the first one's height and width, bilinearly
@@ -191,5 +191,45 @@ impl InputRange {
             InputRange::MinusOneToOne => (-1.0, 1.0),
             InputRange::ZeroToOne => (0.0, 1.0),
         }
+    }
+}
+
+/// The settings of the model that computed a set of [`Features`]: its net, variant and
+/// version decide the features (two models that agree on them make the same features);
+/// heads and spatial output are recorded for the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelId {
+    /// The trunk.
+    pub net: Net,
+    /// Plain LPIPS or ST-LPIPS.
+    pub variant: Variant,
+    /// The release (v0.0 feeds the trunk without the scaling layer).
+    pub version: Version,
+    /// Learned heads or none.
+    pub heads: Heads,
+    /// Whether the model returns maps.
+    pub spatial: bool,
+}
+
+impl ModelId {
+    /// Whether features of `self`'s model can be compared by `other`'s: the same trunk
+    /// fed the same way.
+    pub fn same_features(&self, other: &ModelId) -> bool {
+        (self.net, self.variant, self.version) == (other.net, other.variant, other.version)
+    }
+}
+
+impl std::fmt::Display for ModelId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let heads = match self.heads {
+            Heads::Learned => "learned heads",
+            Heads::None => "no heads",
+        };
+        let output = if self.spatial { "spatial" } else { "scalar" };
+        write!(
+            f,
+            "{} {} {} ({heads}, {output})",
+            self.variant, self.net, self.version
+        )
     }
 }

@@ -105,7 +105,15 @@
 //! being optimised) is never refused for straying outside its declared range, since an
 //! optimiser moves pixels past the bounds on its way; NaN or infinite values still are.
 //! Data declared [-1, 1] that holds no negative value at all (the classic [0, 1]
-//! mistake) is reported once through the `log` facade.
+//! mistake) is reported once through the `log` facade, at the `warn` level (with
+//! `env_logger`: `RUST_LOG=lpips=warn`).
+//!
+//! On a busy machine (data loaders beside the loop, a shared server) start the program
+//! with `OMP_WAIT_POLICY=PASSIVE` in its environment: libtorch's OpenMP threads otherwise
+//! spin at every barrier through the time slices the others need (docs/library.md, "A
+//! busy machine": one training epoch 13.6 s by default against 4.7 s passive, on 2 busy
+//! cores). libgomp reads it once at start-up, so setting it from inside the program does
+//! nothing.
 //!
 //! ```
 //! use lpips::{InputRange, Lpips, Tensor};
@@ -153,7 +161,11 @@
 //! Batches amortise per-call work; the thread count is libtorch's
 //! (`lpips::tch::set_num_threads`). [`runtime::tune_cpu_allocator`] (glibc, opt-in because it is
 //! process-wide) keeps freed activation memory for the next batch, which spares page
-//! faults on large inputs.
+//! faults on large inputs. On a busy machine, run the program with
+//! `OMP_WAIT_POLICY=PASSIVE` in its environment (libgomp reads it at start-up; see "As a
+//! training loss" and docs/library.md, "A busy machine"), and for many small images use
+//! single-threaded workers ([`workers::with_workers`]) or the [`engine`], which need no
+//! such setting.
 //!
 //! ```
 //! use lpips::{Lpips, Tensor};
@@ -264,13 +276,17 @@ mod trunk;
 pub mod weights;
 pub mod workers;
 
-pub use config::{FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version};
-pub use error::{LpipsError, Result};
-pub use image_io::{ImageReader, load_image, load_image_8bit};
+pub use config::{
+    FeedRange, Heads, InputRange, Lin, ModelId, Net, Precision, Resize, Variant, Version,
+};
+pub use error::{Fault, LpipsError, Result};
+pub use image_io::{ImageReader, load_image, load_image_8bit, tensor_to_image};
 pub use input::{Canonical, Chw, Hwc, HwcU8, ImageInput, Nchw, Ranged, image_to_tensor};
 pub use model::{Features, LayerDistances, Lpips, LpipsBuilder, distance};
 pub use tch::{Device, Kind, Tensor};
 // The versions this crate is built with, so that users never pick mismatched ones.
+/// The `image` crate this one decodes with: [`load_image`] returns its [`image::DynamicImage`].
+pub use image;
 pub use ndarray;
 pub use tch;
 

@@ -23,8 +23,43 @@ pub fn write_npy(path: impl AsRef<Path>, map: &Array2<f32>) -> Result<()> {
     })
 }
 
+/// How [`write_heatmap_with`] draws a heat map.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct HeatmapOptions {
+    /// The value drawn yellow (larger values saturate); `None`: the map's own maximum.
+    pub scale_max: Option<f32>,
+    /// Whether a colour bar (from 0 to the scale maximum) is drawn below the map, making
+    /// the image a tenth taller (at least 6 rows: 2 white, 4 of bar). Default true.
+    pub colour_bar: bool,
+}
+
+impl Default for HeatmapOptions {
+    fn default() -> Self {
+        HeatmapOptions {
+            scale_max: None,
+            colour_bar: true,
+        }
+    }
+}
+
+impl HeatmapOptions {
+    /// The value drawn yellow (`None`: the map's own maximum).
+    pub fn scale_max(mut self, max: Option<f32>) -> Self {
+        self.scale_max = max;
+        self
+    }
+
+    /// Whether to draw the colour bar below the map (default true); without it the
+    /// image has the map's size.
+    pub fn colour_bar(mut self, on: bool) -> Self {
+        self.colour_bar = on;
+        self
+    }
+}
+
 /// Writes the map as a PNG heat map (viridis) with a colour bar below it (needs the
-/// `png` feature).
+/// `png` feature); [`write_heatmap_with`] chooses the scale and the bar.
 ///
 /// Colours run from 0 (dark purple, the bar's left end) to `scale_max` (yellow, the bar's
 /// right end); larger values saturate. With `scale_max` `None` the map's own maximum is
@@ -36,8 +71,20 @@ pub fn write_heatmap(
     map: &Array2<f32>,
     scale_max: Option<f32>,
 ) -> Result<f32> {
+    write_heatmap_with(path, map, &HeatmapOptions::default().scale_max(scale_max))
+}
+
+/// Writes the map as a PNG heat map as [`write_heatmap`] does, drawn as `options` say
+/// (scale maximum, colour bar or none). Returns the scale maximum used.
+#[cfg(feature = "png")]
+pub fn write_heatmap_with(
+    path: impl AsRef<Path>,
+    map: &Array2<f32>,
+    options: &HeatmapOptions,
+) -> Result<f32> {
     let path = path.as_ref();
-    let max = scale_max
+    let max = options
+        .scale_max
         .unwrap_or_else(|| map.iter().copied().fold(0.0, f32::max))
         .max(f32::MIN_POSITIVE);
     let colour = |v: f32| {
@@ -45,8 +92,11 @@ pub fn write_heatmap(
         Rgb([c.r, c.g, c.b])
     };
     let (h, w) = map.dim();
-    let bar = (h / 10).max(4);
-    let gap = 2;
+    let (gap, bar) = if options.colour_bar {
+        (2, (h / 10).max(4))
+    } else {
+        (0, 0)
+    };
     let mut img = RgbImage::from_pixel(w as u32, (h + gap + bar) as u32, Rgb([255, 255, 255]));
     for ((y, x), &v) in map.indexed_iter() {
         img.put_pixel(x as u32, y as u32, colour(v));

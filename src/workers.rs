@@ -47,23 +47,25 @@ impl<J: Send, R: Send> Workers<J, R> {
         self.lanes.is_empty()
     }
 
-    /// Runs up to [`len`](Self::len) jobs, one per worker, at once, and returns their
-    /// results in the jobs' order; `None` if a worker has stopped (it panicked: the
-    /// panic is raised again when [`with_workers`] returns) or there are more jobs
-    /// than workers.
+    /// Runs the jobs on the workers and returns their results in the jobs' order: up to
+    /// [`len`](Self::len) at once, one per worker; more jobs than workers are queued,
+    /// each worker taking the next when it is done. `None` if a worker has stopped (it
+    /// panicked: the panic is raised again when [`with_workers`] returns).
     pub fn run(&self, jobs: Vec<J>) -> Option<Vec<R>> {
-        if jobs.len() > self.lanes.len() {
-            return None;
-        }
         let n = jobs.len();
+        let lanes = self.lanes.len();
+        if lanes == 0 {
+            return if n == 0 { Some(Vec::new()) } else { None };
+        }
+        // Job i goes to worker i % lanes; each worker's channel keeps its jobs in order,
+        // so its answers come back in that order too.
         let mut sent = true;
-        for ((job_tx, _), job) in self.lanes.iter().zip(jobs) {
-            sent &= job_tx.send(job).is_ok();
+        for (i, job) in jobs.into_iter().enumerate() {
+            sent &= self.lanes[i % lanes].0.send(job).is_ok();
         }
         // Every answer is collected before returning, so none is left for the next run.
-        let answers: Vec<Option<R>> = self.lanes[..n]
-            .iter()
-            .map(|(_, done)| done.recv().ok())
+        let answers: Vec<Option<R>> = (0..n)
+            .map(|i| self.lanes[i % lanes].1.recv().ok())
             .collect();
         if !sent {
             return None;

@@ -343,6 +343,51 @@ pub(crate) fn cli_error(e: LpipsError) -> String {
         LpipsError::TrainingDiverged { epoch, what, lr } => {
             format!("training diverged at epoch {epoch} ({what}): lower --lr (now {lr:e})")
         }
+        LpipsError::MemoryBudget {
+            height,
+            width,
+            needed,
+            allowed,
+            why,
+        } => format!(
+            "a {height}x{width} comparison needs at least {needed} bytes even in tiles, but \
+             {allowed} bytes are allowed ({}); allow more (--max-memory)",
+            why.replace("max_memory", "--max-memory")
+        ),
+        LpipsError::WeightFileOpen { role, path, source } => {
+            let flag = match role {
+                lpips::weights::WeightRole::Heads => "--lin FILE",
+                lpips::weights::WeightRole::Model => "--model FILE",
+                _ => "--trunk FILE",
+            };
+            format!(
+                "cannot open the {role} file {}: {source}; point {flag} at it",
+                path.display()
+            )
+        }
+        LpipsError::TrunkOfAnotherNet {
+            net,
+            found,
+            source_name,
+        } => format!(
+            "{source_name} holds the {found} trunk, but the model is {net}: pass `--net {found}`, \
+             or give the {net} trunk's file with `--trunk FILE`"
+        ),
+        LpipsError::NotAWholeModel {
+            source_name,
+            published: Some(file),
+        } => format!(
+            "{source_name} holds a torchvision trunk only, but ST-LPIPS is published as one \
+             whole-model file, {file}: pass it with `--trunk FILE`, name a Python environment \
+             with stlpips-pytorch installed (`--python-env DIR`), or let it be downloaded"
+        ),
+        LpipsError::NotAWholeModel {
+            source_name,
+            published: None,
+        } => format!(
+            "{source_name} holds a torchvision trunk only, but --model reads a whole \
+             lpips.LPIPS state dict: pass this file with `--trunk FILE` instead"
+        ),
         e => e.to_string(),
     }
 }

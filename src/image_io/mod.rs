@@ -20,6 +20,7 @@ use std::io::Read;
 use std::path::Path;
 
 use image::DynamicImage;
+use tch::Tensor;
 
 use crate::error::{LpipsError, Result};
 
@@ -116,6 +117,60 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<DynamicImage> {
 /// reference's exact pixels, what the `lpips` command compares.
 pub fn load_image_8bit(path: impl AsRef<Path>) -> Result<DynamicImage> {
     ImageReader::new().eight_bit(true).read(path)
+}
+
+/// An 8-bit RGB image of a tensor in [-1, 1] (`3 x H x W`, or `1 x 3 x H x W`; any
+/// device, float kind, with or without gradients): `(v + 1) * 127.5`, rounded to the
+/// nearest level and clamped to 0..255, so that [`image_to_tensor`] of an 8-bit image
+/// comes back unchanged. E.g. to save an image optimised against the metric.
+pub fn tensor_to_image(t: &Tensor) -> Result<DynamicImage> {
+    if !t.defined() {
+        return Err(LpipsError::InvalidArgument {
+            argument: "tensor_to_image(t)",
+            value: "undefined".into(),
+            expected: "a 3 x H x W tensor (`Tensor::new()` holds no values)",
+        });
+    }
+    let shape = t.size();
+    let chw = match shape.as_slice() {
+        [3, _, _] => t.shallow_clone(),
+        [1, 3, _, _] => t.f_squeeze_dim(0)?,
+        _ => {
+            return Err(LpipsError::BadShape {
+                which: "input",
+                shape,
+            });
+        }
+    };
+    let (h, w) = (chw.size()[1], chw.size()[2]);
+    let x = chw
+        .f_detach()?
+        .f_to_device(tch::Device::Cpu)?
+        .f_to_kind(tch::Kind::Float)?;
+    if !bool::try_from(x.f_isfinite()?.f_all()?)? {
+        return Err(LpipsError::NonFinite { which: "input" });
+    }
+    let bytes = x
+        .f_add_scalar(1.0)?
+        .f_mul_scalar(127.5)?
+        .f_round()?
+        .f_clamp(0.0, 255.0)?
+        .f_to_kind(tch::Kind::Uint8)?
+        .f_permute([1, 2, 0])?
+        .f_contiguous()?
+        .f_flatten(0, -1)?;
+    let bytes = Vec::<u8>::try_from(bytes)?;
+    let (w, h) = (u32::try_from(w), u32::try_from(h));
+    match (w, h) {
+        (Ok(w), Ok(h)) => image::RgbImage::from_raw(w, h, bytes)
+            .map(DynamicImage::ImageRgb8)
+            .ok_or_else(|| LpipsError::Internal("an image buffer of the wrong length".into())),
+        _ => Err(LpipsError::InvalidArgument {
+            argument: "tensor_to_image(t)",
+            value: format!("{h:?} x {w:?}"),
+            expected: "at most 2^32 - 1 pixels a side",
+        }),
+    }
 }
 
 /// Whether the JPEG decoder runs libjpeg-turbo's SIMD code (built when `nasm` was found

@@ -53,6 +53,12 @@ pub trait ImageInput {
     /// The images as an `N x 3 x H x W` f32 tensor on the CPU, values in [-1, 1]
     /// (before any range check), with the range they were declared in.
     fn to_canonical(&self, model_range: InputRange) -> Result<Canonical>;
+
+    /// The file the images are read from, when the input is a path: errors about the
+    /// pair (e.g. [`LpipsError::SizeMismatch`]) name it. `None` for images in memory.
+    fn source_file(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// An `H x W x C` u8 array (C = 1, 3 or 4; grey is replicated, alpha dropped), 0..255.
@@ -72,6 +78,9 @@ pub struct Chw<'a>(pub ArrayView3<'a, f32>, pub InputRange);
 pub struct Nchw<'a>(pub ArrayView4<'a, f32>, pub InputRange);
 
 /// A tch tensor (`N x 3 x H x W`, or `3 x H x W` for one image) in the stated range.
+///
+/// A `u8` tensor ([`Kind::Uint8`]) holds 8-bit pixels (0..255) whatever the range
+/// stated: it is read as an 8-bit image is (`v / 127.5 - 1`).
 #[derive(Debug)]
 pub struct Ranged<'a>(pub &'a Tensor, pub InputRange);
 
@@ -101,11 +110,19 @@ impl ImageInput for Path {
     fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         crate::image_io::load_image(self)?.to_canonical(model_range)
     }
+
+    fn source_file(&self) -> Option<&Path> {
+        Some(self)
+    }
 }
 
 impl ImageInput for PathBuf {
     fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         self.as_path().to_canonical(model_range)
+    }
+
+    fn source_file(&self) -> Option<&Path> {
+        Some(self.as_path())
     }
 }
 
@@ -113,17 +130,29 @@ impl ImageInput for str {
     fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         Path::new(self).to_canonical(model_range)
     }
+
+    fn source_file(&self) -> Option<&Path> {
+        Some(Path::new(self))
+    }
 }
 
 impl ImageInput for String {
     fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         Path::new(self).to_canonical(model_range)
     }
+
+    fn source_file(&self) -> Option<&Path> {
+        Some(Path::new(self))
+    }
 }
 
 impl ImageInput for std::ffi::OsStr {
     fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         Path::new(self).to_canonical(model_range)
+    }
+
+    fn source_file(&self) -> Option<&Path> {
+        Some(Path::new(self))
     }
 }
 
@@ -198,21 +227,42 @@ impl ImageInput for Nchw<'_> {
 fn tensor_canonical(t: &Tensor, range: InputRange) -> Result<Canonical> {
     // `Tensor::new()` holds no values, and tch's `dim`, `size` and `device` panic on it.
     if !t.defined() {
-        return Err(tch::TchError::Shape(
-            "the input tensor is undefined (Tensor::new() holds no values)".to_string(),
-        )
-        .into());
+        return Err(LpipsError::InvalidArgument {
+            argument: "input tensor",
+            value: "undefined".into(),
+            expected: "a tensor holding images (`Tensor::new()` holds no values)",
+        });
     }
-    let t = if t.dim() == 3 {
+    // The shape as the caller passed it, for the error (before one image gains its N).
+    let shape = t.size();
+    let channels = match shape.len() {
+        3 => shape[0],
+        4 => shape[1],
+        _ => -1,
+    };
+    if channels != 3 {
+        return Err(LpipsError::BadShape {
+            which: "input",
+            shape,
+        });
+    }
+    let t = if shape.len() == 3 {
         t.f_unsqueeze(0)?
     } else {
         t.shallow_clone()
     };
     let kind = t.f_kind()?;
+    // 8-bit pixels, whatever the declared range: read as the reference reads images.
+    if kind == Kind::Uint8 {
+        let x = t
+            .f_to_kind(Kind::Float)?
+            .f_div_scalar(127.5)?
+            .f_sub_scalar(1.0)?;
+        return Ok(Canonical::pixels(x));
+    }
     if !matches!(
         kind,
-        Kind::Uint8
-            | Kind::Int8
+        Kind::Int8
             | Kind::Int16
             | Kind::Int
             | Kind::Int64
@@ -236,7 +286,8 @@ impl ImageInput for Ranged<'_> {
 }
 
 impl ImageInput for Tensor {
-    /// In the model's declared [`InputRange`].
+    /// In the model's declared [`InputRange`]; a `u8` tensor holds 8-bit pixels (0..255),
+    /// read as an 8-bit image is.
     fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         tensor_canonical(self, model_range)
     }
@@ -245,6 +296,10 @@ impl ImageInput for Tensor {
 impl<T: ImageInput + ?Sized> ImageInput for &T {
     fn to_canonical(&self, model_range: InputRange) -> Result<Canonical> {
         (**self).to_canonical(model_range)
+    }
+
+    fn source_file(&self) -> Option<&Path> {
+        (**self).source_file()
     }
 }
 

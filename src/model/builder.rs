@@ -11,7 +11,7 @@ use super::Lpips;
 use super::heads::NetLinLayers;
 use super::scaling::ScalingLayer;
 use crate::config::{FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version};
-use crate::error::{LpipsError, Result};
+use crate::error::{LpipsError, Result, WeightRole};
 use crate::layers::Trunk;
 use crate::trunk::{Holds, TrunkSpec};
 use crate::weights::{self, Progress, ProgressFn, PublishedFile, TensorMap, TrunkWeights};
@@ -229,7 +229,7 @@ impl LpipsBuilder {
         let trunk = Trunk::try_new(&vs.root(), spec)?;
         let mut sources = self.weight_sources(spec, &vs)?;
         let _guard = tch::no_grad_guard();
-        sources.load_trunk(&vs)?;
+        sources.load_trunk(&vs, net)?;
         let trunk = self.prepare_trunk(trunk, device)?;
         let heads = self.load_heads(spec, &mut sources, device)?;
         let scaling = self.scaling(&sources, device)?;
@@ -277,7 +277,7 @@ impl LpipsBuilder {
         };
         let heads = match &self.heads_file {
             Some(path) => {
-                let mut map = weights::read_trunk_file(path)?;
+                let mut map = read_weights(path, WeightRole::Heads)?;
                 map.alias_reference_trunk();
                 Some(map)
             }
@@ -295,7 +295,7 @@ impl LpipsBuilder {
                 TrunkSource::Map(Box::new(weights::read_trunk_file(&path)?))
             }
             TrunkWeights::File(path) => {
-                TrunkSource::Map(Box::new(weights::read_trunk_file(&path)?))
+                TrunkSource::Map(Box::new(read_weights(&path, WeightRole::Trunk)?))
             }
             TrunkWeights::Tensors(tensors) => TrunkSource::Map(Box::new(TensorMap::from_tensors(
                 tensors,
@@ -417,7 +417,7 @@ impl LpipsBuilder {
                         .into(),
                 });
             }
-            return Ok(Ok(weights::read_trunk_file(path)?));
+            return Ok(Ok(read_weights(path, WeightRole::Model)?));
         }
         if !matches!(spec.holds, Holds::WholeModel { .. }) {
             return Ok(Err(trunk));
@@ -427,7 +427,9 @@ impl LpipsBuilder {
             .ok_or(LpipsError::NoSuchVariant { net, variant })?;
         let path = match trunk {
             TrunkWeights::Auto => self.with_progress(|progress| published.resolve(progress))?,
-            TrunkWeights::File(path) => path,
+            TrunkWeights::File(path) => {
+                return Ok(Ok(read_weights(&path, WeightRole::PublishedModel)?));
+            }
             TrunkWeights::PythonEnv(env) => published.in_python_env(&env)?,
             TrunkWeights::Tensors(tensors) => {
                 return Ok(Ok(TensorMap::from_tensors(tensors, "the given tensors")));
@@ -459,12 +461,14 @@ struct Sources {
 
 impl Sources {
     /// Copies the trunk's weights into its variables `vs`, every one checked first.
-    fn load_trunk(&mut self, vs: &nn::VarStore) -> Result<()> {
+    fn load_trunk(&mut self, vs: &nn::VarStore, net: Net) -> Result<()> {
         let loaded = match (self.whole.as_mut(), &mut self.trunk) {
             (Some(whole), _) => std::mem::take(&mut whole.trunk),
-            (None, TrunkSource::Map(source)) => weights::trunk_tensors(&vs.variables(), source)?,
+            (None, TrunkSource::Map(source)) => weights::trunk_tensors(&vs.variables(), source)
+                .map_err(|e| another_net(e, net, source))?,
             (None, TrunkSource::HeadsFile) => match self.heads.as_mut() {
-                Some(source) => weights::trunk_tensors(&vs.variables(), source)?,
+                Some(source) => weights::trunk_tensors(&vs.variables(), source)
+                    .map_err(|e| another_net(e, net, source))?,
                 None => return Ok(()),
             },
             (None, TrunkSource::WholeModel | TrunkSource::RandomInit) => return Ok(()),
@@ -476,5 +480,31 @@ impl Sources {
             }
         }
         Ok(())
+    }
+}
+
+/// Reads a weight file the caller named; a file that cannot be opened is named as the
+/// builder's `role` file, with the builder call that points at it.
+fn read_weights(path: &std::path::Path, role: WeightRole) -> Result<TensorMap> {
+    weights::read_trunk_file(path).map_err(|e| match e {
+        LpipsError::Io { path, source } => LpipsError::WeightFileOpen { role, path, source },
+        e => e,
+    })
+}
+
+/// A trunk source the model cannot use: when it holds another net's trunk, says so.
+fn another_net(e: LpipsError, net: Net, source: &TensorMap) -> LpipsError {
+    match e {
+        LpipsError::MissingWeight { .. } | LpipsError::WeightShape { .. } => {
+            match weights::other_trunk(net, source) {
+                Some(found) => LpipsError::TrunkOfAnotherNet {
+                    net,
+                    found,
+                    source_name: source.source_name.clone(),
+                },
+                None => e,
+            }
+        }
+        e => e,
     }
 }

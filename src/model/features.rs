@@ -1,8 +1,10 @@
 //! The reference's `normalize_tensor`: each tap's features scaled to unit length along
 //! channels, kept per image so they can be compared many times.
 
+use ndarray::Array4;
 use tch::{Kind, Tensor};
 
+use crate::config::{Heads, ModelId, Net, Variant, Version};
 use crate::error::{LpipsError, Result};
 
 // The reference's epsilon in unit normalisation.
@@ -36,6 +38,8 @@ pub struct Features {
     pub(crate) deferred: Option<Tensor>,
     pub(crate) height: i64,
     pub(crate) width: i64,
+    /// The model that computed them.
+    pub(crate) model: ModelId,
 }
 
 impl Features {
@@ -76,7 +80,68 @@ impl Features {
             },
             height: self.height,
             width: self.width,
+            model: self.model,
         })
+    }
+
+    /// The settings of the model that computed them.
+    pub fn model(&self) -> ModelId {
+        self.model
+    }
+
+    /// The trunk that computed them.
+    pub fn net(&self) -> Net {
+        self.model.net
+    }
+
+    /// The variant of the model that computed them.
+    pub fn variant(&self) -> Variant {
+        self.model.variant
+    }
+
+    /// The version of the model that computed them.
+    pub fn version(&self) -> Version {
+        self.model.version
+    }
+
+    /// The heads of the model that computed them.
+    pub fn heads(&self) -> Heads {
+        self.model.heads
+    }
+
+    /// Whether the model that computed them returns maps.
+    pub fn spatial(&self) -> bool {
+        self.model.spatial
+    }
+
+    /// The normalised feature maps as ndarray arrays, one `N x C x h x w` per tap (f32,
+    /// copied; none when the images were kept for tiled evaluation).
+    pub fn to_arrays(&self) -> Result<Vec<Array4<f32>>> {
+        self.layers
+            .iter()
+            .map(|layer| {
+                let size = layer.size();
+                let dims = match size.as_slice() {
+                    &[n, c, h, w] => (n as usize, c as usize, h as usize, w as usize),
+                    _ => {
+                        return Err(LpipsError::Internal(format!(
+                            "a feature map has shape {size:?}, not N x C x h x w"
+                        )));
+                    }
+                };
+                let values = Vec::<f32>::try_from(
+                    layer
+                        .f_detach()?
+                        .f_to_device(tch::Device::Cpu)?
+                        .f_to_kind(Kind::Float)?
+                        .f_contiguous()?
+                        .f_flatten(0, -1)?,
+                )?;
+                Array4::from_shape_vec(dims, values).map_err(|e| {
+                    LpipsError::Internal(format!("a feature map of shape {size:?}: {e}"))
+                })
+            })
+            .collect()
     }
 
     /// The normalised feature maps, one `N x C x h x w` tensor per tap (none when the

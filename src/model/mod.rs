@@ -17,7 +17,9 @@ use tch::{Device, Kind, Tensor};
 pub use builder::LpipsBuilder;
 use prepare::single;
 
-use crate::config::{FeedRange, InputRange, Net, Precision, Resize, Variant, Version};
+use crate::config::{
+    FeedRange, Heads, InputRange, ModelId, Net, Precision, Resize, Variant, Version,
+};
 use crate::error::{LpipsError, Result};
 use crate::input::ImageInput;
 use crate::layers::Trunk;
@@ -41,6 +43,30 @@ pub struct LayerDistances {
     pub total: Tensor,
     /// One tensor per tap, shaped like `total`.
     pub layers: Vec<Tensor>,
+}
+
+impl LayerDistances {
+    /// One distance per image, as numbers (a spatial map's mean over its pixels).
+    pub fn total_values(&self) -> Result<Vec<f32>> {
+        per_image(&self.total)
+    }
+
+    /// Each tapped layer's contribution, one number per image (a map's mean); the
+    /// layers' values sum to [`total_values`](Self::total_values) up to rounding.
+    pub fn layer_values(&self) -> Result<Vec<Vec<f32>>> {
+        self.layers.iter().map(per_image).collect()
+    }
+}
+
+/// One number per image of an `N x 1 x h x w` result: its mean over the map.
+fn per_image(t: &Tensor) -> Result<Vec<f32>> {
+    let _guard = tch::no_grad_guard();
+    to_vec(
+        &t.f_detach()?
+            .f_to_device(Device::Cpu)?
+            .f_to_kind(Kind::Float)?
+            .f_mean_dim([1, 2, 3].as_slice(), false, None::<Kind>)?,
+    )
 }
 
 /// The LPIPS metric with its weights loaded, ready to compare images.
@@ -270,9 +296,10 @@ impl Lpips {
             return Ok(Some((core + grid - 1) / grid * grid));
         }
         if n < 1 || h < 1 || w < 1 {
-            return Err(LpipsError::BadShape {
-                which: "tile_size",
-                shape: vec![n, 3, h, w],
+            return Err(LpipsError::InvalidArgument {
+                argument: "Lpips::tile_size(n, h, w)",
+                value: format!("({n}, {h}, {w})"),
+                expected: "at least 1 each",
             });
         }
         // No image this large can exist; the memory estimates would overflow.
@@ -366,6 +393,7 @@ impl Lpips {
                 deferred: Some(x),
                 height: h,
                 width: w,
+                model: self.id(),
             });
         }
         self.features_canonical(&x)
@@ -389,11 +417,19 @@ impl Lpips {
     /// diagonal). Each image's features are computed once per block of `batch_size`
     /// images, and at most two blocks' features are held at a time, so memory stays
     /// bounded for large N (at the price of recomputing blocks when N > `batch_size`).
+    /// A `batch_size` of 0 is an [`LpipsError::InvalidArgument`].
     pub fn distance_matrix(
         &self,
         images: impl ImageInput,
         batch_size: usize,
     ) -> Result<Array2<f32>> {
+        if batch_size == 0 {
+            return Err(LpipsError::InvalidArgument {
+                argument: "Lpips::distance_matrix(batch_size)",
+                value: "0".into(),
+                expected: "at least 1 image per block",
+            });
+        }
         let _guard = tch::no_grad_guard();
         let x = self.canonical(&images, "input")?;
         self.check_size(&x)?;
@@ -450,6 +486,7 @@ impl Lpips {
             deferred: None,
             height: x.size()[2],
             width: x.size()[3],
+            model: self.id(),
         })
     }
 
@@ -466,7 +503,31 @@ impl Lpips {
         self.compare(&fa, &fb, spatial, true)
     }
 
+    /// The settings that [`Features`] record.
+    fn id(&self) -> ModelId {
+        ModelId {
+            net: self.net,
+            variant: self.variant,
+            version: self.version,
+            heads: if self.lins.heads.is_some() {
+                Heads::Learned
+            } else {
+                Heads::None
+            },
+            spatial: self.spatial,
+        }
+    }
+
     fn check_pair(&self, a: &Features, b: &Features) -> Result<()> {
+        let model = self.id();
+        for f in [a, b] {
+            if !f.model.same_features(&model) {
+                return Err(LpipsError::FeaturesMismatch {
+                    features: f.model,
+                    model,
+                });
+            }
+        }
         let (na, nb) = (a.len(), b.len());
         if a.image_size() != b.image_size() || (na != nb && na != 1 && nb != 1) {
             let shape = |f: &Features| vec![f.len(), 3, f.height, f.width];
@@ -580,10 +641,8 @@ fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
 fn map_array(map: &Tensor) -> Result<Array2<f32>> {
     let (h, w) = (map.size()[2] as usize, map.size()[3] as usize);
     let values = finite_vec(to_vec(map)?)?;
-    Array2::from_shape_vec((h, w), values).map_err(|e| LpipsError::BadShape {
-        which: "map",
-        shape: vec![e.to_string().len() as i64],
-    })
+    Array2::from_shape_vec((h, w), values)
+        .map_err(|e| LpipsError::Internal(format!("a distance map of shape {:?}: {e}", map.size())))
 }
 
 /// A distance that is NaN or infinite (e.g. from overflowing weights) is an error.

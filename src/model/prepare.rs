@@ -2,6 +2,7 @@
 //! (shape, finite values, declared range, the trunk's minimum size), paired (sizes,
 //! batch broadcasting) and moved to the model's device.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::Tensor;
@@ -23,7 +24,11 @@ static WARNED_ZERO_TO_ONE: AtomicBool = AtomicBool::new(false);
 impl Lpips {
     /// Converts, checks and moves an input to the device: `N x 3 x H x W` f32 in [-1, 1].
     pub(crate) fn canonical(&self, input: &impl ImageInput, which: &'static str) -> Result<Tensor> {
-        let c = input.to_canonical(self.range)?;
+        let c = input.to_canonical(self.range).map_err(|e| match e {
+            // The conversion names no side; the error does.
+            LpipsError::BadShape { shape, .. } => LpipsError::BadShape { which, shape },
+            e => e,
+        })?;
         let x = c.tensor;
         let shape = x.size();
         if shape.len() != 4 || shape[1] != 3 {
@@ -88,12 +93,23 @@ impl Lpips {
         a: impl ImageInput,
         b: impl ImageInput,
     ) -> Result<(Tensor, Tensor)> {
+        let (file_a, file_b) = (
+            a.source_file().map(Path::to_path_buf),
+            b.source_file().map(Path::to_path_buf),
+        );
         let a = self.canonical(&a, "in0")?;
         let b = self.canonical(&b, "in1")?;
         let (sa, sb) = (a.size(), b.size());
         let b = if sa[2..] != sb[2..] {
             match self.resize {
-                Resize::Error => return Err(LpipsError::ShapeMismatch { a: sa, b: sb }),
+                Resize::Error => {
+                    return Err(LpipsError::SizeMismatch {
+                        a: (sa[2], sa[3]),
+                        b: (sb[2], sb[3]),
+                        file_a,
+                        file_b,
+                    });
+                }
                 Resize::SecondToFirst => {
                     let shrinking = sb[2] > sa[2] || sb[3] > sa[3];
                     if shrinking {

@@ -200,10 +200,9 @@ pub(crate) fn stitch(
     let (lr, lc) = (r0 - rt.x0 / stride, c0 - ct.x0 / stride);
     let size = tile_map.size();
     if lr < 0 || lc < 0 || lr + r1 - r0 > size[2] || lc + c1 - c0 > size[3] {
-        return Err(LpipsError::BadShape {
-            which: "tile (internal: a tile's map lacks outputs it owns)",
-            shape: size,
-        });
+        return Err(LpipsError::Internal(format!(
+            "a tile's map of shape {size:?} lacks outputs it owns"
+        )));
     }
     let src = tile_map
         .f_narrow(2, lr, r1 - r0)?

@@ -38,6 +38,51 @@ pub struct Info {
     pub trunks: Vec<TrunkStatus>,
 }
 
+/// The facts as lines of text, e.g. for a harness's log:
+/// `lpips 0.1.0`, `libtorch 2.11.0 (...)`, the CUDA and MPS support, threads, the weight
+/// cache and each trunk's file in it.
+impl std::fmt::Display for Info {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        writeln!(f, "lpips {}", self.lpips_version)?;
+        writeln!(
+            f,
+            "libtorch {} ({})",
+            self.libtorch_version.unwrap_or("version unknown"),
+            self.libtorch_lib.unwrap_or("folder unknown")
+        )?;
+        writeln!(
+            f,
+            "CUDA: support loaded {}, available {}, {} device(s), cuDNN {}",
+            yes_no(self.cuda_compiled),
+            yes_no(self.cuda_available),
+            self.cuda_devices,
+            yes_no(self.cudnn_available)
+        )?;
+        writeln!(f, "MPS: {}", yes_no(self.mps_available))?;
+        writeln!(f, "threads: {}", self.threads)?;
+        match &self.hub_dir {
+            Some(d) => write!(f, "weight cache: {}", d.display())?,
+            None => write!(
+                f,
+                "weight cache: none (no TORCH_HOME, XDG_CACHE_HOME or HOME)"
+            )?,
+        }
+        for t in &self.trunks {
+            write!(f, "\n  {}: ", t.net)?;
+            match (&t.path, t.verified) {
+                (None, _) => write!(f, "not in the cache")?,
+                (Some(p), Some(true)) => write!(f, "{} (SHA-256 verified)", p.display())?,
+                (Some(p), Some(false)) => {
+                    write!(f, "{} (SHA-256 MISMATCH: delete it)", p.display())?
+                }
+                (Some(p), None) => write!(f, "{} (not verified)", p.display())?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One trunk's weight file in the hub cache.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]

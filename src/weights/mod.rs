@@ -22,6 +22,7 @@ use crate::error::{LpipsError, Result};
 use crate::trunk::Holds;
 
 pub use crate::checkpoint::read_checkpoint;
+pub use crate::error::WeightRole;
 pub use crate::trunk::{PublishedFile, TORCHVISION_BASE_URL, hub_checkpoint_dir};
 #[cfg(feature = "download")]
 pub use download::{DownloadLimits, download_verified, download_verified_with};
@@ -349,6 +350,19 @@ pub(crate) fn trunk_tensors(
         .into_iter()
         .map(|name| Ok((name.clone(), source.take(name, &expected[name].size())?)))
         .collect()
+}
+
+/// The other plain trunk whose every tensor (name and shape) a source holds, if any:
+/// for the message about a file given to the wrong net.
+pub(crate) fn other_trunk(net: Net, source: &TensorMap) -> Option<Net> {
+    Net::ALL.into_iter().filter(|&n| n != net).find(|&other| {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        crate::layers::Trunk::try_new(&vs.root(), other.spec()).is_ok()
+            && vs
+                .variables()
+                .iter()
+                .all(|(name, t)| source.check(name, &t.size()).is_ok())
+    })
 }
 
 /// Writes a trunk's tensors from any weight file (`.pth`/`.pt` checkpoint or

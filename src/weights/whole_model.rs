@@ -72,6 +72,17 @@ pub(crate) fn load(
     wanted.sort();
 
     let present: BTreeSet<String> = source.names().into_iter().collect();
+    // A torchvision trunk (`features.*`, no `net.slice*`): say what file is needed
+    // rather than list every tensor it lacks.
+    if present.contains("features.0.weight") && !present.iter().any(|n| n.starts_with("net.")) {
+        return Err(LpipsError::NotAWholeModel {
+            source_name: source.source_name.clone(),
+            published: match spec.holds {
+                crate::trunk::Holds::WholeModel { .. } => Some(spec.published.file_name),
+                crate::trunk::Holds::Trunk { .. } => None,
+            },
+        });
+    }
     // `lins.{k}` may stand in for `lin{k}`, or sit beside it (torch saves both names).
     let mut missing = Vec::new();
     for (name, shape) in &wanted {

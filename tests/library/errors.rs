@@ -45,9 +45,24 @@ fn wrong_rank_and_channels() {
 fn mismatched_shapes_and_empty_batch() {
     let m = random_model(Net::Alex);
     match m.forward(&images(1, 40, 32), &images(1, 32, 40)) {
-        Err(LpipsError::ShapeMismatch { a, b }) => {
-            assert_eq!(a, vec![1, 3, 40, 32]);
-            assert_eq!(b, vec![1, 3, 32, 40]);
+        Err(e @ LpipsError::SizeMismatch { .. }) => {
+            let LpipsError::SizeMismatch {
+                a,
+                b,
+                file_a,
+                file_b,
+            } = &e
+            else {
+                unreachable!()
+            };
+            assert_eq!((*a, *b), ((40, 32), (32, 40)));
+            assert_eq!((file_a, file_b), (&None, &None));
+            assert_eq!(
+                e.to_string(),
+                "the images differ in size (40x32 vs 32x40, height x width): resize one to \
+                 the other first, or build the model with \
+                 `LpipsBuilder::resize(Resize::SecondToFirst)` to resize the second to the first"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -316,7 +331,13 @@ fn weight_files() {
     std::fs::write(&pth, b"PK").unwrap();
     assert!(matches!(build(&pth), Err(LpipsError::WeightFormat { .. })));
     let missing = dir.path().join("nope.safetensors");
-    assert!(matches!(build(&missing), Err(LpipsError::Io { .. })));
+    assert!(matches!(
+        build(&missing),
+        Err(LpipsError::WeightFileOpen {
+            role: lpips::weights::WeightRole::Trunk,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -450,4 +471,333 @@ fn debug_prints_the_message_with_its_fix() {
     ));
     assert_eq!(format!("{torch:?}"), torch.to_string());
     assert!(!format!("{torch:?}").contains("frame"), "{torch:?}");
+}
+
+/// A channels-last tensor is told its own shape and how to permute it.
+#[test]
+fn channels_last_tensors_are_told_to_permute() {
+    let m = random_model(Net::Alex);
+    let ok = images(1, 32, 40);
+    let hwc = Tensor::zeros([32, 40, 3], (Kind::Float, Device::Cpu));
+    let e = m.distance(&hwc, &ok).unwrap_err();
+    match &e {
+        LpipsError::BadShape { which, shape } => {
+            assert_eq!((*which, shape.as_slice()), ("in0", [32, 40, 3].as_slice()))
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        e.to_string(),
+        "input in0 has shape [32, 40, 3]; expected N x 3 x H x W (RGB), or 3 x H x W for one \
+         image. It looks channels-last (H x W x 3): permute it (`.permute([2, 0, 1])`), or \
+         pass an ndarray view as `Hwc` (f32) or `HwcU8` (u8)"
+    );
+    let nhwc = Tensor::zeros([2, 32, 40, 3], (Kind::Float, Device::Cpu));
+    let e = m.distances(&ok, &nhwc).unwrap_err();
+    assert!(
+        matches!(&e, LpipsError::BadShape { which: "in1", shape } if shape == &[2, 32, 40, 3]),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("(N x H x W x 3): permute it (`.permute([0, 3, 1, 2])`)"),
+        "{e}"
+    );
+    // A grey image is not channels-last: no permute hint.
+    let grey = Tensor::zeros([1, 1, 32, 40], (Kind::Float, Device::Cpu));
+    let e = m.distance(&grey, &ok).unwrap_err();
+    assert!(!e.to_string().contains("permute"), "{e}");
+}
+
+/// Images of different sizes read from files: both files and sizes named, and `Resize`.
+#[test]
+fn size_mismatch_names_the_files_and_resize() {
+    let m = random_model(Net::Alex);
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("wide.png"), t.path().join("tall.png"));
+    image::RgbImage::new(48, 32).save(&a).unwrap();
+    image::RgbImage::new(32, 40).save(&b).unwrap();
+    let e = m.distance(&a, b.as_path()).unwrap_err();
+    match &e {
+        LpipsError::SizeMismatch {
+            a: sa,
+            b: sb,
+            file_a,
+            file_b,
+        } => {
+            assert_eq!((*sa, *sb), ((32, 48), (40, 32)));
+            assert_eq!(file_a.as_deref(), Some(a.as_path()));
+            assert_eq!(file_b.as_deref(), Some(b.as_path()));
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "the images differ in size ({} is 32x48, {} is 40x32, height x width): resize one \
+             to the other first, or build the model with \
+             `LpipsBuilder::resize(Resize::SecondToFirst)` to resize the second to the first",
+            a.display(),
+            b.display()
+        )
+    );
+    assert_eq!(lpips::ImageInput::source_file(&a), Some(a.as_path()));
+    assert_eq!(lpips::ImageInput::source_file(&images(1, 4, 4)), None);
+}
+
+/// u8 tensors are 8-bit pixels; float 0..255 data declared [0, 1] is told to divide by
+/// 255, and [-1, 1] data declared [0, 1] to declare its range.
+#[test]
+fn u8_tensors_are_pixels_and_out_of_range_names_the_mapping() {
+    let m = random_model(Net::Squeeze);
+    let bytes = (Tensor::rand([1, 3, 24, 20], (Kind::Float, Device::Cpu)) * 255.0).round();
+    let other = images(1, 24, 20);
+    let as_u8 = m.distance(bytes.to_kind(Kind::Uint8), &other).unwrap();
+    let as_float = m.distance(&(&bytes / 127.5 - 1.0), &other).unwrap();
+    assert!((as_u8 - as_float).abs() < 1e-6, "{as_u8} vs {as_float}");
+    // Whatever the range stated.
+    let declared = m
+        .distance(
+            lpips::Ranged(&bytes.to_kind(Kind::Uint8), InputRange::ZeroToOne),
+            &other,
+        )
+        .unwrap();
+    assert!((declared - as_float).abs() < 1e-6);
+
+    let e = m
+        .distance(lpips::Ranged(&bytes, InputRange::ZeroToOne), &other)
+        .unwrap_err();
+    assert!(
+        matches!(e, LpipsError::OutOfRange { which: "in0", .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string().ends_with(
+            "the values look like 8-bit pixels (0..255): divide by 255 and declare \
+             InputRange::ZeroToOne, or pass a u8 tensor (read as 8-bit pixels)"
+        ),
+        "{e}"
+    );
+    let e = m
+        .distance(
+            &other,
+            lpips::Ranged(&(&other * 0.0 - 1.0), InputRange::ZeroToOne),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, LpipsError::OutOfRange { which: "in1", .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .ends_with("they fit [-1, 1]: declare InputRange::MinusOneToOne"),
+        "{e}"
+    );
+    let e = m.distance(&(&other * 40.0 - 100.0), &other).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("map them into the declared range first (or declare the range they are in)"),
+        "{e}"
+    );
+}
+
+/// Features record the model that made them; another model refuses them by name.
+#[test]
+fn features_of_another_model_are_a_typed_error() {
+    let alex = random_model(Net::Alex);
+    let vgg = random_model(Net::Vgg);
+    let x = images(2, 32, 32);
+    let fa = alex.features(&x).unwrap();
+    assert_eq!(
+        (
+            fa.net(),
+            fa.variant(),
+            fa.version(),
+            fa.heads(),
+            fa.spatial()
+        ),
+        (
+            Net::Alex,
+            lpips::Variant::Lpips,
+            lpips::Version::V0_1,
+            lpips::Heads::Learned,
+            false
+        )
+    );
+    let fv = vgg.features(&x).unwrap();
+    let e = vgg.distance_from_features(&fa, &fv).unwrap_err();
+    match &e {
+        LpipsError::FeaturesMismatch { features, model } => {
+            assert_eq!((features.net, model.net), (Net::Alex, Net::Vgg))
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        e.to_string(),
+        "these features were computed by the lpips alex v0.1 (learned heads, scalar) model, \
+         but this is the lpips vgg v0.1 (learned heads, scalar) model: compute them with the \
+         model that compares them (`Lpips::features`)"
+    );
+    // v0.0 feeds the trunk unscaled: other features too.
+    let v00 = Lpips::builder()
+        .lin(Lin::V0_0)
+        .trunk(TrunkWeights::RandomInit)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        v00.distance_from_features(&fa, &fa),
+        Err(LpipsError::FeaturesMismatch { .. })
+    ));
+    // The layers as arrays.
+    let arrays = fa.to_arrays().unwrap();
+    assert_eq!(arrays.len(), fa.layers().len());
+    for (array, layer) in arrays.iter().zip(fa.layers()) {
+        let shape: Vec<i64> = array.shape().iter().map(|&d| d as i64).collect();
+        assert_eq!(shape, layer.size());
+        let values: Vec<f32> = Vec::try_from(layer.flatten(0, -1)).unwrap();
+        assert_eq!(array.iter().copied().collect::<Vec<_>>(), values);
+    }
+}
+
+/// A trunk file that is missing says it is the trunk's; one holding another net's
+/// trunk says which.
+#[test]
+fn trunk_files_missing_or_of_another_net() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("alexnet.pth");
+    let e = Lpips::builder().trunk_file(&missing).build().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "cannot open the trunk weight file {}: No such file or directory (os error 2). \
+             Point `LpipsBuilder::trunk_file` (`TrunkWeights::File`) at the trunk's weights \
+             (torchvision's .pth, or .safetensors with its names), or keep \
+             `TrunkWeights::Auto` to use the torch hub cache (TORCH_HOME)",
+            missing.display()
+        )
+    );
+    let e = Lpips::builder()
+        .heads_file(dir.path().join("heads.safetensors"))
+        .trunk(TrunkWeights::RandomInit)
+        .build()
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("cannot open the heads file")
+            && e.to_string().contains("`LpipsBuilder::heads_file`"),
+        "{e}"
+    );
+
+    let e = Lpips::builder()
+        .net(Net::Vgg)
+        .trunk(TrunkWeights::Tensors(alex_tensors()))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LpipsError::TrunkOfAnotherNet {
+                net: Net::Vgg,
+                found: Net::Alex,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "the given tensors holds the alex trunk, but the model is vgg: build the model with \
+         `.net(Net::Alex)`, or give the vgg trunk's weights (`LpipsBuilder::trunk_file`)"
+    );
+    // A trunk that fits no net keeps the tensor-level error.
+    let mut broken = alex_tensors();
+    broken.retain(|(k, _)| k != "features.0.weight");
+    assert!(matches!(
+        Lpips::builder()
+            .net(Net::Vgg)
+            .trunk(TrunkWeights::Tensors(broken))
+            .build(),
+        Err(LpipsError::MissingWeight { .. })
+    ));
+}
+
+/// libtorch's own errors reach the message without their C++ backtrace.
+#[test]
+fn torch_errors_lose_their_backtrace() {
+    let a = Tensor::zeros([2, 3], (Kind::Float, Device::Cpu));
+    let raw = a.f_matmul(&a).unwrap_err();
+    let e = LpipsError::from(raw);
+    let text = e.to_string();
+    assert!(
+        text.starts_with("libtorch: ") && text.contains("2x3"),
+        "{text}"
+    );
+    assert!(!text.contains("Internal torch error"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        !text.contains("Exception raised from") && !text.contains("frame #"),
+        "{text}"
+    );
+    let two_lines = LpipsError::Torch(tch::TchError::Torch(
+        "shapes differ\nin dimension 1\nException raised from f at a.cpp:1\nframe #0: g".into(),
+    ));
+    assert_eq!(
+        two_lines.to_string(),
+        "libtorch: shapes differ in dimension 1"
+    );
+}
+
+/// Arguments the functions cannot honour are refused, not bent.
+#[test]
+fn invalid_arguments_are_refused() {
+    let m = random_model(Net::Squeeze);
+    let e = m.distance_matrix(images(3, 20, 20), 0).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LpipsError::InvalidArgument {
+                argument: "Lpips::distance_matrix(batch_size)",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "Lpips::distance_matrix(batch_size) = 0: expected at least 1 image per block"
+    );
+}
+
+/// Each error says who is at fault: the enum's groups.
+#[test]
+fn errors_name_who_is_at_fault() {
+    use lpips::Fault;
+    let m = random_model(Net::Squeeze);
+    let fault = |r: Result<f32, LpipsError>| r.unwrap_err().fault();
+    assert_eq!(
+        fault(m.distance(images(1, 20, 20), images(1, 24, 20))),
+        Fault::Input
+    );
+    assert_eq!(
+        fault(m.distance(images(1, 8, 8), images(1, 8, 8))),
+        Fault::Input
+    );
+    let weights = Lpips::builder()
+        .net(Net::Vgg)
+        .trunk(TrunkWeights::Tensors(alex_tensors()))
+        .build()
+        .unwrap_err();
+    assert_eq!(weights.fault(), Fault::Weights);
+    let torch = LpipsError::from(
+        Tensor::zeros([2, 3], (Kind::Float, Device::Cpu))
+            .f_matmul(&Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)))
+            .unwrap_err(),
+    );
+    assert_eq!(torch.fault(), Fault::Runtime);
+    let download = LpipsError::Download {
+        url: "http://127.0.0.1:9/x".into(),
+        reason: "refused".into(),
+    };
+    assert_eq!(download.fault(), Fault::Download);
+    let dataset = lpips::bapps::find_2afc_sets(std::path::Path::new("/no/such/bapps")).unwrap_err();
+    assert_eq!(dataset.fault(), Fault::Dataset, "{dataset}");
 }

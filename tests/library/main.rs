@@ -7,6 +7,7 @@
 
 mod common;
 
+mod api_gaps;
 mod bapps_metrics;
 mod bapps_sizes;
 mod bapps_train;

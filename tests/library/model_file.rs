@@ -74,20 +74,50 @@ fn whole_model_files_are_strict() {
         }
         other => panic!("{other}"),
     }
-    // Another trunk's model: every mismatch named.
+    // Another trunk's model: every mismatch in the fields, the first four in the message.
     let err = Lpips::builder()
         .net(Net::Vgg)
         .model_file(oracle_file("stlpips/model_alex.pth"))
         .build()
         .unwrap_err();
-    assert!(matches!(err, LpipsError::ModelKeys { .. }), "{err}");
-    // A trunk-only file is no whole model; and a trunk source beside a model file is refused.
+    match &err {
+        LpipsError::ModelKeys {
+            missing,
+            unexpected,
+            ..
+        } => {
+            assert!(missing.len() > 4 && unexpected.len() > 4, "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("{} and {} more", missing[3], missing.len() - 4)),
+                "{text}"
+            );
+            assert!(!text.contains(&missing[4]), "{text}");
+        }
+        other => panic!("{other}"),
+    }
+    // A trunk-only file is no whole model, and the message says where it goes; a trunk
+    // source beside a model file is refused.
     let err = Lpips::builder()
         .model_file(oracle_file("trunk_alex.safetensors"))
         .build()
         .unwrap_err();
     assert!(
-        err.to_string().contains("scaling_layer.shift [1, 3, 1, 1]"),
+        matches!(
+            err,
+            LpipsError::NotAWholeModel {
+                published: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().ends_with(
+            "holds a torchvision trunk only, but `LpipsBuilder::model_file` reads a whole \
+             `lpips.LPIPS` state dict (trunk, heads and scaling layer): give this file with \
+             `LpipsBuilder::trunk_file` instead"
+        ),
         "{err}"
     );
     let err = Lpips::builder()

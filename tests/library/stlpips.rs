@@ -295,7 +295,8 @@ fn published_weights_from_the_python_environment() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("PythonEnv"), "{err}");
-    // The plain trunk file is not a shift-tolerant model: refused, with what it lacks.
+    // The plain trunk file is not a shift-tolerant model: refused, naming the file it
+    // needs and how to point at it (not every tensor it lacks).
     let err = Lpips::builder()
         .net(Net::Alex)
         .variant(Variant::ShiftTolerant)
@@ -303,19 +304,21 @@ fn published_weights_from_the_python_environment() {
         .build()
         .unwrap_err();
     match &err {
-        LpipsError::ModelKeys {
-            missing,
-            unexpected,
-            ..
-        } => {
-            assert!(
-                missing.iter().any(|m| m.starts_with("net.slice1.1.filt")),
-                "{err}"
-            );
-            assert!(unexpected.iter().any(|u| u == "features.0.weight"), "{err}");
-        }
+        LpipsError::NotAWholeModel {
+            source_name,
+            published: Some("alex_shift_tolerant.pth"),
+        } => assert!(source_name.ends_with("trunk_alex.safetensors"), "{err}"),
         other => panic!("{other}"),
     }
+    let text = err.to_string();
+    assert!(
+        text.contains("holds a torchvision trunk only")
+            && text.contains("alex_shift_tolerant.pth")
+            && text.contains("`LpipsBuilder::trunk_file`")
+            && text.contains("`TrunkWeights::PythonEnv`"),
+        "{text}"
+    );
+    assert!(text.len() < 600, "{} characters: {text}", text.len());
 }
 
 fn o_weights(net: &str) -> String {

@@ -48,6 +48,22 @@ fn workers_keep_the_thread_count_and_report_failures() {
     )
     .unwrap();
     assert_eq!(doubled, Some(vec![2, 4]));
+    // More jobs than workers are queued, their results in the jobs' order.
+    let queued = lpips::workers::with_workers(
+        &model,
+        3,
+        |_, x: i32| {
+            // Later jobs finish first on some workers; the order stays the jobs'.
+            std::thread::sleep(std::time::Duration::from_millis(((10 - x) * 2) as u64));
+            x * x
+        },
+        |w| (w.run((0..10).collect()), w.run(vec![7])),
+    )
+    .unwrap();
+    assert_eq!(
+        queued,
+        (Some((0..10).map(|x| x * x).collect()), Some(vec![49]))
+    );
     assert_eq!(lpips::tch::get_num_threads(), before, "thread count kept");
 
     for threads in [lpips::workers::MAX_WORKERS + 1, usize::MAX] {

@@ -224,7 +224,10 @@ fn extreme_sizes_and_tiles_are_errors_or_clamped() {
         assert!(
             matches!(
                 m.tile_size(n, h, w, false),
-                Err(LpipsError::BadShape { .. })
+                Err(LpipsError::InvalidArgument {
+                    argument: "Lpips::tile_size(n, h, w)",
+                    ..
+                })
             ),
             "{n} x {h} x {w}"
         );

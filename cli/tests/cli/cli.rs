@@ -201,8 +201,9 @@ fn errors_are_one_line_and_non_zero() {
         "at least 31",
     );
     assert_one_line_error(
+        // An alex trunk given to vgg: named as such, with the flag that fits it.
         run(&img("alex", "0"), &img("alex", "1"), &["--net", "vgg"]),
-        "features.0.weight",
+        "holds the alex trunk, but the model is vgg: pass `--net alex`",
     );
     assert_one_line_error(
         run(

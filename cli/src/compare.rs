@@ -8,8 +8,8 @@ use lpips::ndarray::Array2;
 
 use crate::args::{Format, MeasureArgs, ModelArgs};
 use crate::error::{CliError, Context};
-use crate::outln;
 use crate::outputs;
+use crate::terminal::outln;
 
 #[derive(clap::Args)]
 pub struct CompareArgs {

@@ -187,7 +187,7 @@ fn score(
     sets: &Sets,
     args: &EvalArgs,
 ) -> Result<Scores, CliError> {
-    let bar = crate::progress_bar(
+    let bar = crate::terminal::progress_bar(
         sets.total() as u64,
         args.quiet,
         "{msg:>14} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",

@@ -16,8 +16,6 @@ mod terminal;
 mod train;
 mod weights;
 
-pub(crate) use terminal::{outln, progress_bar};
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -9,6 +9,7 @@ use lpips::weights::TrunkWeights;
 
 use crate::args::{MAX_BATCH, count_in, parse_net};
 use crate::error::{CliError, Context};
+use crate::terminal::outln;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -152,7 +153,7 @@ fn epoch(
     let epoch = trainer.epochs_done() + 1;
     let total = trainer.config().total_epochs();
     let n: usize = data.iter().map(|s| s.len()).sum();
-    let bar = crate::progress_bar(
+    let bar = crate::terminal::progress_bar(
         n as u64,
         args.quiet,
         "{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
@@ -182,7 +183,7 @@ fn epoch(
         line.push_str(&format!("  val 2AFC {:.2}%", 100.0 * mean));
     }
     line.push_str(&format!("  saved {}", latest.display()));
-    crate::outln!("{line}");
+    outln!("{line}");
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use lpips::weights::TorchvisionFile;
 
 use crate::args::{Format, parse_net};
 use crate::error::CliError;
+use crate::terminal::outln;
 
 #[derive(Subcommand)]
 pub enum WeightsCommand {
@@ -75,7 +76,7 @@ pub fn run(command: WeightsCommand) -> Result<(), CliError> {
                 crate::outputs::Stdout::NotAccepted,
             )?;
             let net = lpips::weights::convert_trunk(&input, &output, net)?;
-            crate::outln!("wrote {} ({net} trunk)", output.display());
+            outln!("wrote {} ({net} trunk)", output.display());
             Ok(())
         }
     }
@@ -93,9 +94,9 @@ fn fetch(nets: Vec<Net>) -> Result<(), CliError> {
         let cached = lpips::weights::find_cached(net).ok();
         match lpips::weights::fetch(net, &mut crate::terminal::download_bar()) {
             Ok(path) if cached.is_some() => {
-                crate::outln!("{net}: already in the cache: {}", path.display())
+                outln!("{net}: already in the cache: {}", path.display())
             }
-            Ok(path) => crate::outln!("{net}: downloaded and verified: {}", path.display()),
+            Ok(path) => outln!("{net}: downloaded and verified: {}", path.display()),
             Err(e) => failures.push(format!("{net}: {}", crate::error::worded(&e))),
         }
     }
@@ -111,10 +112,10 @@ fn verify(nets: Vec<Net>) -> Result<(), CliError> {
         let file = TorchvisionFile::of(net);
         match lpips::weights::find_cached(net) {
             Err(_) if named => failures.push(format!("{net}: not in the torch hub cache")),
-            Err(_) => crate::outln!("{net}: not in the cache"),
+            Err(_) => outln!("{net}: not in the cache"),
             Ok(path) => match check(&file, &path)? {
-                Check::Verified => crate::outln!("{net}: ok {}", path.display()),
-                Check::NoDigest => crate::outln!(
+                Check::Verified => outln!("{net}: ok {}", path.display()),
+                Check::NoDigest => outln!(
                     "{net}: {} is a conversion: no published digest",
                     path.display()
                 ),
@@ -153,15 +154,15 @@ fn list(format: Format) -> Result<(), CliError> {
         rows.push(row);
     }
     match format {
-        Format::Json => crate::outln!("{}", serde_json::Value::Array(rows)),
+        Format::Json => outln!("{}", serde_json::Value::Array(rows)),
         Format::Text => {
             if let Some(dir) = lpips::weights::hub_checkpoint_dir() {
-                crate::outln!("torch hub cache: {}", dir.display());
+                outln!("torch hub cache: {}", dir.display());
             }
             for r in rows {
                 let path = r["path"].as_str().map(str::to_string).unwrap_or_default();
                 let size = r["bytes"].as_u64().map(mib).unwrap_or_default();
-                crate::outln!(
+                outln!(
                     "{:<8} {:<10} {} {}",
                     r["net"].as_str().unwrap_or(""),
                     size,

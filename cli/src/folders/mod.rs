@@ -18,33 +18,12 @@ use std::path::{Path, PathBuf};
 pub(crate) use args::FolderArgs;
 use output::Row;
 use resume::Partial;
+use scan::Job;
+pub use scan::Mode;
 
 use crate::args::MaskNames;
 use crate::error::CliError;
 use crate::outputs;
-
-/// One pair to measure; `index` is its place in the whole (unsharded) list.
-pub(super) struct Job {
-    pub(super) index: usize,
-    pub(super) a: usize,
-    pub(super) b: usize,
-}
-
-pub enum Mode {
-    Dirs(PathBuf, PathBuf),
-    AllPairs(PathBuf),
-    Ref(PathBuf, Vec<PathBuf>),
-}
-
-impl Mode {
-    fn command(&self) -> &'static str {
-        match self {
-            Mode::Dirs(..) => "dirs",
-            Mode::AllPairs(_) => "all-pairs",
-            Mode::Ref(..) => "ref",
-        }
-    }
-}
 
 /// Finished rows by pair index.
 type Rows = BTreeMap<usize, Row>;

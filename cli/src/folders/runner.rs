@@ -19,9 +19,9 @@ use lpips::engine::{self, PairResult};
 use lpips::ndarray::Array2;
 use lpips::{Lpips, LpipsError};
 
-use super::Job;
 use super::args::{FolderArgs, SpatialFormat};
 use super::output::Row;
+use super::scan::Job;
 use crate::error::{CliError, Context};
 
 /// Installs a panic hook that stays quiet for panics the engine turns into error rows.
@@ -58,7 +58,7 @@ pub(super) fn measure(
     for j in jobs {
         job.push_pair(j.a, j.b, None)?;
     }
-    let bar = crate::progress_bar(
+    let bar = crate::terminal::progress_bar(
         jobs.len() as u64,
         args.quiet,
         "{bar:40} {pos}/{len} pairs {per_sec} eta {eta}",

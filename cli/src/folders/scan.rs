@@ -5,8 +5,30 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use super::{Job, Mode};
 use crate::error::{CliError, Context};
+
+/// One pair to measure; `index` is its place in the whole (unsharded) list.
+pub(super) struct Job {
+    pub(super) index: usize,
+    pub(super) a: usize,
+    pub(super) b: usize,
+}
+
+pub enum Mode {
+    Dirs(PathBuf, PathBuf),
+    AllPairs(PathBuf),
+    Ref(PathBuf, Vec<PathBuf>),
+}
+
+impl Mode {
+    pub(super) fn command(&self) -> &'static str {
+        match self {
+            Mode::Dirs(..) => "dirs",
+            Mode::AllPairs(_) => "all-pairs",
+            Mode::Ref(..) => "ref",
+        }
+    }
+}
 
 /// The images of a run and the pairs to measure.
 pub(super) struct Plan {

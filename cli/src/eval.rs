@@ -5,8 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use lpips::Lpips;
-use lpips::bapps::{self, Colorspace, Metric};
+use lpips::bapps::{self, Colorspace, JndSet, Metric, TwoAfcSet};
 use serde::Serialize;
+
+use crate::args::{Format, LinArg, MAX_BATCH, ModelArgs, count_in};
+use crate::error::{CliError, Context};
+use crate::outputs;
 
 #[derive(Subcommand)]
 pub enum EvalCommand {
@@ -36,16 +40,16 @@ pub struct EvalArgs {
     colorspace: ColorspaceArg,
     /// The LPIPS model (with `--metric lpips`).
     #[command(flatten)]
-    model: crate::ModelArgs,
+    model: ModelArgs,
     /// Items per model batch, 1 to 4096 (lpips; the reference's test script uses 50).
-    #[arg(long, default_value_t = 50, value_parser = crate::folders::count_in(crate::folders::MAX_BATCH))]
+    #[arg(long, default_value_t = 50, value_parser = count_in(MAX_BATCH))]
     batch_size: usize,
     /// Only the first N (at least 1) items of each subset, for a quick look.
-    #[arg(long, value_parser = crate::folders::count_in(u64::MAX))]
+    #[arg(long, value_parser = count_in(u64::MAX))]
     limit: Option<usize>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = crate::Format::Text)]
-    format: crate::Format,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     /// Also list every item's distances and judgement (json only).
     #[arg(long)]
     distances: bool,
@@ -81,50 +85,24 @@ struct SubsetRow {
     items: Option<serde_json::Value>,
 }
 
-pub fn run(command: EvalCommand) -> Result<(), String> {
-    let (task, args) = match command {
+pub fn run(command: EvalCommand) -> Result<(), CliError> {
+    let (task, mut args) = match command {
         EvalCommand::TwoAfc(args) => (Task::TwoAfc, args),
         EvalCommand::Jnd(args) => (Task::Jnd, args),
     };
-    let colorspace = match args.colorspace {
-        ColorspaceArg::Lab => Colorspace::Lab,
-        ColorspaceArg::Rgb => Colorspace::Rgb,
-    };
     // The output path and every folder are checked before any model is built or any
     // score computed.
-    let mut args = args;
-    if args.out.as_deref().is_some_and(crate::outputs::is_stdout) {
+    if args.out.as_deref().is_some_and(outputs::is_stdout) {
         args.out = None;
     }
     if let Some(out) = &args.out {
-        crate::outputs::check_file("--out", out, crate::outputs::Stdout::Accepted)?;
+        outputs::check_file("--out", out, outputs::Stdout::Accepted)?;
     }
-    let mut two_afc = Vec::new();
-    let mut jnd = Vec::new();
-    for dir in &args.dirs {
-        match task {
-            Task::TwoAfc => two_afc.extend(bapps::find_2afc_sets(dir).map_err(crate::cli_error)?),
-            Task::Jnd => jnd.extend(bapps::find_jnd_sets(dir).map_err(crate::cli_error)?),
-        }
-    }
-    if let Some(limit) = args.limit {
-        two_afc.iter_mut().for_each(|s| s.truncate(limit));
-        jnd.iter_mut().for_each(|s| s.truncate(limit));
-    }
-    if let Some(out) = &args.out {
-        let files = two_afc
-            .iter()
-            .flat_map(|s| [&s.refs, &s.p0, &s.p1, &s.judges])
-            .chain(jnd.iter().flat_map(|s| [&s.p0, &s.p1, &s.sames]))
-            .flatten();
-        crate::outputs::Inputs::new(files.map(PathBuf::as_path))
-            .with_model(&args.model)
-            .refuse("--out", out)?;
-    }
-    let total: usize =
-        two_afc.iter().map(|s| s.len()).sum::<usize>() + jnd.iter().map(|s| s.len()).sum::<usize>();
-    if total == 0 {
-        return Err("no items selected: nothing to evaluate".to_string());
+    let sets = find_sets(task, &args)?;
+    if sets.total() == 0 {
+        return Err(CliError::Usage(
+            "no items selected: nothing to evaluate".to_string(),
+        ));
     }
     let model: Option<Lpips> = match args.metric {
         MetricArg::Lpips => Some(args.model.build()?),
@@ -132,23 +110,96 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
     };
     let metric = match (&model, args.metric) {
         (Some(m), _) => Metric::Lpips(m),
-        (None, MetricArg::L2) => Metric::L2(colorspace),
-        (None, _) => Metric::Ssim(colorspace),
+        (None, MetricArg::L2) => Metric::L2(colorspace(&args)),
+        (None, _) => Metric::Ssim(colorspace(&args)),
     };
-    let bar = crate::progress_bar(
-        total as u64,
+    let scores = score(task, &metric, &sets, &args)?;
+    let out = match args.format {
+        Format::Text => text(task, &args, model.is_some(), &scores),
+        Format::Json => json(task, &args, model.is_some(), &scores)?,
+    };
+    outputs::emit(args.out.as_deref(), &out)
+}
+
+fn colorspace(args: &EvalArgs) -> Colorspace {
+    match args.colorspace {
+        ColorspaceArg::Lab => Colorspace::Lab,
+        ColorspaceArg::Rgb => Colorspace::Rgb,
+    }
+}
+
+/// The subsets to score (each cut to `--limit`), one task's kind.
+struct Sets {
+    two_afc: Vec<TwoAfcSet>,
+    jnd: Vec<JndSet>,
+}
+
+impl Sets {
+    /// The items in all subsets.
+    fn total(&self) -> usize {
+        self.two_afc.iter().map(|s| s.len()).sum::<usize>()
+            + self.jnd.iter().map(|s| s.len()).sum::<usize>()
+    }
+}
+
+/// The subsets under the folders, after checking that `--out` replaces none of their
+/// files (nor the model's).
+fn find_sets(task: Task, args: &EvalArgs) -> Result<Sets, CliError> {
+    let mut sets = Sets {
+        two_afc: Vec::new(),
+        jnd: Vec::new(),
+    };
+    for dir in &args.dirs {
+        match task {
+            Task::TwoAfc => sets.two_afc.extend(bapps::find_2afc_sets(dir)?),
+            Task::Jnd => sets.jnd.extend(bapps::find_jnd_sets(dir)?),
+        }
+    }
+    if let Some(limit) = args.limit {
+        sets.two_afc.iter_mut().for_each(|s| s.truncate(limit));
+        sets.jnd.iter_mut().for_each(|s| s.truncate(limit));
+    }
+    if let Some(out) = &args.out {
+        let files = sets
+            .two_afc
+            .iter()
+            .flat_map(|s| [&s.refs, &s.p0, &s.p1, &s.judges])
+            .chain(sets.jnd.iter().flat_map(|s| [&s.p0, &s.p1, &s.sames]))
+            .flatten();
+        outputs::Inputs::new(files.map(PathBuf::as_path))
+            .with_model(&args.model)
+            .refuse("--out", out)?;
+    }
+    Ok(sets)
+}
+
+/// Each subset's score, and the pooled score over all items.
+struct Scores {
+    rows: Vec<SubsetRow>,
+    mean: f64,
+    pooled: f64,
+}
+
+/// Scores every subset with `metric`, drawing one progress bar over them all.
+fn score(
+    task: Task,
+    metric: &Metric<'_>,
+    sets: &Sets,
+    args: &EvalArgs,
+) -> Result<Scores, CliError> {
+    let bar = crate::terminal::progress_bar(
+        sets.total() as u64,
         args.quiet,
         "{msg:>14} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
     );
     let mut rows = Vec::new();
     let (mut pooled_a, mut pooled_b, mut pooled_j) = (Vec::new(), Vec::new(), Vec::new());
     let mut done_before = 0u64;
-    for set in &two_afc {
+    for set in &sets.two_afc {
         bar.set_message(set.name.clone());
-        let r = bapps::score_2afc(&metric, set, args.batch_size, &mut |done| {
+        let r = bapps::score_2afc(metric, set, args.batch_size, &mut |done| {
             bar.set_position(done_before + done as u64)
-        })
-        .map_err(crate::cli_error)?;
+        })?;
         done_before += set.len() as u64;
         rows.push(SubsetRow {
             name: r.name.clone(),
@@ -163,12 +214,11 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
         pooled_b.extend(r.d1);
         pooled_j.extend(r.judge);
     }
-    for set in &jnd {
+    for set in &sets.jnd {
         bar.set_message(set.name.clone());
-        let r = bapps::score_jnd(&metric, set, args.batch_size, &mut |done| {
+        let r = bapps::score_jnd(metric, set, args.batch_size, &mut |done| {
             bar.set_position(done_before + done as u64)
-        })
-        .map_err(crate::cli_error)?;
+        })?;
         done_before += set.len() as u64;
         rows.push(SubsetRow {
             name: r.name.clone(),
@@ -188,48 +238,57 @@ pub fn run(command: EvalCommand) -> Result<(), String> {
         Task::TwoAfc => bapps::two_afc_score(&pooled_a, &pooled_b, &pooled_j),
         Task::Jnd => bapps::jnd_map(&pooled_a, &pooled_j),
     };
-    let describe = describe(&args, model.is_some());
+    Ok(Scores { rows, mean, pooled })
+}
+
+/// The text output: a table of the subsets, with the mean and pooled scores.
+fn text(task: Task, args: &EvalArgs, lpips: bool, scores: &Scores) -> Vec<u8> {
+    let rows = &scores.rows;
+    let (title, unit) = match task {
+        Task::TwoAfc => ("2AFC", "score %"),
+        Task::Jnd => ("JND", "mAP %"),
+    };
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(28);
     let mut out = Vec::new();
-    match args.format {
-        crate::Format::Text => {
-            let (title, unit) = match task {
-                Task::TwoAfc => ("2AFC", "score %"),
-                Task::Jnd => ("JND", "mAP %"),
-            };
-            let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(28);
-            let w = &mut out;
-            let _ = writeln!(w, "{title}, {describe}");
-            let _ = writeln!(w, "{:<width$} {:>7} {:>8}", "subset", "n", unit);
-            for r in &rows {
-                let _ = writeln!(w, "{:<width$} {:>7} {:>8.2}", r.name, r.n, 100.0 * r.score);
-            }
-            let n: usize = rows.iter().map(|r| r.n).sum();
-            if rows.len() > 1 {
-                let label = "mean of subsets (paper's All)";
-                let _ = writeln!(w, "{label:<width$} {n:>7} {:>8.2}", 100.0 * mean);
-                let _ = writeln!(w, "{:<width$} {n:>7} {:>8.2}", "pooled", 100.0 * pooled);
-            }
-        }
-        crate::Format::Json => {
-            let json = serde_json::json!({
-                "task": match task { Task::TwoAfc => "2afc", Task::Jnd => "jnd" },
-                "metric": args.metric,
-                "colorspace": (model.is_none()).then_some(match args.colorspace {
-                    ColorspaceArg::Lab => "lab",
-                    ColorspaceArg::Rgb => "rgb",
-                }),
-                "net": model.is_some().then_some(args.model.net),
-                "variant": model.is_some().then_some(args.model.variant),
-                "lin": model.is_some().then_some(&args.model.lin),
-                "subsets": rows,
-                "mean": mean,
-                "pooled": pooled,
-            });
-            serde_json::to_writer_pretty(&mut out, &json).map_err(|e| e.to_string())?;
-            out.push(b'\n');
-        }
+    let w = &mut out;
+    let _ = writeln!(w, "{title}, {}", describe(args, lpips));
+    let _ = writeln!(w, "{:<width$} {:>7} {:>8}", "subset", "n", unit);
+    for r in rows {
+        let _ = writeln!(w, "{:<width$} {:>7} {:>8.2}", r.name, r.n, 100.0 * r.score);
     }
-    crate::folders::emit(args.out.as_deref(), &out)
+    let n: usize = rows.iter().map(|r| r.n).sum();
+    if rows.len() > 1 {
+        let label = "mean of subsets (paper's All)";
+        let _ = writeln!(w, "{label:<width$} {n:>7} {:>8.2}", 100.0 * scores.mean);
+        let _ = writeln!(
+            w,
+            "{:<width$} {n:>7} {:>8.2}",
+            "pooled",
+            100.0 * scores.pooled
+        );
+    }
+    out
+}
+
+/// The JSON output.
+fn json(task: Task, args: &EvalArgs, lpips: bool, scores: &Scores) -> Result<Vec<u8>, CliError> {
+    let json = serde_json::json!({
+        "task": match task { Task::TwoAfc => "2afc", Task::Jnd => "jnd" },
+        "metric": args.metric,
+        "colorspace": (!lpips).then_some(match args.colorspace {
+            ColorspaceArg::Lab => "lab",
+            ColorspaceArg::Rgb => "rgb",
+        }),
+        "net": lpips.then_some(args.model.net),
+        "variant": lpips.then_some(args.model.variant),
+        "lin": lpips.then_some(&args.model.lin),
+        "subsets": scores.rows,
+        "mean": scores.mean,
+        "pooled": scores.pooled,
+    });
+    let mut out = serde_json::to_vec_pretty(&json).context("cannot write the output")?;
+    out.push(b'\n');
+    Ok(out)
 }
 
 #[derive(Clone, Copy)]
@@ -246,11 +305,11 @@ fn describe(args: &EvalArgs, lpips: bool) -> String {
     match (args.metric, lpips) {
         (_, true) => {
             let lin = match &args.model.lin {
-                crate::LinArg::Builtin(l) => serde_json::to_value(l)
+                LinArg::Builtin(l) => serde_json::to_value(l)
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_default(),
-                crate::LinArg::File(p) => p.display().to_string(),
+                LinArg::File(p) => p.display().to_string(),
             };
             let metric = match args.model.variant {
                 lpips::Variant::Lpips => "LPIPS",

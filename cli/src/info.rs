@@ -1,18 +1,19 @@
 //! `lpips info`: the library's [`lpips::runtime::info`] facts, as text or JSON.
 
-use crate::Format;
+use crate::args::Format;
+use crate::error::{CliError, Context};
 
-pub fn run(format: Format, verify: bool) -> Result<(), String> {
+pub fn run(format: Format, verify: bool) -> Result<(), CliError> {
     let info = lpips::runtime::info(verify);
     if let Format::Json = format {
-        let mut value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
+        let mut value = serde_json::to_value(&info).context("cannot write the output")?;
         if let Some(fields) = value.as_object_mut() {
             fields.insert(
                 "openmp_wait_policy".into(),
                 crate::openmp::describe().into(),
             );
         }
-        let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&value).context("cannot write the output")?;
         return crate::terminal::print_line(&text);
     }
     let yes_no = |b: bool| if b { "yes" } else { "no" };

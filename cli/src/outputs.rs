@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::{CliError, Context};
+
 /// The file that writing to `path` replaces: the target of a symlink, else `path`.
 fn resolved(path: &Path) -> PathBuf {
     match std::fs::symlink_metadata(path) {
@@ -23,17 +25,17 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 /// Creates (and removes) a file in `dir`: the only sure test that files can be made there.
-fn probe(flag: &str, shown: &Path, dir: &Path) -> Result<(), String> {
+fn probe(flag: &str, shown: &Path, dir: &Path) -> Result<(), CliError> {
     tempfile::Builder::new()
         .prefix(".lpips-check-")
         .tempfile_in(dir)
         .map(drop)
         .map_err(|e| {
-            format!(
+            CliError::Usage(format!(
                 "{flag} {}: cannot create files in {}: {e}",
                 shown.display(),
                 dir.display()
-            )
+            ))
         })
 }
 
@@ -53,12 +55,15 @@ pub(crate) enum Stdout {
 
 /// An error when an existing `path` (the value of `flag`) is not a regular file: a
 /// device (e.g. `/dev/null`), FIFO or socket there would be replaced by a regular file.
-pub(crate) fn check_regular(flag: &str, path: &Path, stdout: Stdout) -> Result<(), String> {
+pub(crate) fn check_regular(flag: &str, path: &Path, stdout: Stdout) -> Result<(), CliError> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
     };
     if meta.is_dir() {
-        return Err(format!("{flag} {}: is a folder", path.display()));
+        return Err(CliError::Usage(format!(
+            "{flag} {}: is a folder",
+            path.display()
+        )));
     }
     if meta.is_file() {
         return Ok(());
@@ -67,38 +72,43 @@ pub(crate) fn check_regular(flag: &str, path: &Path, stdout: Stdout) -> Result<(
         Stdout::Accepted => format!(" (`{flag} -` writes to standard output)"),
         Stdout::NotAccepted => String::new(),
     };
-    Err(format!(
+    Err(CliError::Usage(format!(
         "{flag} {}: is {}, not a regular file; outputs only replace regular files{hint}",
         path.display(),
         lpips::files::kind_of(&meta)
-    ))
+    )))
 }
 
 /// Checks that a file can be written (atomically: a new file beside it, renamed over it)
 /// at `path`, the value of `flag`: only a regular file is ever replaced
 /// ([`check_regular`]), and its folder must take new files.
-pub(crate) fn check_file(flag: &str, path: &Path, stdout: Stdout) -> Result<(), String> {
+pub(crate) fn check_file(flag: &str, path: &Path, stdout: Stdout) -> Result<(), CliError> {
     check_regular(flag, path, stdout)?;
     let target = resolved(path);
     let dir = parent_dir(&target);
     if !dir.is_dir() {
-        return Err(format!(
+        return Err(CliError::Usage(format!(
             "{flag} {}: the folder {} does not exist",
             path.display(),
             dir.display()
-        ));
+        )));
     }
     probe(flag, path, dir)
 }
 
 /// Creates the folder `path` (the value of `flag`) if needed and checks that files can
 /// be written into it.
-pub(crate) fn check_dir(flag: &str, path: &Path) -> Result<(), String> {
+pub(crate) fn check_dir(flag: &str, path: &Path) -> Result<(), CliError> {
     if path.exists() && !path.is_dir() {
-        return Err(format!("{flag} {}: is not a folder", path.display()));
+        return Err(CliError::Usage(format!(
+            "{flag} {}: is not a folder",
+            path.display()
+        )));
     }
-    std::fs::create_dir_all(path)
-        .map_err(|e| format!("{flag} {}: cannot create the folder: {e}", path.display()))?;
+    std::fs::create_dir_all(path).context(format!(
+        "{flag} {}: cannot create the folder",
+        path.display()
+    ))?;
     probe(flag, path, path)
 }
 
@@ -123,7 +133,7 @@ impl Inputs {
     }
 
     /// These inputs and the files the model reads (trunk, heads, whole model).
-    pub(crate) fn with_model(mut self, model: &crate::ModelArgs) -> Inputs {
+    pub(crate) fn with_model(mut self, model: &crate::args::ModelArgs) -> Inputs {
         for p in model.input_files() {
             if let Some(id) = file_id(&p) {
                 self.0.entry(id).or_insert(p);
@@ -134,7 +144,12 @@ impl Inputs {
 
     /// [`check_file`], then [`Inputs::refuse`]: everything an output file must pass
     /// before any work.
-    pub(crate) fn check_file(&self, flag: &str, out: &Path, stdout: Stdout) -> Result<(), String> {
+    pub(crate) fn check_file(
+        &self,
+        flag: &str,
+        out: &Path,
+        stdout: Stdout,
+    ) -> Result<(), CliError> {
         check_file(flag, out, stdout)?;
         self.refuse(flag, out)
     }
@@ -147,14 +162,28 @@ impl Inputs {
     }
 
     /// An error when writing `out` (the value of `flag`) would replace one of the inputs.
-    pub(crate) fn refuse(&self, flag: &str, out: &Path) -> Result<(), String> {
+    pub(crate) fn refuse(&self, flag: &str, out: &Path) -> Result<(), CliError> {
         match self.replaced_by(out) {
-            Some(input) => Err(format!(
+            Some(input) => Err(CliError::Usage(format!(
                 "{flag} {}: is the input {}; writing there would replace it",
                 out.display(),
                 input.display()
-            )),
+            ))),
             None => Ok(()),
+        }
+    }
+}
+
+/// Writes a command's output to stdout (a closed pipe ends the command quietly), or
+/// whole to a file (a temporary file renamed into place, so a reader never sees half of
+/// it; through a symlink, its target is replaced).
+pub(crate) fn emit(out: Option<&Path>, buf: &[u8]) -> Result<(), CliError> {
+    match out {
+        None => crate::terminal::print_bytes(buf),
+        Some(path) => {
+            use std::io::Write;
+            lpips::files::write_atomic(path, |f| f.write_all(buf))
+                .context("cannot write the output")
         }
     }
 }

@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 
 use lpips::weights::Progress;
 
+use crate::error::CliError;
+
 /// A progress bar on stderr when it is a terminal (hidden when piped or `--quiet`).
 pub(crate) fn progress_bar(len: u64, quiet: bool, template: &str) -> indicatif::ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
@@ -72,9 +74,10 @@ pub(crate) fn init_logger() {
     }
 }
 
-/// Writes a line to stdout; a closed pipe (`lpips ... | head -1`) ends the process
-/// quietly, like any Unix tool, and any other write error is reported.
-pub(crate) fn print_line(text: &str) -> Result<(), String> {
+/// Writes a line to stdout; a closed pipe (`lpips ... | head -1`) ends the command
+/// quietly ([`CliError::StdoutClosed`]), like any Unix tool, and any other write error is
+/// reported.
+pub(crate) fn print_line(text: &str) -> Result<(), CliError> {
     let mut line = Vec::with_capacity(text.len() + 1);
     line.extend_from_slice(text.as_bytes());
     line.push(b'\n');
@@ -82,14 +85,14 @@ pub(crate) fn print_line(text: &str) -> Result<(), String> {
 }
 
 /// Writes bytes to stdout and flushes them, as [`print_line`] does.
-pub(crate) fn print_bytes(bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn print_bytes(bytes: &[u8]) -> Result<(), CliError> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let result = out.write_all(bytes).and_then(|()| out.flush());
     match result {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(e) => Err(format!("cannot write to standard output: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::StdoutClosed),
+        Err(e) => Err(CliError::Stdout(e)),
     }
 }
 

@@ -4,8 +4,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use lpips::Net;
-use lpips::bapps::{self, Metric, TrainConfig, TrainMode, Trainer};
+use lpips::bapps::{self, Metric, TrainConfig, TrainMode, Trainer, TwoAfcSet};
 use lpips::weights::TrunkWeights;
+
+use crate::args::{MAX_BATCH, count_in, parse_net};
+use crate::error::{CliError, Context};
+use crate::terminal::outln;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -16,7 +20,7 @@ pub struct TrainArgs {
     #[arg(long)]
     out: PathBuf,
     /// Trunk network [default: alex].
-    #[arg(long, value_parser = crate::parse_net)]
+    #[arg(long, value_parser = parse_net)]
     net: Option<Net>,
     /// Train the trunk too, starting from its ImageNet weights (the paper's "tune").
     #[arg(long, conflicts_with = "scratch")]
@@ -35,7 +39,7 @@ pub struct TrainArgs {
     #[arg(long)]
     decay_epochs: Option<usize>,
     /// Triplets per step, 1 to 4096 [default: 50].
-    #[arg(long, value_parser = crate::folders::count_in(crate::folders::MAX_BATCH))]
+    #[arg(long, value_parser = count_in(MAX_BATCH))]
     batch_size: Option<usize>,
     /// Adam's learning rate [default: 0.0001].
     #[arg(long)]
@@ -54,7 +58,7 @@ pub struct TrainArgs {
     val: Vec<PathBuf>,
     /// Only the first N (at least 1) triplets of each subset (training and validation),
     /// for a quick try.
-    #[arg(long, value_parser = crate::folders::count_in(u64::MAX))]
+    #[arg(long, value_parser = count_in(u64::MAX))]
     limit: Option<usize>,
     /// cpu, cuda, cuda:N, mps or auto.
     #[arg(long, default_value = "cpu")]
@@ -64,36 +68,62 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
-pub fn run(args: TrainArgs) -> Result<(), String> {
-    let err = crate::cli_error;
+pub fn run(args: TrainArgs) -> Result<(), CliError> {
     // The checkpoint folder is checked first: a bad path fails now, not after an epoch.
     crate::outputs::check_dir("--out", &args.out)?;
     if let Some(resume) = &args.resume {
-        lpips::files::open_regular(resume).map_err(err)?;
+        lpips::files::open_regular(resume)?;
     }
-    let mut data = Vec::new();
-    for dir in &args.data {
-        data.extend(bapps::find_2afc_sets(dir).map_err(err)?);
-    }
-    let mut val = Vec::new();
-    for dir in &args.val {
-        val.extend(bapps::find_2afc_sets(dir).map_err(err)?);
-    }
-    if let Some(limit) = args.limit {
-        data.iter_mut().for_each(|s| s.truncate(limit));
-        val.iter_mut().for_each(|s| s.truncate(limit));
-    }
+    let data = find_sets(&args.data, args.limit)?;
+    let val = find_sets(&args.val, args.limit)?;
     refuse_overwriting_inputs(&args, &data, &val)?;
     let triplets: usize = data.iter().map(|s| s.len()).sum();
     if triplets == 0 {
-        return Err("no training triplets selected: nothing to train".to_string());
+        return Err(CliError::Usage(
+            "no training triplets selected: nothing to train".to_string(),
+        ));
     }
-    let device = lpips::runtime::parse_device(&args.device).map_err(err)?;
-    if args.trunk.is_none() && args.resume.is_none() && recipe(&args).mode != TrainMode::Scratch {
+    let mut trainer = trainer(&args)?;
+    let total = trainer.config().total_epochs();
+    if trainer.finished() {
+        eprintln!("all {total} epochs are already done; nothing to train");
+    }
+    while !trainer.finished() {
+        epoch(&mut trainer, &args, &data, &val)?;
+    }
+    eprintln!(
+        "heads: {} (use with --lin {0}{})",
+        args.out.join("latest.safetensors").display(),
+        if trainer.config().mode == TrainMode::Lin {
+            ""
+        } else {
+            "; the file holds the trained trunk too"
+        }
+    );
+    Ok(())
+}
+
+/// The 2AFC subsets under `dirs`, each cut to `limit` triplets.
+fn find_sets(dirs: &[PathBuf], limit: Option<usize>) -> Result<Vec<TwoAfcSet>, CliError> {
+    let mut sets = Vec::new();
+    for dir in dirs {
+        sets.extend(bapps::find_2afc_sets(dir)?);
+    }
+    if let Some(limit) = limit {
+        sets.iter_mut().for_each(|s| s.truncate(limit));
+    }
+    Ok(sets)
+}
+
+/// The trainer: a new run with the recipe of the command line, or the `--resume`d one
+/// (whose recipe the command line must agree with).
+fn trainer(args: &TrainArgs) -> Result<Trainer, CliError> {
+    let device = lpips::runtime::parse_device(&args.device)?;
+    if args.trunk.is_none() && args.resume.is_none() && recipe(args).mode != TrainMode::Scratch {
         // The ImageNet trunk, fetched here (when not cached) with the download bar and its
         // Ctrl-C guard; the trainer then finds it in the cache. A failure is left for the
         // trainer to report with its full advice.
-        let net = recipe(&args).net;
+        let net = recipe(args).net;
         if lpips::weights::find_cached(net).is_err() && !lpips::weights::offline() {
             let _ = lpips::weights::fetch(net, &mut crate::terminal::download_bar());
         }
@@ -102,68 +132,58 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         .trunk
         .clone()
         .map_or(TrunkWeights::Auto, TrunkWeights::File);
-    let mut trainer = match &args.resume {
+    Ok(match &args.resume {
         Some(path) => {
-            let trainer = Trainer::resume(path, trunk, device).map_err(err)?;
-            check_same_recipe(&args, trainer.config())?;
+            let trainer = Trainer::resume(path, trunk, device)?;
+            check_same_recipe(args, trainer.config())?;
             trainer
         }
-        None => Trainer::new(recipe(&args), trunk, device).map_err(err)?,
-    };
-    let config = trainer.config().clone();
-    let total = config.total_epochs();
+        None => Trainer::new(recipe(args), trunk, device)?,
+    })
+}
+
+/// Trains one epoch, saves its checkpoints, scores the validation subsets, and prints
+/// the epoch's line.
+fn epoch(
+    trainer: &mut Trainer,
+    args: &TrainArgs,
+    data: &[TwoAfcSet],
+    val: &[TwoAfcSet],
+) -> Result<(), CliError> {
+    let epoch = trainer.epochs_done() + 1;
+    let total = trainer.config().total_epochs();
     let n: usize = data.iter().map(|s| s.len()).sum();
-    if trainer.finished() {
-        eprintln!("all {total} epochs are already done; nothing to train");
-    }
-    while !trainer.finished() {
-        let epoch = trainer.epochs_done() + 1;
-        let bar = crate::progress_bar(
-            n as u64,
-            args.quiet,
-            "{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
-        );
-        bar.set_prefix(format!("epoch {epoch}/{total}"));
-        let stats = trainer
-            .train_epoch(&data, &mut |p| {
-                bar.set_position(p.done as u64);
-                bar.set_message(format!("loss {:.4}", p.loss));
-            })
-            .map_err(err)?;
-        bar.finish_and_clear();
-        let latest = args.out.join("latest.safetensors");
-        trainer.save(&latest).map_err(err)?;
-        trainer
-            .save(&args.out.join(format!("epoch_{epoch}.safetensors")))
-            .map_err(err)?;
-        let mut line = format!(
-            "epoch {epoch}/{total}  lr {:.3e}  loss {:.4}  agreement {:.2}%",
-            stats.lr,
-            stats.loss,
-            100.0 * stats.accuracy
-        );
-        if !val.is_empty() {
-            let mut scores = Vec::new();
-            for set in &val {
-                let r = bapps::score_2afc(&Metric::Lpips(trainer.model()), set, 50, &mut |_| {})
-                    .map_err(err)?;
-                scores.push(r.score);
-            }
-            let mean = scores.iter().sum::<f64>() / scores.len() as f64;
-            line.push_str(&format!("  val 2AFC {:.2}%", 100.0 * mean));
-        }
-        line.push_str(&format!("  saved {}", latest.display()));
-        crate::outln!("{line}");
-    }
-    eprintln!(
-        "heads: {} (use with --lin {0}{})",
-        args.out.join("latest.safetensors").display(),
-        if config.mode == TrainMode::Lin {
-            ""
-        } else {
-            "; the file holds the trained trunk too"
-        }
+    let bar = crate::terminal::progress_bar(
+        n as u64,
+        args.quiet,
+        "{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
     );
+    bar.set_prefix(format!("epoch {epoch}/{total}"));
+    let stats = trainer.train_epoch(data, &mut |p| {
+        bar.set_position(p.done as u64);
+        bar.set_message(format!("loss {:.4}", p.loss));
+    })?;
+    bar.finish_and_clear();
+    let latest = args.out.join("latest.safetensors");
+    trainer.save(&latest)?;
+    trainer.save(&args.out.join(format!("epoch_{epoch}.safetensors")))?;
+    let mut line = format!(
+        "epoch {epoch}/{total}  lr {:.3e}  loss {:.4}  agreement {:.2}%",
+        stats.lr,
+        stats.loss,
+        100.0 * stats.accuracy
+    );
+    if !val.is_empty() {
+        let mut scores = Vec::new();
+        for set in val {
+            let r = bapps::score_2afc(&Metric::Lpips(trainer.model()), set, 50, &mut |_| {})?;
+            scores.push(r.score);
+        }
+        let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+        line.push_str(&format!("  val 2AFC {:.2}%", 100.0 * mean));
+    }
+    line.push_str(&format!("  saved {}", latest.display()));
+    outln!("{line}");
     Ok(())
 }
 
@@ -189,7 +209,7 @@ fn recipe(args: &TrainArgs) -> TrainConfig {
 }
 
 /// A resumed run keeps its recipe; a setting given on the command line must agree.
-fn check_same_recipe(args: &TrainArgs, c: &TrainConfig) -> Result<(), String> {
+fn check_same_recipe(args: &TrainArgs, c: &TrainConfig) -> Result<(), CliError> {
     let mut conflicts = Vec::new();
     let mut check = |name: &str, given: Option<String>, kept: String| {
         if let Some(given) = given
@@ -228,10 +248,10 @@ fn check_same_recipe(args: &TrainArgs, c: &TrainConfig) -> Result<(), String> {
     if conflicts.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        Err(CliError::Usage(format!(
             "--resume keeps the run's recipe; these settings differ: {}",
             conflicts.join(", ")
-        ))
+        )))
     }
 }
 
@@ -240,9 +260,9 @@ fn check_same_recipe(args: &TrainArgs, c: &TrainConfig) -> Result<(), String> {
 /// checkpoint is the run being continued: `latest.safetensors` advances it on purpose.
 fn refuse_overwriting_inputs(
     args: &TrainArgs,
-    data: &[bapps::TwoAfcSet],
-    val: &[bapps::TwoAfcSet],
-) -> Result<(), String> {
+    data: &[TwoAfcSet],
+    val: &[TwoAfcSet],
+) -> Result<(), CliError> {
     let files = data
         .iter()
         .chain(val)
@@ -251,18 +271,18 @@ fn refuse_overwriting_inputs(
         .chain(&args.trunk);
     let inputs = crate::outputs::Inputs::new(files.map(PathBuf::as_path));
     let named = std::fs::read_dir(&args.out)
-        .map_err(|e| format!("--out {}: {e}", args.out.display()))?
+        .context(format!("--out {}", args.out.display()))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "safetensors"));
     for path in named.chain([args.out.join("latest.safetensors")]) {
         if let Some(input) = inputs.replaced_by(&path) {
-            return Err(format!(
+            return Err(CliError::Usage(format!(
                 "--out {}: the checkpoint {} would replace the input {}",
                 args.out.display(),
                 path.display(),
                 input.display()
-            ));
+            )));
         }
     }
     Ok(())

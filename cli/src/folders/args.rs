@@ -3,27 +3,19 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use clap::builder::RangedU64ValueParser;
+
+use crate::args::{MAX_BATCH, MAX_THREADS, MeasureArgs, ModelArgs, count_in};
+use crate::error::CliError;
 
 pub(super) const DEFAULT_EXTS: &str =
     "png,jpg,jpeg,bmp,webp,tif,tiff,gif,tga,ppm,pgm,pnm,qoi,exr,hdr,ico,avif";
 
-/// The largest `--batch-size`: far beyond what fits in memory for any useful image size.
-pub(crate) const MAX_BATCH: u64 = 4096;
-/// The largest `--threads`.
-pub(crate) const MAX_THREADS: u64 = 1024;
-
-/// A clap parser for a count in `1..=max`; out-of-range values are refused with the range.
-pub(crate) fn count_in(max: u64) -> RangedU64ValueParser<usize> {
-    RangedU64ValueParser::<usize>::new().range(1..=max)
-}
-
 #[derive(clap::Args)]
 pub struct FolderArgs {
     #[command(flatten)]
-    pub(super) model: crate::ModelArgs,
+    pub(super) model: ModelArgs,
     #[command(flatten)]
-    pub(super) measure: crate::measure::MeasureArgs,
+    pub(super) measure: MeasureArgs,
     /// Images per trunk pass (1 to 4096); also the most decoded images held at a time.
     #[arg(long, default_value_t = 16, value_parser = count_in(MAX_BATCH))]
     pub(super) batch_size: usize,
@@ -87,12 +79,14 @@ impl SpatialFormat {
     }
 }
 
-fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+fn parse_shard(s: &str) -> Result<(usize, usize), CliError> {
     let parsed = s
         .split_once('/')
         .and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)));
     match parsed {
         Some((i, n)) if 1 <= i && i <= n => Ok((i, n)),
-        _ => Err(format!("`{s}`: expected I/N with 1 <= I <= N, e.g. 2/8")),
+        _ => Err(CliError::Usage(format!(
+            "`{s}`: expected I/N with 1 <= I <= N, e.g. 2/8"
+        ))),
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::args::{FolderArgs, ListFormat};
+use crate::error::{CliError, Context};
 
 /// One pair's result: a distance (finite) or the reason it has none.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -162,55 +163,11 @@ pub(super) fn render(
     rows: &[Row],
     unmatched: &BTreeMap<String, Vec<PathBuf>>,
     args: &FolderArgs,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, CliError> {
     let mut buf: Vec<u8> = Vec::new();
-    let summary = summarize(rows);
-    let io = |e: std::io::Error| e.to_string();
     match args.format {
-        ListFormat::Text => {
-            use std::os::unix::ffi::OsStrExt;
-            for r in rows.iter().filter(|r| r.error.is_none()) {
-                let Some(d) = r.distance else { continue };
-                write!(buf, "{d:.6}\t").map_err(io)?;
-                escape_into(&mut buf, r.path0().as_os_str().as_bytes());
-                buf.push(b'\t');
-                escape_into(&mut buf, r.path1().as_os_str().as_bytes());
-                buf.push(b'\n');
-            }
-            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.6}"));
-            writeln!(
-                buf,
-                "# count {} failed {} mean {} median {} min {} max {}",
-                summary.count,
-                summary.failed,
-                f(summary.mean),
-                f(summary.median),
-                f(summary.min),
-                f(summary.max)
-            )
-            .map_err(io)?;
-        }
-        ListFormat::Csv => {
-            let mut w = csv::Writer::from_writer(&mut buf);
-            w.write_record([
-                "index", "img0", "img1", "distance", "error", "spatial", "img0_hex", "img1_hex",
-            ])
-            .map_err(|e| e.to_string())?;
-            for r in rows {
-                w.write_record([
-                    r.index.to_string(),
-                    r.img0.clone(),
-                    r.img1.clone(),
-                    r.distance.map(|d| d.to_string()).unwrap_or_default(),
-                    r.error.clone().unwrap_or_default(),
-                    r.spatial.clone().unwrap_or_default(),
-                    r.img0_hex.clone().unwrap_or_default(),
-                    r.img1_hex.clone().unwrap_or_default(),
-                ])
-                .map_err(|e| e.to_string())?;
-            }
-            w.flush().map_err(io)?;
-        }
+        ListFormat::Text => render_text(&mut buf, rows).context("cannot write the output")?,
+        ListFormat::Csv => render_csv(&mut buf, rows)?,
         ListFormat::Json => {
             let unmatched: BTreeMap<&String, Vec<String>> = unmatched
                 .iter()
@@ -227,15 +184,15 @@ pub(super) fn render(
                 "lin": args.model.lin,
                 "shard": args.shard.map(|(i, n)| format!("{i}/{n}")),
                 "results": rows,
-                "summary": summary,
+                "summary": summarize(rows),
                 "unmatched": unmatched,
             });
-            serde_json::to_writer_pretty(&mut buf, &out).map_err(|e| e.to_string())?;
+            serde_json::to_writer_pretty(&mut buf, &out).context("cannot write the output")?;
             buf.push(b'\n');
         }
         ListFormat::Jsonl => {
             for r in rows {
-                serde_json::to_writer(&mut buf, r).map_err(|e| e.to_string())?;
+                serde_json::to_writer(&mut buf, r).context("cannot write the output")?;
                 buf.push(b'\n');
             }
         }
@@ -243,13 +200,48 @@ pub(super) fn render(
     Ok(buf)
 }
 
-/// Writes a command's output to stdout (a closed pipe ends the process quietly), or
-/// whole to a file (a temporary file renamed into place, so a reader never sees half of
-/// it; through a symlink, its target is replaced).
-pub(crate) fn emit(out: Option<&Path>, buf: &[u8]) -> Result<(), String> {
-    match out {
-        None => crate::terminal::print_bytes(buf),
-        Some(path) => lpips::files::write_atomic(path, |f| f.write_all(buf))
-            .map_err(|e| format!("cannot write the output: {e}")),
+/// The text format: one line per distance, then the summary.
+fn render_text(buf: &mut Vec<u8>, rows: &[Row]) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    for r in rows.iter().filter(|r| r.error.is_none()) {
+        let Some(d) = r.distance else { continue };
+        write!(buf, "{d:.6}\t")?;
+        escape_into(buf, r.path0().as_os_str().as_bytes());
+        buf.push(b'\t');
+        escape_into(buf, r.path1().as_os_str().as_bytes());
+        buf.push(b'\n');
     }
+    let summary = summarize(rows);
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.6}"));
+    writeln!(
+        buf,
+        "# count {} failed {} mean {} median {} min {} max {}",
+        summary.count,
+        summary.failed,
+        f(summary.mean),
+        f(summary.median),
+        f(summary.min),
+        f(summary.max)
+    )
+}
+
+/// The CSV format: every row, failed ones with their error.
+fn render_csv(buf: &mut Vec<u8>, rows: &[Row]) -> Result<(), CliError> {
+    let mut w = csv::Writer::from_writer(buf);
+    w.write_record([
+        "index", "img0", "img1", "distance", "error", "spatial", "img0_hex", "img1_hex",
+    ])?;
+    for r in rows {
+        w.write_record([
+            r.index.to_string(),
+            r.img0.clone(),
+            r.img1.clone(),
+            r.distance.map(|d| d.to_string()).unwrap_or_default(),
+            r.error.clone().unwrap_or_default(),
+            r.spatial.clone().unwrap_or_default(),
+            r.img0_hex.clone().unwrap_or_default(),
+            r.img1_hex.clone().unwrap_or_default(),
+        ])?;
+    }
+    w.flush().context("cannot write the output")
 }

@@ -15,6 +15,7 @@ use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use super::output::Row;
+use crate::error::{CliError, Context};
 
 /// The longest line a partial file may hold: a row names two paths (each at most 4 KiB
 /// on Linux, twice over for non-UTF-8 names) and an error message.
@@ -44,85 +45,51 @@ impl Partial {
         header: &serde_json::Value,
         resume: bool,
         pairs: usize,
-    ) -> Result<(Partial, Vec<Row>), String> {
+    ) -> Result<(Partial, Vec<Row>), CliError> {
         let path = partial_path(out);
         let shown = path.display().to_string();
-        let err = |e: std::io::Error| format!("{shown}: {e}");
         // A file replaced between opening and locking (its run finished and removed it,
         // another one began) is opened again.
         for _ in 0..100 {
-            let Some(mut file) = open_existing(&path).map_err(err)? else {
-                match create(&path, header).map_err(err)? {
-                    Some(file) => {
-                        if resume {
-                            eprintln!(
-                                "lpips: nothing to resume ({shown} does not exist): measuring every pair"
-                            );
-                        }
-                        return Ok((Partial { path, file }, Vec::new()));
+            let Some(file) = open_existing(&path).context(shown.as_str())? else {
+                if let Some(file) = create(&path, header).context(shown.as_str())? {
+                    if resume {
+                        eprintln!(
+                            "lpips: nothing to resume ({shown} does not exist): measuring every pair"
+                        );
                     }
-                    None => {
-                        // A symlink whose target is missing is "not found" to open but
-                        // taken to the name: say so rather than retry.
-                        if let Some(target) = dangling_link(&path) {
-                            return Err(format!(
-                                "{shown}: is a symlink to {}, which does not exist; the \
-                                 partial file of --out must be a regular file: remove the link",
-                                target.display()
-                            ));
-                        }
-                        continue;
-                    }
+                    return Ok((Partial { path, file }, Vec::new()));
                 }
-            };
-            let meta = file.metadata().map_err(err)?;
-            if !meta.is_file() {
-                return Err(format!(
-                    "{shown}: is {}, not a regular file: the partial file of --out must be \
-                     one; remove it",
-                    lpips::files::kind_of(&meta)
-                ));
-            }
-            lock(&file, &shown)?;
-            if !same_file(&file, &path) {
+                // A symlink whose target is missing is "not found" to open but taken to
+                // the name: say so rather than retry.
+                if let Some(target) = dangling_link(&path) {
+                    return Err(CliError::Input(format!(
+                        "{shown}: is a symlink to {}, which does not exist; the partial file \
+                         of --out must be a regular file: remove the link",
+                        target.display()
+                    )));
+                }
                 continue;
+            };
+            if let Some(taken) = take_existing(file, &path, header, resume, pairs)? {
+                return Ok(taken);
             }
-            // An empty file holds no rows and no header (every run writes its header
-            // before the file takes the name): there is nothing of a run to keep or
-            // resume, so it becomes this run's partial file.
-            if meta.len() == 0 {
-                let mut line = serde_json::to_vec(header).map_err(|e| format!("{shown}: {e}"))?;
-                line.push(b'\n');
-                file.write_all(&line)
-                    .and_then(|()| file.flush())
-                    .map_err(err)?;
-                return Ok((Partial { path, file }, Vec::new()));
-            }
-            if !resume {
-                return Err(format!(
-                    "{shown} holds the finished rows of an interrupted run: pass --resume to \
-                     continue it, or delete it to start over"
-                ));
-            }
-            let (whole, rows) = read_rows(&mut file, header, pairs, &shown)?;
-            file.set_len(whole).map_err(err)?;
-            file.seek(std::io::SeekFrom::End(0)).map_err(err)?;
-            return Ok((Partial { path, file }, rows));
         }
-        Err(format!(
+        Err(CliError::Input(format!(
             "{shown}: keeps being replaced by other runs of the same job; try again"
-        ))
+        )))
     }
 
     /// Appends a finished row and hands it to the kernel, so that it survives the
     /// process being killed.
-    pub(super) fn append(&mut self, row: &Row) -> Result<(), String> {
-        let mut line = serde_json::to_vec(row).map_err(|e| e.to_string())?;
+    pub(super) fn append(&mut self, row: &Row) -> Result<(), CliError> {
+        let shown = || format!("cannot write {}", self.path.display());
+        let mut line = serde_json::to_vec(row).context(shown())?;
         line.push(b'\n');
         self.file
             .write_all(&line)
             .and_then(|()| self.file.flush())
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+            .context(shown())
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -131,12 +98,59 @@ impl Partial {
 
     /// Removes the partial file once the output is written (still locked meanwhile, so
     /// that no second run takes it up half-removed).
-    pub(super) fn remove(self) -> Result<(), String> {
+    pub(super) fn remove(self) -> Result<(), CliError> {
         let removed = std::fs::remove_file(&self.path)
-            .map_err(|e| format!("cannot remove {}: {e}", self.path.display()));
+            .context(format!("cannot remove {}", self.path.display()));
         drop(self.file);
         removed
     }
+}
+
+/// The partial file of an earlier run, opened as `file`, locked and taken up: None when
+/// `path` no longer names it (replaced meanwhile: open it again).
+fn take_existing(
+    mut file: File,
+    path: &Path,
+    header: &serde_json::Value,
+    resume: bool,
+    pairs: usize,
+) -> Result<Option<(Partial, Vec<Row>)>, CliError> {
+    let shown = path.display().to_string();
+    let meta = file.metadata().context(shown.as_str())?;
+    if !meta.is_file() {
+        return Err(CliError::Input(format!(
+            "{shown}: is {}, not a regular file: the partial file of --out must be one; \
+             remove it",
+            lpips::files::kind_of(&meta)
+        )));
+    }
+    lock(&file, &shown)?;
+    if !same_file(&file, path) {
+        return Ok(None);
+    }
+    let path = path.to_path_buf();
+    // An empty file holds no rows and no header (every run writes its header before the
+    // file takes the name): there is nothing of a run to keep or resume, so it becomes
+    // this run's partial file.
+    if meta.len() == 0 {
+        let mut line = serde_json::to_vec(header).context(shown.as_str())?;
+        line.push(b'\n');
+        file.write_all(&line)
+            .and_then(|()| file.flush())
+            .context(shown.as_str())?;
+        return Ok(Some((Partial { path, file }, Vec::new())));
+    }
+    if !resume {
+        return Err(CliError::Input(format!(
+            "{shown} holds the finished rows of an interrupted run: pass --resume to \
+             continue it, or delete it to start over"
+        )));
+    }
+    let (whole, rows) = read_rows(&mut file, header, pairs, &shown)?;
+    file.set_len(whole).context(shown.as_str())?;
+    file.seek(std::io::SeekFrom::End(0))
+        .context(shown.as_str())?;
+    Ok(Some((Partial { path, file }, rows)))
 }
 
 /// Opens an existing partial file for reading and appending, without blocking on a
@@ -189,7 +203,7 @@ fn read_rows(
     header: &serde_json::Value,
     pairs: usize,
     shown: &str,
-) -> Result<(u64, Vec<Row>), String> {
+) -> Result<(u64, Vec<Row>), CliError> {
     let mut reader = std::io::BufReader::new(&mut *file);
     let mut whole = 0u64;
     let mut rows = Vec::new();
@@ -199,13 +213,13 @@ fn read_rows(
         (&mut reader)
             .take(MAX_LINE + 1)
             .read_until(b'\n', &mut line)
-            .map_err(|e| format!("{shown}: {e}"))?;
+            .context(shown)?;
         if line.last() != Some(&b'\n') {
             if line.len() as u64 > MAX_LINE {
-                return Err(format!(
+                return Err(CliError::Input(format!(
                     "{shown}: line {n} is longer than {MAX_LINE} bytes: not a partial file \
                      of lpips; delete it to start over"
-                ));
+                )));
             }
             // The end, or a line cut short by a kill: only whole lines count.
             break;
@@ -215,11 +229,11 @@ fn read_rows(
         if n == 1 {
             let found: Option<serde_json::Value> = serde_json::from_slice(text).ok();
             if found.as_ref() != Some(header) {
-                return Err(format!(
+                return Err(CliError::Input(format!(
                     "{shown} is from another run ({}; this run is {header}): delete it to \
                      start over",
                     found.map_or("no header".to_string(), |f| f.to_string())
-                ));
+                )));
             }
             continue;
         }
@@ -227,20 +241,20 @@ fn read_rows(
             continue;
         }
         if rows.len() >= pairs {
-            return Err(format!(
+            return Err(CliError::Input(format!(
                 "{shown}: more rows than the run's {pairs} pairs: not this run's partial \
                  file; delete it to start over"
-            ));
+            )));
         }
-        let row: Row = serde_json::from_slice(text)
-            .map_err(|e| format!("{shown}: line {n} is not a row: {e}"))?;
+        let row: Row =
+            serde_json::from_slice(text).context(format!("{shown}: line {n} is not a row"))?;
         rows.push(row);
     }
     if whole == 0 {
-        return Err(format!(
+        return Err(CliError::Input(format!(
             "{shown} is from another run (no header; this run is {header}): delete it to \
              start over"
-        ));
+        )));
     }
     Ok((whole, rows))
 }
@@ -291,12 +305,12 @@ fn try_lock(file: &File) -> Result<(), LockHeld> {
 }
 
 /// [`try_lock`], with the message a second run of the same job stops with.
-fn lock(file: &File, shown: &str) -> Result<(), String> {
+fn lock(file: &File, shown: &str) -> Result<(), CliError> {
     try_lock(file).map_err(|LockHeld(pid)| {
         let who = pid.map_or("another process".to_string(), |p| format!("process {p}"));
-        format!(
+        CliError::Input(format!(
             "{shown}: another lpips run of the same job ({who}) is writing it now; wait for \
              it to finish, or stop it (its finished rows are kept for --resume)"
-        )
+        ))
     })
 }

@@ -16,11 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use lpips::engine::{self, PairResult};
+use lpips::ndarray::Array2;
 use lpips::{Lpips, LpipsError};
 
-use super::Job;
 use super::args::{FolderArgs, SpatialFormat};
 use super::output::Row;
+use super::scan::Job;
+use crate::error::{CliError, Context};
 
 /// Installs a panic hook that stays quiet for panics the engine turns into error rows.
 pub(super) fn quiet_caught_panics() {
@@ -47,22 +49,64 @@ pub(super) fn measure(
     images: &[PathBuf],
     jobs: &[Job],
     args: &FolderArgs,
-    sink: &mut dyn FnMut(Row) -> Result<(), String>,
-) -> Result<Option<i32>, String> {
+    sink: &mut dyn FnMut(Row) -> Result<(), CliError>,
+) -> Result<Option<i32>, CliError> {
     let mut job = engine::Job::new();
     for path in images {
-        job.push_image(path.as_path()).map_err(|e| e.to_string())?;
+        job.push_image(path.as_path())?;
     }
     for j in jobs {
-        job.push_pair(j.a, j.b, None).map_err(|e| e.to_string())?;
+        job.push_pair(j.a, j.b, None)?;
     }
-    let bar = crate::progress_bar(
+    let bar = crate::terminal::progress_bar(
         jobs.len() as u64,
         args.quiet,
         "{bar:40} {pos}/{len} pairs {per_sec} eta {eta}",
     );
     let cancel = Arc::new(AtomicBool::new(false));
-    let options = engine::Options {
+    let options = options(args, &cancel);
+    let mut weights = |k: usize| -> lpips::Result<Option<Array2<f32>>> {
+        let j = &jobs[k];
+        args.measure
+            .weights_for_pair(&images[j.a], &images[j.b])
+            .map_err(|e| LpipsError::Pair {
+                reason: e.to_string(),
+                image: None,
+            })
+    };
+    // Images whose failure was reported already: once each, however many pairs use it.
+    let mut reported: HashSet<usize> = HashSet::new();
+    let mut sink_error: Option<CliError> = None;
+    let mut on_result = |k: usize, result: lpips::Result<PairResult>| {
+        if sink_error.is_some() {
+            return;
+        }
+        let row = to_row(&jobs[k], images, args, result, &mut reported);
+        if let Err(e) = sink(row) {
+            sink_error = Some(e);
+            cancel.store(true, Ordering::Relaxed);
+        }
+        bar.inc(1);
+    };
+    let running = AtomicBool::new(true);
+    let finished = std::thread::scope(|s| {
+        s.spawn(|| cancel_on_signal(&running, &cancel));
+        let finished =
+            engine::run_with(model, &job, &options, &mut weights, &mut on_result, |_| {});
+        running.store(false, Ordering::Relaxed);
+        finished
+    });
+    finished?;
+    if let Some(e) = sink_error {
+        return Err(e);
+    }
+    bar.finish_and_clear();
+    Ok(crate::signals::received())
+}
+
+/// The engine's settings for a run with `args`, stopped by `cancel`.
+fn options(args: &FolderArgs, cancel: &Arc<AtomicBool>) -> engine::Options {
+    engine::Options {
         batch_size: args.batch_size.max(1),
         decode_threads: args
             .threads
@@ -73,55 +117,19 @@ pub(super) fn measure(
         map_mean: args.measure.map_mean,
         cancel: Some(cancel.clone()),
         order_by_size: true,
-        describe: crate::cli_error,
-    };
-    let mut weights = |k: usize| -> lpips::Result<Option<lpips::ndarray::Array2<f32>>> {
-        let j = &jobs[k];
-        args.measure
-            .weights_for_pair(&images[j.a], &images[j.b])
-            .map_err(|reason| LpipsError::Pair {
-                reason,
-                image: None,
-            })
-    };
-    // Images whose failure was reported already: once each, however many pairs use it.
-    let mut reported: HashSet<usize> = HashSet::new();
-    let mut sink_error: Option<String> = None;
-    let mut on_result = |k: usize, result: lpips::Result<PairResult>| {
-        if sink_error.is_some() {
-            return;
-        }
-        let j = &jobs[k];
-        let row = to_row(j, images, args, result, &mut reported);
-        if let Err(e) = sink(row) {
-            sink_error = Some(e);
-            cancel.store(true, Ordering::Relaxed);
-        }
-        bar.inc(1);
-    };
-    let running = AtomicBool::new(true);
-    let finished = std::thread::scope(|s| {
-        // Signals stop the engine: its cancel flag, set within 10 ms of one.
-        s.spawn(|| {
-            while running.load(Ordering::Relaxed) {
-                if crate::signals::received().is_some() {
-                    cancel.store(true, Ordering::Relaxed);
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        });
-        let finished =
-            engine::run_with(model, &job, &options, &mut weights, &mut on_result, |_| {});
-        running.store(false, Ordering::Relaxed);
-        finished
-    });
-    finished.map_err(|e| e.to_string())?;
-    if let Some(e) = sink_error {
-        return Err(e);
+        describe: crate::error::describe,
     }
-    bar.finish_and_clear();
-    Ok(crate::signals::received())
+}
+
+/// Signals stop the engine: its cancel flag, set within 10 ms of one, while `running`.
+fn cancel_on_signal(running: &AtomicBool, cancel: &AtomicBool) {
+    while running.load(Ordering::Relaxed) {
+        if crate::signals::received().is_some() {
+            cancel.store(true, Ordering::Relaxed);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// The row of one pair's result; a failure is also printed on stderr (an image's once).
@@ -144,7 +152,10 @@ fn to_row(
                     Ok(path) => Some(path),
                     Err(reason) => {
                         let (h, w) = map.dim();
-                        let reason = format!("{reason} (images of {h}x{w}, HxW)");
+                        let reason = format!(
+                            "{} (images of {h}x{w}, HxW)",
+                            first_line(&reason.to_string())
+                        );
                         pair_failed(&reason);
                         row.error = Some(reason);
                         return row;
@@ -165,7 +176,7 @@ fn to_row(
             row.error = Some(reason);
         }
         Err(e) => {
-            let reason = first_line(&e.to_string());
+            let reason = first_line(&crate::error::worded(&e));
             pair_failed(&reason);
             row.error = Some(reason);
         }
@@ -177,18 +188,13 @@ fn write_map(
     dir: &Path,
     format: SpatialFormat,
     index: usize,
-    map: &lpips::ndarray::Array2<f32>,
-) -> Result<String, String> {
+    map: &Array2<f32>,
+) -> Result<String, CliError> {
     let path = format.path(dir, index);
     let written = match format {
         SpatialFormat::Png => lpips::maps::write_heatmap(&path, map, None).map(|_| ()),
         SpatialFormat::Npy => lpips::maps::write_npy(&path, map),
     };
-    written.map_err(|e| {
-        format!(
-            "cannot write the distance map: {}",
-            first_line(&e.to_string())
-        )
-    })?;
+    written.context("cannot write the distance map")?;
     Ok(path.display().to_string())
 }

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use lpips::ndarray::Array2;
-use lpips::{FeedRange, LpipsBuilder};
+use lpips::{FeedRange, LpipsBuilder, LpipsError};
+
+use crate::error::CliError;
 
 #[derive(clap::Args, Clone)]
 pub(crate) struct MeasureArgs {
@@ -33,13 +35,14 @@ pub(crate) struct MeasureArgs {
     /// `.mean()`).
     #[arg(long, conflicts_with = "mask")]
     pub(crate) map_mean: bool,
-    /// Where mask names are taken from in a folder run (set by `for_mode`).
+    /// Where mask names are taken from in a folder run (see [`MeasureArgs::name_masks`]).
     #[arg(skip)]
     names: MaskNames,
 }
 
+/// Where the mask of a pair is found in a folder of masks.
 #[derive(Clone, Default)]
-enum MaskNames {
+pub(crate) enum MaskNames {
     /// `compare`, or one mask file for every pair.
     #[default]
     Single,
@@ -49,12 +52,13 @@ enum MaskNames {
     TargetName,
 }
 
-fn parse_feed(s: &str) -> Result<FeedRange, String> {
-    s.parse().map_err(|e: lpips::LpipsError| e.to_string())
+fn parse_feed(s: &str) -> Result<FeedRange, LpipsError> {
+    s.parse()
 }
 
 /// `123`, `64K`, `500M`, `2G` (powers of 1024; a trailing `B`/`iB` is allowed).
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, CliError> {
+    let refused = |why: &str| CliError::Usage(format!("`{s}`: {why}"));
     let upper = s.trim().to_ascii_uppercase();
     let t = upper.as_str();
     let t = t
@@ -71,15 +75,13 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let value: f64 = digits
         .trim()
         .parse()
-        .map_err(|_| format!("`{s}`: expected a size such as 512M or 2G"))?;
+        .map_err(|_| refused("expected a size such as 512M or 2G"))?;
     let bytes = value * (1u64 << shift) as f64;
     if bytes.is_finite() && bytes >= u64::MAX as f64 {
-        return Err(format!("`{s}`: too large (at most 16 exbibytes)"));
+        return Err(refused("too large (at most 16 exbibytes)"));
     }
     if !(bytes.is_finite() && bytes >= 1.0) {
-        return Err(format!(
-            "`{s}`: expected a positive size such as 512M or 2G"
-        ));
+        return Err(refused("expected a positive size such as 512M or 2G"));
     }
     Ok(bytes as u64)
 }
@@ -94,27 +96,9 @@ impl MeasureArgs {
         }
     }
 
-    /// Checks the mask option against a folder command and notes how masks are named.
-    pub(crate) fn for_mode(&mut self, mode: &crate::folders::Mode) -> Result<(), String> {
-        use crate::folders::Mode;
-        let Some(mask) = &self.mask else {
-            return Ok(());
-        };
-        if !mask.is_dir() {
-            return Ok(());
-        }
-        self.names = match mode {
-            Mode::Dirs(d0, _) => MaskNames::RelativeTo(d0.clone()),
-            Mode::Ref(..) => MaskNames::TargetName,
-            Mode::AllPairs(_) => {
-                return Err(format!(
-                    "--mask {}: a folder of masks needs one name per pair (dirs or ref); \
-                     all-pairs takes one mask file",
-                    mask.display()
-                ));
-            }
-        };
-        Ok(())
+    /// Takes the masks of a folder run from the mask folder, named by `names`.
+    pub(crate) fn name_masks(&mut self, names: MaskNames) {
+        self.names = names;
     }
 
     /// The mask file for a pair (`img0`, `img1`): the one mask, or the one named after
@@ -134,7 +118,7 @@ impl MeasureArgs {
         &self,
         img0: &Path,
         img1: &Path,
-    ) -> Result<Option<Array2<f32>>, String> {
+    ) -> Result<Option<Array2<f32>>, CliError> {
         let Some(path) = self.mask_for_pair(img0, img1) else {
             return Ok(None);
         };
@@ -144,32 +128,28 @@ impl MeasureArgs {
                 MaskNames::TargetName => img1,
                 _ => img0,
             };
-            return Err(format!(
+            return Err(CliError::Input(format!(
                 "no mask {} for {} in the mask folder",
                 path.display(),
                 named_after.display()
-            ));
+            )));
         }
-        lpips::maps::load_mask(&path)
-            .map(Some)
-            .map_err(crate::cli_error)
+        Ok(Some(lpips::maps::load_mask(&path)?))
     }
 
     /// The weights for `compare`: the one mask file; None without `--mask`.
-    pub(crate) fn weights_for_compare(&self) -> Result<Option<Array2<f32>>, String> {
+    pub(crate) fn weights_for_compare(&self) -> Result<Option<Array2<f32>>, CliError> {
         let Some(mask) = &self.mask else {
             return Ok(None);
         };
         if mask.is_dir() {
-            return Err(format!(
+            return Err(CliError::Usage(format!(
                 "--mask {}: is a folder; compare takes one mask file (folders of masks are \
                  for dirs and ref)",
                 mask.display()
-            ));
+            )));
         }
-        lpips::maps::load_mask(mask)
-            .map(Some)
-            .map_err(crate::cli_error)
+        Ok(Some(lpips::maps::load_mask(mask)?))
     }
 }
 
@@ -179,21 +159,27 @@ mod tests {
 
     #[test]
     fn sizes_take_binary_suffixes() {
-        assert_eq!(parse_size("123"), Ok(123));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("500M"), Ok(500 << 20));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
-        assert_eq!(parse_size("2gb"), Ok(2 << 30));
+        assert_eq!(parse_size("123").ok(), Some(123));
+        assert_eq!(parse_size("64K").ok(), Some(64 << 10));
+        assert_eq!(parse_size("500M").ok(), Some(500 << 20));
+        assert_eq!(parse_size("2G").ok(), Some(2 << 30));
+        assert_eq!(parse_size("1.5GiB").ok(), Some(3 << 29));
+        assert_eq!(parse_size("2gb").ok(), Some(2 << 30));
         for bad in ["", "G", "-1G", "0", "lots", "inf", "nan"] {
             assert!(
-                parse_size(bad).unwrap_err().contains("such as 512M"),
+                parse_size(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("such as 512M"),
                 "{bad}"
             );
         }
         for huge in ["99999999999999G", "18446744073709551615", "17179869184G"] {
             assert!(
-                parse_size(huge).unwrap_err().contains("too large"),
+                parse_size(huge)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("too large"),
                 "{huge}"
             );
         }

@@ -221,7 +221,7 @@ fn worded_weights(e: &LpipsError) -> Option<String> {
                 _ => "--trunk FILE",
             };
             format!(
-                "cannot open the {role} file {}: {source}; point {flag} at it",
+                "cannot open the {role} file {} (given with {flag}): {source}",
                 path.display()
             )
         }

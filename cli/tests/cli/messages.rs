@@ -119,6 +119,42 @@ fn missing_weights_name_the_flags() {
     assert!(err.contains("alex_shift_tolerant.pth"), "{err}");
 }
 
+#[test]
+fn weight_files_that_cannot_be_opened_or_fit_another_net_name_the_flags() {
+    let home = tempfile::tempdir().unwrap();
+    let img = |i: &str| oracle_file(&format!("img_alex_{i}.png"));
+    let missing = home.path().join("missing.pth");
+    let err = cli_error(
+        lpips(home.path())
+            .arg("compare")
+            .arg(img("0"))
+            .arg(img("1"))
+            .arg("--trunk")
+            .arg(&missing),
+    );
+    assert!(
+        err.contains(&format!(
+            "cannot open the trunk weight file {} (given with --trunk FILE)",
+            missing.display()
+        )),
+        "{err}"
+    );
+    // A trunk of another net: the --net that fits it.
+    let err = cli_error(
+        lpips(home.path())
+            .arg("compare")
+            .arg(img("0"))
+            .arg(img("1"))
+            .args(["--net", "vgg", "--trunk"])
+            .arg(oracle_file("trunk_alex.safetensors")),
+    );
+    assert!(
+        err.contains("holds the alex trunk, but the model is vgg"),
+        "{err}"
+    );
+    assert!(err.contains("`--net alex`"), "{err}");
+}
+
 fn train_set() -> PathBuf {
     let dir = oracle_file("bapps");
     assert!(

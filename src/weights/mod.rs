@@ -6,9 +6,9 @@
 
 #[cfg(feature = "download")]
 mod download;
+mod formats;
 mod hub;
 mod published_model;
-mod safetensors_file;
 pub(crate) mod whole_model;
 
 use std::collections::HashMap;
@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 
 use tch::{Kind, Tensor};
 
-use crate::checkpoint::Checkpoint;
 use crate::config::{Net, Version};
 use crate::error::{LpipsError, Result};
 use crate::trunk::Holds;
@@ -26,20 +25,14 @@ pub use crate::error::WeightRole;
 pub use crate::trunk::{PublishedFile, TORCHVISION_BASE_URL, hub_checkpoint_dir};
 #[cfg(feature = "download")]
 pub use download::{DownloadLimits, download_verified, download_verified_with};
+use formats::{SafetensorsBytes, SafetensorsFile, TensorFile};
 pub use hub::{fetch, find_cached, offline, sha256_file};
 pub use published_model::STLPIPS_PYTHON_ENV;
-use safetensors_file::SafetensorsBytes;
-
-/// A file whose tensors are copied out one by one, when taken.
-enum LazyFile {
-    Safetensors(SafetensorsBytes),
-    Checkpoint(Checkpoint),
-}
 
 /// Named tensors from one weight source, with a description of that source for errors.
 pub(crate) struct TensorMap {
     tensors: HashMap<String, Tensor>,
-    file: Option<LazyFile>,
+    file: Option<Box<dyn TensorFile>>,
     pub(crate) source_name: String,
     // Other names a tensor may be stored under (wanted name -> stored name).
     aliases: HashMap<String, String>,
@@ -55,21 +48,11 @@ impl TensorMap {
         }
     }
 
-    fn from_safetensors(bytes: SafetensorsBytes, source_name: &str) -> Result<TensorMap> {
-        safetensors_file::validate(&bytes, source_name)?;
-        Ok(TensorMap {
-            tensors: HashMap::new(),
-            file: Some(LazyFile::Safetensors(bytes)),
-            source_name: source_name.to_string(),
-            aliases: HashMap::new(),
-        })
-    }
-
-    fn from_checkpoint(checkpoint: Checkpoint) -> TensorMap {
+    fn from_file(file: Box<dyn TensorFile>) -> TensorMap {
         TensorMap {
             tensors: HashMap::new(),
-            source_name: checkpoint.source_name().to_string(),
-            file: Some(LazyFile::Checkpoint(checkpoint)),
+            source_name: file.source_name().to_string(),
+            file: Some(file),
             aliases: HashMap::new(),
         }
     }
@@ -77,14 +60,8 @@ impl TensorMap {
     /// Every tensor name in the source, sorted.
     pub(crate) fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.tensors.keys().cloned().collect();
-        match &self.file {
-            Some(LazyFile::Safetensors(bytes)) => {
-                if let Ok(st) = safetensors::SafeTensors::deserialize(bytes) {
-                    names.extend(st.names().into_iter().cloned());
-                }
-            }
-            Some(LazyFile::Checkpoint(c)) => names.extend(c.names()),
-            None => {}
+        if let Some(file) = &self.file {
+            names.extend(file.names());
         }
         names.sort();
         names.dedup();
@@ -134,10 +111,7 @@ impl TensorMap {
             return Ok(Some(t.size()));
         }
         match &self.file {
-            Some(LazyFile::Safetensors(bytes)) => {
-                safetensors_file::shape(bytes, key, &self.source_name)
-            }
-            Some(LazyFile::Checkpoint(c)) => Ok(c.shape(key)),
+            Some(file) => file.shape(key),
             None => Ok(None),
         }
     }
@@ -170,10 +144,7 @@ impl TensorMap {
         let key = key.as_str();
         let tensor = match (self.tensors.remove(key), &self.file) {
             (Some(t), _) => Some(t),
-            (None, Some(LazyFile::Safetensors(bytes))) => {
-                safetensors_file::read_tensor(bytes, key, &self.source_name)?
-            }
-            (None, Some(LazyFile::Checkpoint(c))) => c.read(key)?,
+            (None, Some(file)) => file.read(key)?,
             (None, None) => None,
         };
         let tensor = tensor.ok_or_else(|| LpipsError::MissingWeight {
@@ -229,18 +200,10 @@ pub enum TrunkWeights {
     PythonEnv(PathBuf),
 }
 
-/// Reads a trunk weight file: safetensors by its extension, anything else as a
-/// `torch.save` checkpoint (zip or legacy format).
+/// Reads a weight file in any of the formats (`formats::open`: safetensors by its
+/// extension, anything else as a `torch.save` checkpoint).
 pub(crate) fn read_trunk_file(path: &Path) -> Result<TensorMap> {
-    let is_safetensors = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-    if is_safetensors {
-        TensorMap::from_safetensors(safetensors_file::open(path)?, &path.display().to_string())
-    } else {
-        Ok(TensorMap::from_checkpoint(Checkpoint::open(path)?))
-    }
+    Ok(TensorMap::from_file(formats::open(path)?))
 }
 
 /// Finds the trunk's weights in the torch hub cache, downloading them when missing.
@@ -308,8 +271,10 @@ fn head_bytes(net: Net, version: Version) -> &'static [u8] {
 /// `lin{k}.model.1.weight` as in the reference's files.
 pub fn linear_heads(net: Net, version: Version) -> Result<Vec<Tensor>> {
     let name = format!("embedded heads {version}/{net}");
-    let mut map =
-        TensorMap::from_safetensors(SafetensorsBytes::Static(head_bytes(net, version)), &name)?;
+    let mut map = TensorMap::from_file(Box::new(SafetensorsFile::new(
+        SafetensorsBytes::Static(head_bytes(net, version)),
+        &name,
+    )?));
     heads_from(net, &mut map)
 }
 

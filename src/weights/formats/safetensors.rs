@@ -1,9 +1,12 @@
+//! safetensors files, memory-mapped or embedded, as a [`TensorFile`].
+
 use std::ops::Deref;
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use tch::{Kind, Tensor};
 
+use super::TensorFile;
 use crate::error::{LpipsError, Result};
 
 /// The bytes of a safetensors file: memory-mapped, so that only the tensors taken are
@@ -23,12 +26,50 @@ impl Deref for SafetensorsBytes {
     }
 }
 
-/// Maps a safetensors file without reading its tensor data.
-pub(crate) fn open(path: &Path) -> Result<SafetensorsBytes> {
-    Ok(SafetensorsBytes::Mapped(crate::files::map_file(path)?))
+/// A validated safetensors file and how messages name it.
+pub(crate) struct SafetensorsFile {
+    bytes: SafetensorsBytes,
+    source_name: String,
 }
 
-pub(crate) fn validate(bytes: &[u8], source_name: &str) -> Result<()> {
+impl SafetensorsFile {
+    /// Maps a safetensors file without reading its tensor data; its header is checked.
+    pub(crate) fn open(path: &Path) -> Result<SafetensorsFile> {
+        let bytes = SafetensorsBytes::Mapped(crate::files::map_file(path)?);
+        SafetensorsFile::new(bytes, &path.display().to_string())
+    }
+
+    /// Bytes already at hand (e.g. embedded in the binary), their header checked.
+    pub(crate) fn new(bytes: SafetensorsBytes, source_name: &str) -> Result<SafetensorsFile> {
+        validate(&bytes, source_name)?;
+        Ok(SafetensorsFile {
+            bytes,
+            source_name: source_name.to_string(),
+        })
+    }
+}
+
+impl TensorFile for SafetensorsFile {
+    fn names(&self) -> Vec<String> {
+        SafeTensors::deserialize(&self.bytes)
+            .map(|st| st.names().into_iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn shape(&self, key: &str) -> Result<Option<Vec<i64>>> {
+        shape(&self.bytes, key, &self.source_name)
+    }
+
+    fn read(&self, key: &str) -> Result<Option<Tensor>> {
+        read_tensor(&self.bytes, key, &self.source_name)
+    }
+
+    fn source_name(&self) -> &str {
+        &self.source_name
+    }
+}
+
+fn validate(bytes: &[u8], source_name: &str) -> Result<()> {
     SafeTensors::deserialize(bytes)
         .map(|_| ())
         .map_err(|e| format_error(source_name, e))
@@ -42,7 +83,7 @@ fn format_error(source_name: &str, e: SafeTensorError) -> LpipsError {
 }
 
 /// The shape of one tensor, from the header only; `Ok(None)` when there is no such key.
-pub(crate) fn shape(bytes: &[u8], key: &str, source_name: &str) -> Result<Option<Vec<i64>>> {
+fn shape(bytes: &[u8], key: &str, source_name: &str) -> Result<Option<Vec<i64>>> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| format_error(source_name, e))?;
     match st.tensor(key) {
         Ok(view) => Ok(Some(view.shape().iter().map(|&d| d as i64).collect())),
@@ -52,7 +93,7 @@ pub(crate) fn shape(bytes: &[u8], key: &str, source_name: &str) -> Result<Option
 }
 
 /// Copies one tensor out of validated bytes; `Ok(None)` when there is no such key.
-pub(crate) fn read_tensor(bytes: &[u8], key: &str, source_name: &str) -> Result<Option<Tensor>> {
+fn read_tensor(bytes: &[u8], key: &str, source_name: &str) -> Result<Option<Tensor>> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| format_error(source_name, e))?;
     let view = match st.tensor(key) {
         Ok(view) => view,

@@ -194,7 +194,7 @@ impl InputRange {
     }
 }
 
-/// The settings of the model that computed a set of [`Features`]: its net, variant and
+/// The settings of the model that computed a set of [`Features`](crate::Features): its net, variant and
 /// version decide the features (two models that agree on them make the same features);
 /// heads and spatial output are recorded for the messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -121,7 +121,7 @@ pub fn load_image_8bit(path: impl AsRef<Path>) -> Result<DynamicImage> {
 
 /// An 8-bit RGB image of a tensor in [-1, 1] (`3 x H x W`, or `1 x 3 x H x W`; any
 /// device, float kind, with or without gradients): `(v + 1) * 127.5`, rounded to the
-/// nearest level and clamped to 0..255, so that [`image_to_tensor`] of an 8-bit image
+/// nearest level and clamped to 0..255, so that [`image_to_tensor`](crate::image_to_tensor) of an 8-bit image
 /// comes back unchanged. E.g. to save an image optimised against the metric.
 pub fn tensor_to_image(t: &Tensor) -> Result<DynamicImage> {
     if !t.defined() {

@@ -161,6 +161,12 @@ pub enum LpipsError {
         /// What is accepted.
         expected: &'static str,
     },
+    /// Settings given to the builder that do not go together.
+    #[error("settings that do not go together: {reason}")]
+    Conflict {
+        /// Which, and what to give instead.
+        reason: String,
+    },
     /// A name given for a setting is not one of its values.
     #[error("unknown {what} `{value}`; expected one of: {expected}")]
     Parse {
@@ -283,7 +289,7 @@ pub enum LpipsError {
          (`LpipsBuilder::trunk_file`), point LPIPS_STLPIPS_PYTHON at a Python \
          environment with stlpips-pytorch installed (`TrunkWeights::PythonEnv`), put {file_name} \
          into the cache folder, or allow the download (network access, LPIPS_OFFLINE unset)",
-        searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        looked_for(searched, "no cache folder")
     )]
     ModelNotFound {
         /// The model, e.g. `shift-tolerant alex`.
@@ -295,100 +301,14 @@ pub enum LpipsError {
         /// Why no download happened or why it failed.
         reason: String,
     },
-    /// A trunk weight file holds the trunk of another net (its tensors' shapes fit it).
-    #[error(
-        "{source_name} holds the {found} trunk, but the model is {net}: build the model \
-         with `.net(Net::{found_variant})`, or give the {net} trunk's weights \
-         (`LpipsBuilder::trunk_file`)",
-        found_variant = net_variant_name(*found)
-    )]
-    TrunkOfAnotherNet {
-        /// The net the model was built for.
-        net: Net,
-        /// The net whose trunk the file holds.
-        found: Net,
-        /// The file (or `the given tensors`).
+    /// A weight source (a file, or the tensors a caller gave) cannot serve the model:
+    /// the source is named once here, what is wrong with it is the [`WeightProblem`].
+    #[error("{}", problem.describe(source_name))]
+    Weights {
+        /// The file (its path), or what the tensors are, e.g. `the given tensors`.
         source_name: String,
-    },
-    /// A torchvision trunk file was given where a whole model (trunk, heads and scaling
-    /// layer in one file) is needed: for ST-LPIPS, or as [`LpipsBuilder::model_file`](crate::LpipsBuilder::model_file).
-    #[error("{}", not_a_whole_model(source_name, *published))]
-    NotAWholeModel {
-        /// The file.
-        source_name: String,
-        /// The published whole model's file name (ST-LPIPS), `None` for a
-        /// `LpipsBuilder::model_file`.
-        published: Option<&'static str>,
-    },
-    /// A whole-model file (`LpipsBuilder::model_file`, or a shift-tolerant model's file)
-    /// does not hold exactly the model's tensors: some are missing, or it holds others.
-    #[error("{}", model_keys(source_name, missing, unexpected))]
-    ModelKeys {
-        /// The file.
-        source_name: String,
-        /// Tensors the model needs that the file lacks, as `name (shape)`.
-        missing: Vec<String>,
-        /// Tensors in the file that the model has no place for.
-        unexpected: Vec<String>,
-    },
-    /// A weight the model needs is absent from the weight source.
-    #[error("weight `{key}` (shape {expected:?}) is missing from {source_name}")]
-    MissingWeight {
-        /// The tensor name, in torchvision's naming.
-        key: String,
-        /// The shape it should have.
-        expected: Vec<i64>,
-        /// Where the weights came from.
-        source_name: String,
-    },
-    /// A weight has the wrong shape.
-    #[error("weight `{key}` in {source_name} has shape {found:?}, expected {expected:?}")]
-    WeightShape {
-        /// The tensor name.
-        key: String,
-        /// The shape the model needs.
-        expected: Vec<i64>,
-        /// The shape found in the file.
-        found: Vec<i64>,
-        /// Where the weights came from.
-        source_name: String,
-    },
-    /// A weight is stored in a type that cannot be converted to floats.
-    #[error("weight `{key}` in {source_name} has unsupported dtype {dtype}")]
-    WeightDtype {
-        /// The tensor name.
-        key: String,
-        /// The stored dtype.
-        dtype: String,
-        /// Where the weights came from.
-        source_name: String,
-    },
-    /// A weight holds NaN or infinite values.
-    #[error("weight `{key}` in {source_name} holds NaN or infinite values")]
-    NonFiniteWeight {
-        /// The tensor name.
-        key: String,
-        /// Where the weights came from.
-        source_name: String,
-    },
-    /// A weight file is corrupt or not what its name says.
-    #[error("cannot read weights from {source_name}: {reason}")]
-    WeightFormat {
-        /// Where the weights came from.
-        source_name: String,
-        /// What is wrong with them.
-        reason: String,
-    },
-    /// A checkpoint names a Python callable that a state dict never needs; refused
-    /// before anything could run.
-    #[error(
-        "refusing to load {source_name}: it names `{global}`, which a state dict never needs (nothing was executed)"
-    )]
-    ForbiddenGlobal {
-        /// The file.
-        source_name: String,
-        /// The Python global, as `module.name`.
-        global: String,
+        /// What is wrong with it.
+        problem: WeightProblem,
     },
 
     // ---- Downloads (Fault::Download) ----
@@ -559,17 +479,147 @@ impl std::fmt::Display for WeightRole {
     }
 }
 
+/// What is wrong with a weight source ([`LpipsError::Weights`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WeightProblem {
+    /// It holds the trunk of another net (its tensors' shapes fit that one).
+    OtherNet {
+        /// The net the model was built for.
+        net: Net,
+        /// The net whose trunk the source holds.
+        found: Net,
+    },
+    /// It holds a torchvision trunk where a whole model (trunk, heads and scaling
+    /// layer in one file) is needed: for ST-LPIPS, or as
+    /// [`LpipsBuilder::model_file`](crate::LpipsBuilder::model_file).
+    NotAWholeModel {
+        /// The published whole model's file name (ST-LPIPS), `None` for a
+        /// `LpipsBuilder::model_file`.
+        published: Option<&'static str>,
+    },
+    /// A whole model's file does not hold exactly the model's tensors.
+    ModelKeys {
+        /// Tensors the model needs that the file lacks, as `name (shape)`.
+        missing: Vec<String>,
+        /// Tensors in the file that the model has no place for.
+        unexpected: Vec<String>,
+    },
+    /// A weight the model needs is absent.
+    Missing {
+        /// The tensor name, in torchvision's naming.
+        key: String,
+        /// The shape it should have (empty where any shape is read).
+        expected: Vec<i64>,
+    },
+    /// A weight has the wrong shape.
+    Shape {
+        /// The tensor name.
+        key: String,
+        /// The shape the model needs.
+        expected: Vec<i64>,
+        /// The shape found.
+        found: Vec<i64>,
+    },
+    /// A weight is stored in a type that cannot be converted to floats.
+    Dtype {
+        /// The tensor name.
+        key: String,
+        /// The stored dtype.
+        dtype: String,
+    },
+    /// A weight holds NaN or infinite values.
+    NonFinite {
+        /// The tensor name.
+        key: String,
+    },
+    /// The file is corrupt or not what its name says.
+    Format {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A checkpoint names a Python callable that a state dict never needs; refused
+    /// before anything could run.
+    ForbiddenGlobal {
+        /// The Python global, as `module.name`.
+        global: String,
+    },
+}
+
+impl WeightProblem {
+    /// The message, with the source named where the sentence needs it.
+    fn describe(&self, source_name: &str) -> String {
+        match self {
+            WeightProblem::OtherNet { net, found } => format!(
+                "{source_name} holds the {found} trunk, but the model is {net}: build the model \
+                 with `.net(Net::{found:?})`, or give the {net} trunk's weights \
+                 (`LpipsBuilder::trunk_file`)"
+            ),
+            WeightProblem::NotAWholeModel { published } => {
+                not_a_whole_model(source_name, *published)
+            }
+            WeightProblem::ModelKeys {
+                missing,
+                unexpected,
+            } => model_keys(source_name, missing, unexpected),
+            WeightProblem::Missing { key, expected } if expected.is_empty() => {
+                format!("weight `{key}` is missing from {source_name}")
+            }
+            WeightProblem::Missing { key, expected } => {
+                format!("weight `{key}` (shape {expected:?}) is missing from {source_name}")
+            }
+            WeightProblem::Shape {
+                key,
+                expected,
+                found,
+            } => format!(
+                "weight `{key}` in {source_name} has shape {found:?}, expected {expected:?}"
+            ),
+            WeightProblem::Dtype { key, dtype } => {
+                format!("weight `{key}` in {source_name} has unsupported dtype {dtype}")
+            }
+            WeightProblem::NonFinite { key } => {
+                format!("weight `{key}` in {source_name} holds NaN or infinite values")
+            }
+            WeightProblem::Format { reason } => {
+                format!("cannot read weights from {source_name}: {reason}")
+            }
+            WeightProblem::ForbiddenGlobal { global } => format!(
+                "refusing to load {source_name}: it names `{global}`, which a state dict \
+                 never needs (nothing was executed)"
+            ),
+        }
+    }
+
+    /// This problem in `source_name`, as the crate's error.
+    pub fn at(self, source_name: impl Into<String>) -> LpipsError {
+        LpipsError::Weights {
+            source_name: source_name.into(),
+            problem: self,
+        }
+    }
+}
+
+/// The files a weight search looked at, as messages name them (`a and b`), or `none`
+/// when there was nowhere to look: for a front end that words
+/// [`LpipsError::TrunkNotFound`] and [`LpipsError::ModelNotFound`] its own way.
+pub fn looked_for(searched: &[PathBuf], none: &str) -> String {
+    if searched.is_empty() {
+        return none.to_string();
+    }
+    searched
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// What stands in the way of searching the torch hub cache.
+pub const NO_HUB_CACHE: &str = "no torch hub cache folder (no TORCH_HOME, XDG_CACHE_HOME or HOME)";
+
 fn trunk_not_found(net: Net, searched: &[PathBuf], reason: &str) -> String {
     let file = crate::trunk::PublishedFile::torchvision(net);
-    let looked = if searched.is_empty() {
-        "no torch hub cache folder (no TORCH_HOME, XDG_CACHE_HOME or HOME)".to_string()
-    } else {
-        searched
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" and ")
-    };
+    let looked = looked_for(searched, NO_HUB_CACHE);
     format!(
         "no ImageNet weights for the {net} trunk: looked for {looked}; not downloaded: {reason}. \
          Give a weight file (.pth or .safetensors with torchvision's names, \
@@ -638,14 +688,6 @@ pub(crate) fn torch_message(message: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn net_variant_name(net: Net) -> &'static str {
-    match net {
-        Net::Alex => "Alex",
-        Net::Vgg => "Vgg",
-        Net::Squeeze => "Squeeze",
-    }
 }
 
 fn bad_shape(which: &str, shape: &[i64]) -> String {
@@ -741,6 +783,7 @@ impl LpipsError {
             | LpipsError::MemoryMismatch
             | LpipsError::Mask { .. }
             | LpipsError::InvalidArgument { .. }
+            | LpipsError::Conflict { .. }
             | LpipsError::Parse { .. }
             | LpipsError::NoSuchVariant { .. }
             | LpipsError::TrainSetting { .. }
@@ -753,15 +796,7 @@ impl LpipsError {
             LpipsError::WeightFileOpen { .. }
             | LpipsError::TrunkNotFound { .. }
             | LpipsError::ModelNotFound { .. }
-            | LpipsError::TrunkOfAnotherNet { .. }
-            | LpipsError::NotAWholeModel { .. }
-            | LpipsError::ModelKeys { .. }
-            | LpipsError::MissingWeight { .. }
-            | LpipsError::WeightShape { .. }
-            | LpipsError::WeightDtype { .. }
-            | LpipsError::NonFiniteWeight { .. }
-            | LpipsError::WeightFormat { .. }
-            | LpipsError::ForbiddenGlobal { .. } => Fault::Weights,
+            | LpipsError::Weights { .. } => Fault::Weights,
             LpipsError::Download { .. } | LpipsError::DigestMismatch { .. } => Fault::Download,
             LpipsError::Dataset { .. }
             | LpipsError::Judgement { .. }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lpips::LpipsError;
+use lpips::weights::{NO_HUB_CACHE, WeightProblem, looked_for};
 
 /// Everything that can stop a command.
 #[derive(Debug, thiserror::Error)]
@@ -156,10 +157,7 @@ pub(crate) fn worded(e: &LpipsError) -> String {
              Pass `--trunk FILE` (.pth or .safetensors with torchvision's names), put \
              torchvision's {} into the torch hub cache (TORCH_HOME), or run \
              `lpips weights fetch {net}` with network access and LPIPS_OFFLINE unset",
-            files(
-                searched,
-                "no torch hub cache folder (no TORCH_HOME, XDG_CACHE_HOME or HOME)"
-            ),
+            looked_for(searched, NO_HUB_CACHE),
             lpips::weights::PublishedFile::torchvision(*net).file_name
         ),
         LpipsError::ModelNotFound {
@@ -172,7 +170,7 @@ pub(crate) fn worded(e: &LpipsError) -> String {
              `--trunk FILE` (the published {file_name}), `--python-env DIR` naming a Python \
              environment with stlpips-pytorch installed (or set {}), put {file_name} into \
              the cache folder, or allow the download (network access, LPIPS_OFFLINE unset)",
-            files(searched, "no cache folder"),
+            looked_for(searched, "no cache folder"),
             lpips::weights::STLPIPS_PYTHON_ENV
         ),
         LpipsError::CorruptImage { path, reason } => format!(
@@ -225,25 +223,27 @@ fn worded_weights(e: &LpipsError) -> Option<String> {
                 path.display()
             )
         }
-        LpipsError::TrunkOfAnotherNet {
-            net,
-            found,
+        LpipsError::Weights {
             source_name,
+            problem: WeightProblem::OtherNet { net, found },
         } => format!(
             "{source_name} holds the {found} trunk, but the model is {net}: pass `--net {found}`, \
              or give the {net} trunk's file with `--trunk FILE`"
         ),
-        LpipsError::NotAWholeModel {
+        LpipsError::Weights {
             source_name,
-            published: Some(file),
+            problem:
+                WeightProblem::NotAWholeModel {
+                    published: Some(file),
+                },
         } => format!(
             "{source_name} holds a torchvision trunk only, but ST-LPIPS is published as one \
              whole-model file, {file}: pass it with `--trunk FILE`, name a Python environment \
              with stlpips-pytorch installed (`--python-env DIR`), or let it be downloaded"
         ),
-        LpipsError::NotAWholeModel {
+        LpipsError::Weights {
             source_name,
-            published: None,
+            problem: WeightProblem::NotAWholeModel { published: None },
         } => format!(
             "{source_name} holds a torchvision trunk only, but --model reads a whole \
              lpips.LPIPS state dict: pass this file with `--trunk FILE` instead"
@@ -255,17 +255,4 @@ fn worded_weights(e: &LpipsError) -> Option<String> {
 /// [`worded`] for the library's folder engine, which takes a function of the error.
 pub(crate) fn describe(e: LpipsError) -> String {
     worded(&e)
-}
-
-/// The files searched, or what stood in the way of searching.
-fn files(searched: &[PathBuf], none: &str) -> String {
-    if searched.is_empty() {
-        none.to_string()
-    } else {
-        searched
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" and ")
-    }
 }

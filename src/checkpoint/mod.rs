@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tch::{Kind, Tensor};
 
-use crate::error::{LpipsError, Result};
+use crate::error::{LpipsError, Result, WeightProblem};
 use index::Index;
 use pickle::{Dtype, PickleError, TensorRef};
 
@@ -27,14 +27,8 @@ pub(crate) struct Checkpoint {
 
 fn convert_error(source_name: &str, e: PickleError) -> LpipsError {
     match e {
-        PickleError::Forbidden(global) => LpipsError::ForbiddenGlobal {
-            source_name: source_name.to_string(),
-            global,
-        },
-        PickleError::Malformed(reason) => LpipsError::WeightFormat {
-            source_name: source_name.to_string(),
-            reason,
-        },
+        PickleError::Forbidden(global) => WeightProblem::ForbiddenGlobal { global }.at(source_name),
+        PickleError::Malformed(reason) => WeightProblem::Format { reason }.at(source_name),
     }
 }
 
@@ -124,13 +118,13 @@ pub fn read_checkpoint(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> 
         .names()
         .into_iter()
         .map(|name| {
-            let tensor = checkpoint
-                .read(&name)?
-                .ok_or_else(|| LpipsError::MissingWeight {
+            let tensor = checkpoint.read(&name)?.ok_or_else(|| {
+                WeightProblem::Missing {
                     key: name.clone(),
                     expected: Vec::new(),
-                    source_name: path.as_ref().display().to_string(),
-                })?;
+                }
+                .at(path.as_ref().display().to_string())
+            })?;
             Ok((name, tensor))
         })
         .collect()

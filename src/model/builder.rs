@@ -11,7 +11,7 @@ use super::Lpips;
 use super::heads::NetLinLayers;
 use super::scaling::ScalingLayer;
 use crate::config::{FeedRange, Heads, InputRange, Lin, Net, Precision, Resize, Variant, Version};
-use crate::error::{LpipsError, Result, WeightRole};
+use crate::error::{LpipsError, Result, WeightProblem, WeightRole};
 use crate::layers::Trunk;
 use crate::trunk::{Holds, TrunkSpec};
 use crate::weights::{self, Progress, ProgressFn, PublishedFile, TensorMap, TrunkWeights};
@@ -71,7 +71,7 @@ impl LpipsBuilder {
     /// `lins.{k}.*`) and the scaling layer (`scaling_layer.shift|scale`), e.g. from
     /// training the whole network. Strict: every tensor of the chosen trunk's model must
     /// be there with its shape, and a file holding anything else is refused with
-    /// [`LpipsError::ModelKeys`] naming each such tensor. Replaces the trunk source
+    /// [`WeightProblem::ModelKeys`](crate::weights::WeightProblem::ModelKeys) naming each such tensor. Replaces the trunk source
     /// ([`trunk`](Self::trunk) must stay [`TrunkWeights::Auto`]); the file's scaling
     /// layer is used (under [`Version::V0_1`]) and its heads (unless [`Heads::None`] or a
     /// [`heads_file`](Self::heads_file)).
@@ -302,12 +302,12 @@ impl LpipsBuilder {
                 "the given tensors",
             ))),
             TrunkWeights::PythonEnv(path) => {
-                return Err(LpipsError::WeightFormat {
-                    source_name: path.display().to_string(),
+                return Err(LpipsError::Conflict {
                     reason: format!(
-                        "TrunkWeights::PythonEnv serves published whole models \
+                        "TrunkWeights::PythonEnv({}) serves published whole models \
                          (Variant::ShiftTolerant); the {net} trunk of plain LPIPS is \
-                         torchvision's checkpoint"
+                         torchvision's checkpoint",
+                        path.display()
                     ),
                 });
             }
@@ -356,11 +356,12 @@ impl LpipsBuilder {
             (Heads::Learned, Some(map), _) => weights::heads_from(net, map)?,
             (Heads::Learned, None, Some(whole)) => std::mem::take(&mut whole.heads),
             (Heads::Learned, None, None) if matches!(spec.holds, Holds::WholeModel { .. }) => {
-                return Err(LpipsError::WeightFormat {
-                    source_name: format!("the {variant} {net} model"),
-                    reason: "its heads come with its published file, and a randomly \
-                             initialised trunk has none: give a heads file, or no heads"
-                        .into(),
+                return Err(LpipsError::Conflict {
+                    reason: format!(
+                        "the {variant} {net} model's heads come with its published file, \
+                         and a randomly initialised trunk has none: give a heads file \
+                         (`LpipsBuilder::heads_file`), or no heads (`Heads::None`)"
+                    ),
                 });
             }
             (Heads::Learned, None, None) => weights::linear_heads(net, self.version)?,
@@ -410,11 +411,12 @@ impl LpipsBuilder {
     ) -> Result<std::result::Result<TensorMap, TrunkWeights>> {
         if let Some(path) = &self.model_file {
             if !matches!(trunk, TrunkWeights::Auto) {
-                return Err(LpipsError::WeightFormat {
-                    source_name: path.display().to_string(),
-                    reason: "a whole-model file replaces the trunk source: give one or \
-                             the other"
-                        .into(),
+                return Err(LpipsError::Conflict {
+                    reason: format!(
+                        "a whole-model file ({}) replaces the trunk source: give \
+                         `LpipsBuilder::model_file` or `LpipsBuilder::trunk`, not both",
+                        path.display()
+                    ),
                 });
             }
             return Ok(Ok(read_weights(path, WeightRole::Model)?));
@@ -495,16 +497,13 @@ fn read_weights(path: &std::path::Path, role: WeightRole) -> Result<TensorMap> {
 /// A trunk source the model cannot use: when it holds another net's trunk, says so.
 fn another_net(e: LpipsError, net: Net, source: &TensorMap) -> LpipsError {
     match e {
-        LpipsError::MissingWeight { .. } | LpipsError::WeightShape { .. } => {
-            match weights::other_trunk(net, source) {
-                Some(found) => LpipsError::TrunkOfAnotherNet {
-                    net,
-                    found,
-                    source_name: source.source_name.clone(),
-                },
-                None => e,
-            }
-        }
+        LpipsError::Weights {
+            problem: WeightProblem::Missing { .. } | WeightProblem::Shape { .. },
+            ..
+        } => match weights::other_trunk(net, source) {
+            Some(found) => WeightProblem::OtherNet { net, found }.at(&source.source_name),
+            None => e,
+        },
         e => e,
     }
 }

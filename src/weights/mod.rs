@@ -21,7 +21,7 @@ use crate::error::{LpipsError, Result};
 use crate::trunk::Holds;
 
 pub use crate::checkpoint::read_checkpoint;
-pub use crate::error::WeightRole;
+pub use crate::error::{NO_HUB_CACHE, WeightProblem, WeightRole, looked_for};
 pub use crate::trunk::{PublishedFile, TORCHVISION_BASE_URL, hub_checkpoint_dir};
 #[cfg(feature = "download")]
 pub use download::{DownloadLimits, download_verified, download_verified_with};
@@ -120,17 +120,17 @@ impl TensorMap {
     pub(crate) fn check(&self, key: &str, expected: &[i64]) -> Result<()> {
         let stored = self.stored_name(key);
         match self.shape(&stored)? {
-            None => Err(LpipsError::MissingWeight {
+            None => Err(WeightProblem::Missing {
                 key: stored,
                 expected: expected.to_vec(),
-                source_name: self.source_name.clone(),
-            }),
-            Some(found) if found != expected => Err(LpipsError::WeightShape {
+            }
+            .at(&self.source_name)),
+            Some(found) if found != expected => Err(WeightProblem::Shape {
                 key: stored,
                 expected: expected.to_vec(),
                 found,
-                source_name: self.source_name.clone(),
-            }),
+            }
+            .at(&self.source_name)),
             Some(_) => Ok(()),
         }
     }
@@ -147,28 +147,30 @@ impl TensorMap {
             (None, Some(file)) => file.read(key)?,
             (None, None) => None,
         };
-        let tensor = tensor.ok_or_else(|| LpipsError::MissingWeight {
-            key: key.to_string(),
-            expected: expected.to_vec(),
-            source_name: self.source_name.clone(),
+        let tensor = tensor.ok_or_else(|| {
+            WeightProblem::Missing {
+                key: key.to_string(),
+                expected: expected.to_vec(),
+            }
+            .at(&self.source_name)
         })?;
         let kind = tensor.f_kind()?;
         if !matches!(
             kind,
             Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
         ) {
-            return Err(LpipsError::WeightDtype {
+            return Err(WeightProblem::Dtype {
                 key: key.to_string(),
                 dtype: format!("{kind:?}"),
-                source_name: self.source_name.clone(),
-            });
+            }
+            .at(&self.source_name));
         }
         let tensor = tensor.f_to_kind(Kind::Float)?;
         if !bool::try_from(tensor.f_isfinite()?.f_all()?)? {
-            return Err(LpipsError::NonFiniteWeight {
+            return Err(WeightProblem::NonFinite {
                 key: key.to_string(),
-                source_name: self.source_name.clone(),
-            });
+            }
+            .at(&self.source_name));
         }
         Ok(tensor)
     }
@@ -360,12 +362,12 @@ pub fn convert_trunk(input: &Path, output: &Path, net: Option<Net>) -> Result<Ne
             Err(e) => failures.push(format!("{net}: {e}")),
         }
     }
-    Err(LpipsError::WeightFormat {
-        source_name: input.display().to_string(),
+    Err(WeightProblem::Format {
         reason: format!(
             "not the trunk of any of {} ({})",
             crate::trunk::all_names(),
             failures.join("; ")
         ),
-    })
+    }
+    .at(input.display().to_string()))
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use tch::Tensor;
 
 use super::TensorMap;
-use crate::error::{LpipsError, Result};
+use crate::error::{Result, WeightProblem};
 use crate::trunk::TrunkSpec;
 
 /// A whole model's tensors, checked and converted to f32.
@@ -50,9 +50,11 @@ pub(crate) fn load(
 ) -> Result<WholeModel> {
     let mut wanted: Vec<(String, Vec<i64>)> = Vec::new();
     for (name, var) in vars {
-        let stored = slice_name(spec, name).ok_or_else(|| LpipsError::WeightFormat {
-            source_name: source.source_name.clone(),
-            reason: format!("the trunk's variable {name} lies past its last tap"),
+        let stored = slice_name(spec, name).ok_or_else(|| {
+            WeightProblem::Format {
+                reason: format!("the trunk's variable {name} lies past its last tap"),
+            }
+            .at(&source.source_name)
         })?;
         source.alias(name, &stored);
         wanted.push((stored, var.size()));
@@ -75,13 +77,13 @@ pub(crate) fn load(
     // A torchvision trunk (`features.*`, no `net.slice*`): say what file is needed
     // rather than list every tensor it lacks.
     if present.contains("features.0.weight") && !present.iter().any(|n| n.starts_with("net.")) {
-        return Err(LpipsError::NotAWholeModel {
-            source_name: source.source_name.clone(),
+        return Err(WeightProblem::NotAWholeModel {
             published: match spec.holds {
                 crate::trunk::Holds::WholeModel { .. } => Some(spec.published.file_name),
                 crate::trunk::Holds::Trunk { .. } => None,
             },
-        });
+        }
+        .at(&source.source_name));
     }
     // `lins.{k}` may stand in for `lin{k}`, or sit beside it (torch saves both names).
     let mut missing = Vec::new();
@@ -105,11 +107,11 @@ pub(crate) fn load(
         .collect();
     let unexpected: Vec<String> = present.difference(&known).cloned().collect();
     if !missing.is_empty() || !unexpected.is_empty() {
-        return Err(LpipsError::ModelKeys {
-            source_name: source.source_name.clone(),
+        return Err(WeightProblem::ModelKeys {
             missing,
             unexpected,
-        });
+        }
+        .at(&source.source_name));
     }
     // Every shape before any tensor is copied out.
     for (name, shape) in &wanted {
@@ -134,13 +136,13 @@ pub(crate) fn load(
         if present.contains(&list_name) && source.stored_name(&head_name(*k)) != list_name {
             let other = source.take(&list_name, shape)?;
             if !head.f_equal(&other)? {
-                return Err(LpipsError::WeightFormat {
-                    source_name: source.source_name.clone(),
+                return Err(WeightProblem::Format {
                     reason: format!(
                         "{} and {list_name} differ (they are one module in lpips.LPIPS)",
                         head_name(*k)
                     ),
-                });
+                }
+                .at(&source.source_name));
             }
         }
         head_tensors.push(head);

@@ -2,7 +2,7 @@
 //! the reference's own head files, and hostile or broken files.
 
 use crate::common::{LINS, assert_close, oracle_file, read_tensors};
-use lpips::weights::{linear_heads, read_checkpoint};
+use lpips::weights::{WeightProblem, linear_heads, read_checkpoint};
 use lpips::{Lin, Lpips, LpipsError, Net, Tensor, Version};
 
 /// A checkpoint gives the same distances as the reference on the same trunk.
@@ -79,7 +79,10 @@ fn hostile_pickles_are_refused_without_running() {
         for format in ["zip", "legacy"] {
             let path = oracle_file(&format!("{stem}_{format}.pth"));
             match read_checkpoint(&path) {
-                Err(LpipsError::ForbiddenGlobal { global: g, .. }) => assert_eq!(g, global),
+                Err(LpipsError::Weights {
+                    problem: WeightProblem::ForbiddenGlobal { global: g },
+                    ..
+                }) => assert_eq!(g, global),
                 other => panic!("{stem} {format}: {other:?}"),
             }
             let built = Lpips::builder()
@@ -88,7 +91,13 @@ fn hostile_pickles_are_refused_without_running() {
                 .trunk_file(&path)
                 .build();
             assert!(
-                matches!(built, Err(LpipsError::ForbiddenGlobal { .. })),
+                matches!(
+                    built,
+                    Err(LpipsError::Weights {
+                        problem: WeightProblem::ForbiddenGlobal { .. },
+                        ..
+                    })
+                ),
                 "{stem} {format}"
             );
         }
@@ -101,8 +110,14 @@ fn format_error(bytes: &[u8], name: &str) -> String {
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     match read_checkpoint(&path) {
-        Err(LpipsError::WeightFormat { reason, .. }) => reason,
-        Err(LpipsError::ForbiddenGlobal { global, .. }) => format!("forbidden {global}"),
+        Err(LpipsError::Weights {
+            problem: WeightProblem::Format { reason },
+            ..
+        }) => reason,
+        Err(LpipsError::Weights {
+            problem: WeightProblem::ForbiddenGlobal { global },
+            ..
+        }) => format!("forbidden {global}"),
         other => panic!("{name}: expected an error, got {other:?}"),
     }
 }
@@ -419,7 +434,10 @@ fn legacy_view_trunks_give_reference_distances() {
 #[test]
 fn legacy_files_torch_refuses_are_refused() {
     let reason = |name: &str| match read_checkpoint(oracle_file(name)) {
-        Err(LpipsError::WeightFormat { reason, .. }) => reason,
+        Err(LpipsError::Weights {
+            problem: WeightProblem::Format { reason },
+            ..
+        }) => reason,
         other => panic!("{name}: expected a format error, got {other:?}"),
     };
     // A storage whose element count in the file is not its persistent id's.
@@ -574,7 +592,10 @@ fn peak_memory_child() {
     let before = peak_resident_kib();
     let e = read_checkpoint(&path).unwrap_err();
     let reason = match &e {
-        LpipsError::WeightFormat { reason, .. } => reason.clone(),
+        LpipsError::Weights {
+            problem: WeightProblem::Format { reason },
+            ..
+        } => reason.clone(),
         other => panic!("expected a format error, got {other:?}"),
     };
     assert!(
@@ -587,7 +608,13 @@ fn peak_memory_child() {
         .trunk_file(&path)
         .build();
     assert!(
-        matches!(built, Err(LpipsError::WeightFormat { .. })),
+        matches!(
+            built,
+            Err(LpipsError::Weights {
+                problem: WeightProblem::Format { .. },
+                ..
+            })
+        ),
         "{built:?}"
     );
     let after = peak_resident_kib();

@@ -1,6 +1,6 @@
 //! Each error path: a typed error with the facts, never a panic.
 
-use lpips::weights::TrunkWeights;
+use lpips::weights::{TrunkWeights, WeightProblem};
 use lpips::{Device, InputRange, Lin, Lpips, LpipsError, Net, Tensor};
 use tch::Kind;
 
@@ -209,7 +209,10 @@ fn strict_weight_loading() {
         .map(|(k, v)| (k.clone(), v.shallow_clone()))
         .collect();
     match build_with(missing) {
-        Err(LpipsError::MissingWeight { key, expected, .. }) => {
+        Err(LpipsError::Weights {
+            problem: WeightProblem::Missing { key, expected },
+            ..
+        }) => {
             assert_eq!(key, "features.8.bias");
             assert_eq!(expected, vec![256]);
         }
@@ -228,7 +231,12 @@ fn strict_weight_loading() {
         })
         .collect();
     match build_with(misshapen) {
-        Err(e @ LpipsError::WeightShape { .. }) => {
+        Err(
+            e @ LpipsError::Weights {
+                problem: WeightProblem::Shape { .. },
+                ..
+            },
+        ) => {
             let text = e.to_string();
             assert!(
                 text.contains("features.3.weight")
@@ -251,7 +259,7 @@ fn strict_weight_loading() {
         })
         .collect();
     assert!(
-        matches!(build_with(nan), Err(LpipsError::NonFiniteWeight { key, .. }) if key == "features.10.bias")
+        matches!(build_with(nan), Err(LpipsError::Weights { problem: WeightProblem::NonFinite { key }, .. }) if key == "features.10.bias")
     );
 
     // Integer or bool tensors are not weights (a rounded copy would load silently).
@@ -268,7 +276,10 @@ fn strict_weight_loading() {
             })
             .collect();
         match build_with(ints) {
-            Err(LpipsError::WeightDtype { key, .. }) => assert_eq!(key, "features.0.weight"),
+            Err(LpipsError::Weights {
+                problem: WeightProblem::Dtype { key, .. },
+                ..
+            }) => assert_eq!(key, "features.0.weight"),
             other => panic!("{kind:?}: {other:?}"),
         }
     }
@@ -299,7 +310,7 @@ fn weight_files() {
         .collect();
     Tensor::write_safetensors(&int_tensors, &ints).unwrap();
     assert!(
-        matches!(build(&ints), Err(LpipsError::WeightDtype { key, dtype, .. }) if key.starts_with("features.") && dtype == "I64")
+        matches!(build(&ints), Err(LpipsError::Weights { problem: WeightProblem::Dtype { key, dtype }, .. }) if key.starts_with("features.") && dtype == "I64")
     );
 
     let bytes = std::fs::read(&good).unwrap();
@@ -320,7 +331,10 @@ fn weight_files() {
         let path = dir.path().join(format!("{name}.safetensors"));
         std::fs::write(&path, content).unwrap();
         match build(&path) {
-            Err(LpipsError::WeightFormat { source_name, .. }) => {
+            Err(LpipsError::Weights {
+                source_name,
+                problem: WeightProblem::Format { .. },
+            }) => {
                 assert!(source_name.contains(name))
             }
             other => panic!("{name}: {other:?}"),
@@ -329,7 +343,13 @@ fn weight_files() {
 
     let pth = dir.path().join("alexnet.pth");
     std::fs::write(&pth, b"PK").unwrap();
-    assert!(matches!(build(&pth), Err(LpipsError::WeightFormat { .. })));
+    assert!(matches!(
+        build(&pth),
+        Err(LpipsError::Weights {
+            problem: WeightProblem::Format { .. },
+            ..
+        })
+    ));
     let missing = dir.path().join("nope.safetensors");
     assert!(matches!(
         build(&missing),
@@ -695,9 +715,11 @@ fn trunk_files_missing_or_of_another_net() {
     assert!(
         matches!(
             e,
-            LpipsError::TrunkOfAnotherNet {
-                net: Net::Vgg,
-                found: Net::Alex,
+            LpipsError::Weights {
+                problem: WeightProblem::OtherNet {
+                    net: Net::Vgg,
+                    found: Net::Alex
+                },
                 ..
             }
         ),
@@ -716,7 +738,10 @@ fn trunk_files_missing_or_of_another_net() {
             .net(Net::Vgg)
             .trunk(TrunkWeights::Tensors(broken))
             .build(),
-        Err(LpipsError::MissingWeight { .. })
+        Err(LpipsError::Weights {
+            problem: WeightProblem::Missing { .. },
+            ..
+        })
     ));
 }
 

@@ -3,6 +3,7 @@
 //! `scripts/gen_stlpips.py`, give the reference's distances; loading is strict.
 
 use crate::common::{assert_close, oracle_file};
+use lpips::weights::WeightProblem;
 use lpips::{Lpips, LpipsError, Net, Tensor};
 
 fn outputs() -> std::collections::HashMap<String, Tensor> {
@@ -48,9 +49,12 @@ fn whole_model_files_are_strict() {
         .build()
         .unwrap_err();
     match &err {
-        LpipsError::ModelKeys {
-            missing,
-            unexpected,
+        LpipsError::Weights {
+            problem:
+                WeightProblem::ModelKeys {
+                    missing,
+                    unexpected,
+                },
             ..
         } => {
             assert!(missing.is_empty(), "{err}");
@@ -64,9 +68,12 @@ fn whole_model_files_are_strict() {
         .build()
         .unwrap_err();
     match &err {
-        LpipsError::ModelKeys {
-            missing,
-            unexpected,
+        LpipsError::Weights {
+            problem:
+                WeightProblem::ModelKeys {
+                    missing,
+                    unexpected,
+                },
             ..
         } => {
             assert_eq!(missing, &["net.slice3.6.bias [384]".to_string()], "{err}");
@@ -81,9 +88,12 @@ fn whole_model_files_are_strict() {
         .build()
         .unwrap_err();
     match &err {
-        LpipsError::ModelKeys {
-            missing,
-            unexpected,
+        LpipsError::Weights {
+            problem:
+                WeightProblem::ModelKeys {
+                    missing,
+                    unexpected,
+                },
             ..
         } => {
             assert!(missing.len() > 4 && unexpected.len() > 4, "{err}");
@@ -105,8 +115,8 @@ fn whole_model_files_are_strict() {
     assert!(
         matches!(
             err,
-            LpipsError::NotAWholeModel {
-                published: None,
+            LpipsError::Weights {
+                problem: WeightProblem::NotAWholeModel { published: None },
                 ..
             }
         ),
@@ -125,6 +135,7 @@ fn whole_model_files_are_strict() {
         .trunk_file(oracle_file("trunk_alex.safetensors"))
         .build()
         .unwrap_err();
+    assert!(matches!(err, LpipsError::Conflict { .. }), "{err}");
     assert!(
         err.to_string().contains("replaces the trunk source"),
         "{err}"

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use crate::common::{assert_close, assert_close_slice, oracle_file};
-use lpips::weights::{PublishedFile, TrunkWeights};
+use lpips::weights::{PublishedFile, TrunkWeights, WeightProblem};
 use lpips::{Heads, InputRange, Lin, Lpips, LpipsError, Net, Tensor, Variant};
 
 pub fn oracle() -> &'static serde_json::Value {
@@ -294,7 +294,16 @@ fn published_weights_from_the_python_environment() {
         .trunk(TrunkWeights::PythonEnv(site))
         .build()
         .unwrap_err();
+    assert!(matches!(err, LpipsError::Conflict { .. }), "{err}");
     assert!(err.to_string().contains("PythonEnv"), "{err}");
+    assert_eq!(err.fault(), lpips::Fault::Input);
+    // A randomly initialised shift-tolerant trunk has no heads to learn from.
+    let err = st_builder(Net::Alex)
+        .trunk(TrunkWeights::RandomInit)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, LpipsError::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("Heads::None"), "{err}");
     // The plain trunk file is not a shift-tolerant model: refused, naming the file it
     // needs and how to point at it (not every tensor it lacks).
     let err = Lpips::builder()
@@ -304,9 +313,12 @@ fn published_weights_from_the_python_environment() {
         .build()
         .unwrap_err();
     match &err {
-        LpipsError::NotAWholeModel {
+        LpipsError::Weights {
             source_name,
-            published: Some("alex_shift_tolerant.pth"),
+            problem:
+                WeightProblem::NotAWholeModel {
+                    published: Some("alex_shift_tolerant.pth"),
+                },
         } => assert!(source_name.ends_with("trunk_alex.safetensors"), "{err}"),
         other => panic!("{other}"),
     }

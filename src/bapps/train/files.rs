@@ -43,8 +43,8 @@ pub(super) fn write_safetensors(
         .map(|(name, shape, bytes)| {
             // The bytes are the shape's f32 values, so the sizes agree.
             let view = TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(|e| {
-                LpipsError::WeightFormat {
-                    source_name: path.display().to_string(),
+                LpipsError::TrainCheckpoint {
+                    path: path.to_path_buf(),
                     reason: format!("cannot write `{name}` ({e:?})"),
                 }
             })?;
@@ -53,8 +53,8 @@ pub(super) fn write_safetensors(
         .collect::<Result<_>>()?;
     crate::files::write_atomic_path(path, |tmp| {
         safetensors::serialize_to_file(views, &Some(meta), tmp).map_err(|e| {
-            LpipsError::WeightFormat {
-                source_name: path.display().to_string(),
+            LpipsError::TrainCheckpoint {
+                path: path.to_path_buf(),
                 reason: format!("cannot write ({e:?})"),
             }
         })

@@ -451,8 +451,7 @@ fn trained_params(model: &Lpips, rank: &RankNet, mode: TrainMode) -> Result<Vec<
 /// The heads being trained: a training model is built with learned heads, so they are
 /// there; an error rather than a panic all the same.
 fn heads_of(model: &Lpips) -> Result<&[Tensor]> {
-    model.heads().ok_or_else(|| LpipsError::WeightFormat {
-        source_name: "the model in training".to_string(),
-        reason: "it has no linear heads".to_string(),
-    })
+    model
+        .heads()
+        .ok_or_else(|| LpipsError::Internal("the model in training has no linear heads".into()))
 }

@@ -7,7 +7,7 @@ use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use tch::{Kind, Tensor};
 
 use super::TensorFile;
-use crate::error::{LpipsError, Result};
+use crate::error::{LpipsError, Result, WeightProblem};
 
 /// The bytes of a safetensors file: memory-mapped, so that only the tensors taken are
 /// read (a whole VGG16 state dict is 528 MB, its trunk 59 MB), or embedded in the binary.
@@ -76,10 +76,10 @@ fn validate(bytes: &[u8], source_name: &str) -> Result<()> {
 }
 
 fn format_error(source_name: &str, e: SafeTensorError) -> LpipsError {
-    LpipsError::WeightFormat {
-        source_name: source_name.to_string(),
+    WeightProblem::Format {
         reason: format!("not a valid safetensors file ({e:?})"),
     }
+    .at(source_name)
 }
 
 /// The shape of one tensor, from the header only; `Ok(None)` when there is no such key.
@@ -106,11 +106,11 @@ fn read_tensor(bytes: &[u8], key: &str, source_name: &str) -> Result<Option<Tens
         Dtype::F16 => Kind::Half,
         Dtype::BF16 => Kind::BFloat16,
         other => {
-            return Err(LpipsError::WeightDtype {
+            return Err(WeightProblem::Dtype {
                 key: key.to_string(),
                 dtype: format!("{other:?}"),
-                source_name: source_name.to_string(),
-            });
+            }
+            .at(source_name));
         }
     };
     let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();

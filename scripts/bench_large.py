@@ -21,19 +21,12 @@ import subprocess
 import sys
 import time
 
+from nets import TABLE, cheapest_first
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORACLE = os.path.join(ROOT, "tests", "oracle")
 OUT = os.path.join(ROOT, "target", "bench_large")
 LPIPS = os.path.join(ROOT, "target", "release", "lpips")
-
-# Bytes per pixel of the reference's single pass, from its tensors: both images' taps,
-# their normalised copies and the squared differences (3x per image, 2 images), plus
-# the largest layer's input and output; float32.
-TAP_VALUES_PER_PIXEL = {
-    "alex": 64 / 16 + 192 / 64 + 384 / 256 + 256 / 256 + 256 / 256,
-    "vgg": 64 + 128 / 4 + 256 / 16 + 512 / 64 + 512 / 256,
-    "squeeze": 64 / 4 + 128 / 16 + 256 / 64 + 384 / 256 * 2 + 512 / 256 * 2,
-}
 
 WORKER = r"""
 import sys, time, torch, lpips
@@ -97,7 +90,7 @@ def measured(cmd, env=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="4000x3000")
-    ap.add_argument("--nets", default="alex,squeeze,vgg")
+    ap.add_argument("--nets", default=",".join(cheapest_first()))
     ap.add_argument("--max-memory", default="2G")
     ap.add_argument("--reference-limit-gb", type=float, default=12)
     ap.add_argument("--default-limit-gb", type=float, default=8,
@@ -118,13 +111,17 @@ def main():
             trunk = os.path.join(ORACLE, f"trunk_{net}.safetensors")
             base = [LPIPS, "compare", a, b, "--net", net, "--trunk", trunk]
             t_tiled, m_tiled, d_tiled = measured(base + ["--max-memory", args.max_memory], env)
-            estimate_gb = TAP_VALUES_PER_PIXEL[net] * 3 * 2 * 4 * h * w / 2**30
+            # The reference's single pass, from its tensors: the net's tap values per
+            # pixel (scripts/nets.py) for both images' taps, their normalised copies and
+            # the squared differences (3x per image, 2 images), plus the largest layer's
+            # input and output; float32.
+            estimate_gb = TABLE[net].tap_values_per_pixel * 3 * 2 * 4 * h * w / 2**30
             if estimate_gb <= args.default_limit_gb:
                 t_def, m_def, d_def = measured(base, env)
             else:
                 t_def, m_def, d_def = None, None, "not run"
             if estimate_gb <= args.reference_limit_gb:
-                t_ref, m_ref, out = measured([sys.executable, "-c", worker, net, a, b, trunk[: -len(".safetensors")]], env)
+                t_ref, m_ref, out = measured([sys.executable, "-c", worker, TABLE[net].reference, a, b, trunk[: -len(".safetensors")]], env)
                 d_ref = out.split()[0] if not out.startswith("FAILED") else out
             else:
                 t_ref, m_ref, d_ref = None, None, f"not run: estimated {estimate_gb:.0f} GB"

@@ -35,6 +35,8 @@ import statistics
 import subprocess
 import sys
 
+from nets import NETS, TABLE, cheapest_first, named
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Overridable for scripts/gpu_check.sh, which carries the binary and trunks elsewhere.
 ORACLE = os.environ.get("LPIPS_ORACLE_DIR", os.path.join(ROOT, "tests", "oracle"))
@@ -63,7 +65,7 @@ def worker(job, net, size, batch, seconds, threads):
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
+    model = lpips.LPIPS(net=TABLE[net].reference, pnet_rand=True, verbose=False).eval()
     load_trunk(model, read_trunk(os.path.join(ORACLE, f"trunk_{net}")))
     model = model.to(DEVICE)
     a, b, c = (torch.rand(batch, 3, size, size, device=DEVICE) * 2 - 1 for _ in range(3))
@@ -145,7 +147,7 @@ def conv_flops(net, size):
     import torch
     import lpips
 
-    model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
+    model = lpips.LPIPS(net=TABLE[net].reference, pnet_rand=True, verbose=False).eval()
     total = [0, 0]
 
     def hook(module, inputs, output):
@@ -221,7 +223,7 @@ def main():
     if "pairs" in only:
         print("| pairs | input | batch | reference (ms) | lpips (ms) | speed-up |")
         print("|---|---|---|---|---|---|")
-        for net in ["alex", "vgg", "squeeze"]:
+        for net in NETS:
             for size in [64, 256]:
                 for batch in [1, 8]:
                     r, o, rp, op, ratio = side_by_side("pairs", net, size, batch, rounds, seconds, threads)
@@ -232,7 +234,8 @@ def main():
     if "triplets" in only:
         print("| 2AFC triplets | input | batch | reference (ms) | lpips (ms) | speed-up |")
         print("|---|---|---|---|---|---|")
-        for net, batch in [("alex", 50), ("squeeze", 50), ("vgg", 8)]:
+        for net in cheapest_first():
+            batch = TABLE[net].triplet_batch
             r, o, rp, op, ratio = side_by_side("triplets", net, 64, batch, rounds, seconds, threads)
             memory.append((f"triplets {net} 64x64 b{batch}", rp, op))
             print(f"| {net} | 64x64 | {batch} | {r * 1e3:.2f} | {o * 1e3:.2f} | {ratio:.2f}x |", flush=True)
@@ -244,8 +247,9 @@ def main():
             print(f"| {job} | {rp / 1024:.0f} | {op / 1024:.0f} | {op / rp:.2f} |")
         print()
     if "load" in only:
-        r = run_side([TIMING, "load", "alex", "64", "1", str(seconds), str(threads), trunk_path("alex")], threads)
-        print(f"model construction, alex from {os.path.basename(trunk_path('alex'))}: "
+        (net,) = named("alex")
+        r = run_side([TIMING, "load", net, "64", "1", str(seconds), str(threads), trunk_path(net)], threads)
+        print(f"model construction, {net} from {os.path.basename(trunk_path(net))}: "
               f"{statistics.median(r['times']) * 1e3:.1f} ms (median)\n")
     if "flops" in only:
         peak, how = cpu_peak_gflops(threads)
@@ -254,7 +258,7 @@ def main():
         print("GFLOP/s from the nominal count; in brackets, without taps on zero padding")
         print("| trunk | input | batch | GFLOP per call | reference GFLOP/s | lpips GFLOP/s | lpips, of peak |")
         print("|---|---|---|---|---|---|---|")
-        for net, size in [("alex", 64), ("alex", 256), ("vgg", 64), ("vgg", 256)]:
+        for net, size in [(net, size) for net in named("alex", "vgg") for size in [64, 256]]:
             nominal, inside = (2 * f for f in conv_flops(net, size))  # both images of a pair
             for batch in [1, 8]:
                 if (net, size, batch) not in results:

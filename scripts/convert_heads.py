@@ -9,14 +9,17 @@ import lpips
 import torch
 from safetensors.torch import save_file
 
+from nets import NETS, TABLE
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(os.path.dirname(lpips.__file__), "weights")
 
 for version in ["0.0", "0.1"]:
     os.makedirs(os.path.join(ROOT, "weights", f"v{version}"), exist_ok=True)
-    for net in ["alex", "vgg", "squeeze"]:
-        state = torch.load(os.path.join(SRC, f"v{version}", f"{net}.pth"), map_location="cpu")
+    for net in NETS:
+        ref = TABLE[net].reference
+        state = torch.load(os.path.join(SRC, f"v{version}", f"{ref}.pth"), map_location="cpu")
         out = os.path.join(ROOT, "weights", f"v{version}", f"{net}.safetensors")
         save_file({k: v.float().contiguous() for k, v in sorted(state.items())}, out,
-                  metadata={"source": f"lpips 0.1.4 lpips/weights/v{version}/{net}.pth", "licence": "BSD-2-Clause"})
+                  metadata={"source": f"lpips 0.1.4 lpips/weights/v{version}/{ref}.pth", "licence": "BSD-2-Clause"})
         print(out, {k: tuple(v.shape) for k, v in state.items()})

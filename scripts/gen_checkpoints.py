@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from nets import named
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORACLE = os.path.join(ROOT, "tests", "oracle")
 OUT = os.path.join(ORACLE, "checkpoints")
@@ -251,7 +253,9 @@ def main():
         save_file({k: v.contiguous().clone() for k, v in intended.items()},
                   os.path.join(OUT, f"{stem}_expected.safetensors"))
 
-    for net, cuda in [("alex", False), ("squeeze", True)]:
+    # gen_oracle.py's seeded alex trunk as views of CPU storages, and squeeze's as
+    # torch.cuda storages (tests/library/checkpoint.rs reads both).
+    for net, cuda in zip(named("alex", "squeeze"), [False, True]):
         trunk = load_file(os.path.join(ORACLE, f"trunk_{net}.safetensors"))
         obj, storages = trunk_file(trunk, cuda, gap=3)
         path = os.path.join(OUT, f"trunk_{net}_{'cuda_' if cuda else ''}views_legacy.pth")

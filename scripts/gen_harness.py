@@ -35,24 +35,28 @@ import torch.nn.functional as F
 import lpips
 from safetensors.torch import load_file
 
+import nets
+from nets import NETS, TABLE, with_imagenet
 from reference_trunk import load_trunk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORACLE = os.path.join(ROOT, "tests", "oracle")
 OUT = os.path.join(ORACLE, "harness")
 SEED = 20261129
-# Not multiples of anything; above each trunk's minimum side.
-SIZES = {"alex": (53, 71), "vgg": (37, 45), "squeeze": (43, 34)}
+# The nets and their sizes (`harness_size`: not multiples of anything, above each trunk's
+# minimum side; `imagenet.size` with --imagenet): scripts/nets.py.
+SIZES = {net: TABLE[net].harness_size for net in NETS}
 LINS = [("v0.1", "0.1", True), ("v0.0", "0.0", True), ("none", "0.1", False)]
 FRAMES = 3
 
 
 def digest():
-    """This script's hash, and the main oracle's stamp: new seeded trunks from
-    gen_oracle.py make this oracle stale too."""
+    """This script's hash, its table's (scripts/nets.py), and the main oracle's stamp: new
+    seeded trunks from gen_oracle.py make this oracle stale too."""
     h = hashlib.sha256()
-    with open(os.path.abspath(__file__), "rb") as f:
-        h.update(f.read())
+    for path in [os.path.abspath(__file__), nets.__file__]:
+        with open(path, "rb") as f:
+            h.update(f.read())
     with open(os.path.join(ORACLE, "stamp"), "rb") as f:
         h.update(f.read())
     return h.hexdigest()
@@ -63,12 +67,12 @@ def trunk(net):
 
 
 def reference(net, version, use_lin, spatial=False):
-    m = lpips.LPIPS(net=net, version=version, lpips=use_lin, pnet_rand=True, spatial=spatial, verbose=False)
+    m = lpips.LPIPS(net=TABLE[net].reference, version=version, lpips=use_lin, pnet_rand=True, spatial=spatial, verbose=False)
     load_trunk(m, trunk(net))
     return m.eval()
 
 
-IMAGENET_SIZES = {"alex": (96, 128), "vgg": (64, 88)}
+IMAGENET_SIZES = {net: TABLE[net].imagenet.size for net in with_imagenet()}
 
 
 def photo_png(u8, path):
@@ -113,11 +117,11 @@ def torchmetrics_score(net, a01, b01):
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
     # Its trunk untrained (no download), then the seeded weights loaded into it.
-    heads = os.path.join(os.path.dirname(tml.__file__), "lpips_models", f"{net}.pth")
+    heads = os.path.join(os.path.dirname(tml.__file__), "lpips_models", f"{TABLE[net].reference}.pth")
     init = tml._NoTrainLpips.__init__
     tml._NoTrainLpips.__init__ = lambda self, **kw: init(self, pnet_rand=True, model_path=heads, **kw)
     try:
-        metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)
+        metric = LearnedPerceptualImagePatchSimilarity(net_type=TABLE[net].reference, normalize=True)
     finally:
         tml._NoTrainLpips.__init__ = init
     seeded = trunk(net)
@@ -159,16 +163,17 @@ def pyiqa_lpips_class():
 
     mod.models = types.SimpleNamespace(
         **{n: (lambda f: lambda *a, **k: f(weights=None))(getattr(torchvision.models, n))
-           for n in ["alexnet", "vgg16", "squeezenet1_1"]}
+           for n in sorted({TABLE[net].torchvision for net in NETS})}
     )
     _PYIQA["LPIPS"] = mod.LPIPS
     return mod.LPIPS
 
 
 def pyiqa_score(net, a01, b01):
-    m = pyiqa_lpips_class()(pretrained=False, net=net, version="0.1", pnet_rand=True)
+    ref = TABLE[net].reference
+    m = pyiqa_lpips_class()(pretrained=False, net=ref, version="0.1", pnet_rand=True)
     load_trunk(m, trunk(net))
-    heads = torch.load(os.path.join(os.path.dirname(lpips.__file__), "weights", "v0.1", f"{net}.pth"), map_location="cpu")
+    heads = torch.load(os.path.join(os.path.dirname(lpips.__file__), "weights", "v0.1", f"{ref}.pth"), map_location="cpu")
     m.load_state_dict(heads, strict=False)
     return float(m.eval()(a01, b01, normalize=True).item())
 

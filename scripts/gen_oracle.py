@@ -30,41 +30,49 @@ import lpips
 import cv2
 from safetensors.torch import save_file
 
+import nets
+from nets import NETS, TABLE, named, with_imagenet
 from reference_trunk import load_trunk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "oracle")
 SEED = 20180612
 
-# Non-square, not multiples of anything, above each trunk's minimum side.
-SIZES = {"alex": (45, 67), "vgg": (36, 50), "squeeze": (41, 29)}
-BUILDERS = {
-    "alex": torchvision.models.alexnet,
-    "vgg": torchvision.models.vgg16,
-    "squeeze": torchvision.models.squeezenet1_1,
-}
+# The nets, their sizes (non-square, not multiples of anything, above each trunk's
+# minimum side) and their torchvision architectures: scripts/nets.py.
+
 # (CLI label, reference version, reference lpips flag)
 LINS = [("v0.1", "0.1", True), ("v0.0", "0.0", True), ("none", "0.1", False)]
 BATCH = 3
 
 
 def script_digest():
-    with open(os.path.abspath(__file__), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    """This script's hash and its table's (scripts/nets.py)."""
+    h = hashlib.sha256()
+    for path in [os.path.abspath(__file__), nets.__file__]:
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def untrained(net):
+    """torchvision's architecture of `net`, untrained, with torch's current seed."""
+    return getattr(torchvision.models, TABLE[net].torchvision)(weights=None)
 
 
 def random_trunk(net, seed):
     torch.manual_seed(seed)
-    full = BUILDERS[net](weights=None).state_dict()
-    # A whole torchvision state dict (classifier too) for squeeze, to exercise ignoring
-    # extra keys; features only for alex and vgg, whose classifiers are hundreds of MB.
-    if net == "squeeze":
+    full = untrained(net).state_dict()
+    # A whole torchvision state dict (classifier too) where the table says so (squeeze),
+    # to exercise ignoring extra keys; features only for the others (alex's and vgg's
+    # classifiers are hundreds of MB).
+    if TABLE[net].oracle_whole_state_dict:
         return {k: v.contiguous() for k, v in full.items()}
     return {k: v.contiguous() for k, v in full.items() if k.startswith("features.")}
 
 
 def reference_model(net, version, use_lin, trunk):
-    model = lpips.LPIPS(net=net, version=version, lpips=use_lin, pnet_rand=True, verbose=False)
+    model = lpips.LPIPS(net=TABLE[net].reference, version=version, lpips=use_lin, pnet_rand=True, verbose=False)
     load_trunk(model, trunk)
     return model.eval()
 
@@ -116,20 +124,19 @@ def save_both(obj, stem):
 
 
 def write_checkpoints(heads_dir):
-    """torch.save checkpoints for the checkpoint reader, in both formats."""
-    for n_index, net in enumerate(SIZES):
+    """torch.save checkpoints for the checkpoint reader, in both formats: each net's
+    `oracle_checkpoints` (scripts/nets.py) of its seeded torchvision model, the whole
+    state dict (classifier too, like torchvision's hub file: 233 MB for alex) or its
+    features, as ckpt_{net}[_full]_{zip,legacy}.pth."""
+    for n_index, net in enumerate(NETS):
+        if not TABLE[net].oracle_checkpoints:
+            continue
         torch.manual_seed(SEED + n_index)
-        full = BUILDERS[net](weights=None).state_dict()
-        if net == "alex":
-            # The whole state dict, classifier too, like torchvision's hub file (233 MB).
-            torch.save(full, os.path.join(OUT, "ckpt_alex_full_zip.pth"))
-            torch.save({k: v for k, v in full.items() if k.startswith("features.")},
-                       os.path.join(OUT, "ckpt_alex_legacy.pth"), _use_new_zipfile_serialization=False)
-        elif net == "vgg":
-            feats = {k: v for k, v in full.items() if k.startswith("features.")}
-            torch.save(feats, os.path.join(OUT, "ckpt_vgg_legacy.pth"), _use_new_zipfile_serialization=False)
-        else:
-            save_both(full, "ckpt_squeeze_full")
+        full = untrained(net).state_dict()
+        for tensors, fmt in TABLE[net].oracle_checkpoints:
+            state = full if tensors == "full" else {k: v for k, v in full.items() if k.startswith("features.")}
+            stem = f"ckpt_{net}{'_full' if tensors == 'full' else ''}_{fmt}"
+            torch.save(state, os.path.join(OUT, f"{stem}.pth"), _use_new_zipfile_serialization=fmt == "zip")
     # Views: shared storages, offsets, strides, several dtypes; expected values beside.
     base = torch.arange(60, dtype=torch.float32).reshape(6, 10)
     views = {
@@ -153,8 +160,8 @@ def write_checkpoints(heads_dir):
     save_both({"x": Evil(eval, f"open({marker!r}, 'w')")}, "evil_eval")
     # The reference's own (legacy-format) head files.
     for version in ["0.0", "0.1"]:
-        for net in BUILDERS:
-            src = os.path.join(heads_dir, "weights", f"v{version}", f"{net}.pth")
+        for net in NETS:
+            src = os.path.join(heads_dir, "weights", f"v{version}", f"{TABLE[net].reference}.pth")
             with open(src, "rb") as f, open(os.path.join(OUT, f"heads_v{version}_{net}.pth"), "wb") as g:
                 g.write(f.read())
 
@@ -218,10 +225,11 @@ def write_outputs(out, net, trunk, in0, in1, png_paths, cli, channels_last=False
 
 
 IMAGENET = os.path.join(OUT, "imagenet")
-# Per net: photograph crops of this size (scikit-image's photographs at half size).
-IMAGENET_SIZES = {"alex": (96, 128), "vgg": (64, 88)}
-# The tiled-evaluation pair (alex): a photograph upscaled to 1000 x 1500.
+# Per net with ImageNet weights (scripts/nets.py): photograph crops of its
+# `imagenet.size` (scikit-image's photographs at half size).
+# The tiled-evaluation pair: a photograph upscaled to 1000 x 1500, on alex.
 LARGE = (1000, 1500)
+(LARGE_NET,) = named("alex")
 # The photographs the perceptual tests distort (name, scale).
 PERCEPTUAL = [("chelsea.png", 0.5), ("coffee.png", 0.5), ("astronaut.png", 0.5)]
 
@@ -235,7 +243,7 @@ def main_imagenet(force):
     if not os.path.exists(trunks_stamp):
         sys.exit("run scripts/imagenet_trunks.py first")
     h = hashlib.sha256()
-    for path in [os.path.abspath(__file__), photos.__file__, trunks_stamp]:
+    for path in [os.path.abspath(__file__), nets.__file__, photos.__file__, trunks_stamp]:
         with open(path, "rb") as f:
             h.update(f.read())
     digest = h.hexdigest()
@@ -247,7 +255,8 @@ def main_imagenet(force):
     torch.set_grad_enabled(False)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     cli = {}
-    for net, (h, w) in IMAGENET_SIZES.items():
+    for net in with_imagenet():
+        h, w = TABLE[net].imagenet.size
         trunk = load_file(os.path.join(IMAGENET, f"trunk_{net}.safetensors"))
         refs = [
             photos.photo("chelsea.png", h, w, top=20, left=40),
@@ -269,10 +278,10 @@ def main_imagenet(force):
     big = photos.photo("motorcycle_left.png", *LARGE, scale=2.03)
     photos.write_png(os.path.join(IMAGENET, "large_a.png"), big)
     photos.write_png(os.path.join(IMAGENET, "large_b.png"), photos.jpeg(photos.noise(big, 0.03, 2), 50))
-    model = reference_model("alex", "0.1", True, load_file(os.path.join(IMAGENET, "trunk_alex.safetensors")))
+    model = reference_model(LARGE_NET, "0.1", True, load_file(os.path.join(IMAGENET, f"trunk_{LARGE_NET}.safetensors")))
     a = lpips.im2tensor(lpips.load_image(os.path.join(IMAGENET, "large_a.png")))
     b = lpips.im2tensor(lpips.load_image(os.path.join(IMAGENET, "large_b.png")))
-    cli["large/alex/v0.1"] = float(model(a, b).item())
+    cli[f"large/{LARGE_NET}/v0.1"] = float(model(a, b).item())
     os.makedirs(os.path.join(IMAGENET, "photos"), exist_ok=True)
     for name, scale in PERCEPTUAL:
         full = cv2.imread(os.path.join(photos.DATA, name))
@@ -303,15 +312,17 @@ def main():
 
     heads_dir = os.path.dirname(lpips.__file__)
     for version in ["0.0", "0.1"]:
-        for net in BUILDERS:
-            state = torch.load(os.path.join(heads_dir, "weights", f"v{version}", f"{net}.pth"), map_location="cpu")
+        for net in NETS:
+            state = torch.load(os.path.join(heads_dir, "weights", f"v{version}", f"{TABLE[net].reference}.pth"),
+                               map_location="cpu")
             save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(OUT, f"heads_v{version}_{net}.safetensors"))
 
     write_checkpoints(heads_dir)
 
     gen = torch.Generator().manual_seed(SEED)
     cli = {}
-    for n_index, (net, (h, w)) in enumerate(SIZES.items()):
+    for n_index, net in enumerate(NETS):
+        h, w = TABLE[net].oracle_size
         trunk = random_trunk(net, SEED + n_index)
         save_file(trunk, os.path.join(OUT, f"trunk_{net}.safetensors"))
         in0 = smooth_images(gen, BATCH, h, w)
@@ -324,8 +335,8 @@ def main():
 
     # The smallest square side the reference accepts, per trunk.
     min_sides = {}
-    for net in BUILDERS:
-        model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
+    for net in NETS:
+        model = lpips.LPIPS(net=TABLE[net].reference, pnet_rand=True, verbose=False).eval()
         for side in range(1, 64):
             try:
                 x = torch.zeros(1, 3, side, side)

@@ -39,15 +39,22 @@ import stlpips_pytorch  # noqa: E402
 from stlpips_pytorch import stlpips  # noqa: E402
 import skimage.data  # noqa: E402
 
+import nets  # noqa: E402
+from nets import NETS, TABLE, named, with_stlpips  # noqa: E402
 from reference_trunk import load_trunk  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORACLE = os.path.join(ROOT, "tests", "oracle")
 OUT = os.path.join(ORACLE, "stlpips")
 SEED = 20220724
-NETS = ["alex", "vgg"]
-# The smallest sides, odd non-square ones and a square one.
-SIZES = {"alex": [(21, 21), (45, 67), (37, 90), (64, 64)], "vgg": [(18, 18), (36, 50), (29, 41), (64, 64)]}
+# The nets ST-LPIPS was published for, and their sizes (the smallest sides, odd
+# non-square ones and a square one): `stlpips_sizes` in scripts/nets.py.
+ST_NETS = with_stlpips()
+# The whole-model files: each net's at its `oracle_size`; one (squeeze's) in torch's
+# legacy format, and alex's also with an extra key, a missing key, and its heads under
+# `lins.` only.
+(LEGACY_MODEL_NET,) = named("squeeze")
+(ODD_FILES_NET,) = named("alex")
 BATCH = 2
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket"]
 CROP = (121, 153)  # height, width: odd, not square
@@ -58,17 +65,21 @@ JPEGS = [90, 70, 50, 30, 10]  # quality
 
 
 def script_digest():
-    with open(os.path.abspath(__file__), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    """This script's hash and its table's (scripts/nets.py)."""
+    h = hashlib.sha256()
+    for path in [os.path.abspath(__file__), nets.__file__]:
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
 
 
 def weight_file(net):
     base = os.path.dirname(stlpips_pytorch.__file__)
-    return os.path.join(base, "weights", "vST0.0", f"{net}_shift_tolerant.pth")
+    return os.path.join(base, "weights", "vST0.0", f"{TABLE[net].reference}_shift_tolerant.pth")
 
 
 def st_model(net, use_lin=True):
-    model = stlpips.LPIPS(net=net, variant="shift_tolerant", lpips=use_lin, verbose=False).eval()
+    model = stlpips.LPIPS(net=TABLE[net].reference, variant="shift_tolerant", lpips=use_lin, verbose=False).eval()
     stored = torch.load(weight_file(net), map_location="cpu", weights_only=True)
     if not use_lin:
         # With lpips=False the package loads nothing (its trunk stays random): the
@@ -107,11 +118,11 @@ def per_layer(model, in0, in1):
 
 def write_sizes(gen):
     accepted = {}
-    for net in NETS:
+    for net in ST_NETS:
         model = st_model(net)
         baseline = st_model(net, use_lin=False)
         tensors = {}
-        for h, w in SIZES[net]:
+        for h, w in TABLE[net].stlpips_sizes:
             in0, in1 = smooth_images(gen, BATCH, h, w), smooth_images(gen, BATCH, h, w)
             key = f"{h}x{w}"
             tensors[f"{key}/in0"], tensors[f"{key}/in1"] = in0, in1
@@ -194,9 +205,9 @@ def write_photos(gen_np):
 
 def photo_distances(photos):
     """{model: {photo: {label: distance}}}, images read as the packages read them."""
-    models = {f"st_{net}": st_model(net) for net in NETS}
-    for i, net in enumerate(NETS):
-        plain = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
+    models = {f"st_{net}": st_model(net) for net in ST_NETS}
+    for i, net in enumerate(ST_NETS):
+        plain = lpips.LPIPS(net=TABLE[net].reference, pnet_rand=True, verbose=False)
         load_trunk(plain, load_file(os.path.join(ORACLE, f"trunk_{net}.safetensors")))
         models[f"plain_{net}"] = plain.eval()
     out = {}
@@ -226,9 +237,10 @@ def report(dist):
 def write_model_files(gen):
     """Whole lpips.LPIPS state dicts of seeded random models, and their distances."""
     tensors = {}
-    for i, (net, (h, w)) in enumerate({"alex": (45, 67), "vgg": (36, 50), "squeeze": (41, 29)}.items()):
+    for i, net in enumerate(NETS):
+        h, w = TABLE[net].oracle_size
         torch.manual_seed(SEED + i)
-        model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
+        model = lpips.LPIPS(net=TABLE[net].reference, pnet_rand=True, verbose=False)
         with torch.no_grad():
             # Heads and scaling of this model's own, so that only the file can give them.
             for lin in model.lins:
@@ -237,7 +249,7 @@ def write_model_files(gen):
             model.scaling_layer.scale.mul_(1.05)
         model.eval()
         state = model.state_dict()
-        legacy = net == "squeeze"
+        legacy = net == LEGACY_MODEL_NET
         torch.save(state, os.path.join(OUT, f"model_{net}.pth"), _use_new_zipfile_serialization=not legacy)
         in0, in1 = smooth_images(gen, 3, h, w), smooth_images(gen, 3, h, w)
         with torch.no_grad():
@@ -245,14 +257,15 @@ def write_model_files(gen):
             tensors[f"{net}/scalar"] = model(in0, in1)
             model.spatial = True
             tensors[f"{net}/spatial"] = model(in0, in1)
-        if net == "alex":
+        if net == ODD_FILES_NET:
             extra = dict(state)
             extra["extra.weight"] = torch.zeros(3)
-            torch.save(extra, os.path.join(OUT, "model_alex_extra_key.pth"))
+            torch.save(extra, os.path.join(OUT, f"model_{net}_extra_key.pth"))
+            # A key of alex's trunk (its slice3 ends at features.6).
             missing = {k: v for k, v in state.items() if k != "net.slice3.6.bias"}
-            torch.save(missing, os.path.join(OUT, "model_alex_missing_key.pth"))
+            torch.save(missing, os.path.join(OUT, f"model_{net}_missing_key.pth"))
             only_list = {k: v for k, v in state.items() if not k.startswith("lin") or k.startswith("lins.")}
-            torch.save(only_list, os.path.join(OUT, "model_alex_lins_only.pth"))
+            torch.save(only_list, os.path.join(OUT, f"model_{net}_lins_only.pth"))
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "model_outputs.safetensors"))
 
 
@@ -280,7 +293,7 @@ def main():
         "blurs": [f"blur{s}" for s in BLURS],
         "noises": [f"noise{s}" for s in NOISES],
         "jpegs": [f"jpeg{q}" for q in JPEGS],
-        "weights": {net: weight_file(net) for net in NETS},
+        "weights": {net: weight_file(net) for net in ST_NETS},
         "site_packages": os.path.dirname(os.path.dirname(stlpips_pytorch.__file__)),
     }
     with open(os.path.join(OUT, "oracle.json"), "w") as f:

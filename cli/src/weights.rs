@@ -6,7 +6,7 @@ use clap::Subcommand;
 use lpips::Net;
 use lpips::weights::PublishedFile;
 
-use crate::args::{Format, parse_net};
+use crate::args::{Format, NetParser};
 use crate::error::CliError;
 use crate::terminal::outln;
 
@@ -18,16 +18,16 @@ pub enum WeightsCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Download trunks into the torch hub cache, verified (default: all three).
+    /// Download trunks into the torch hub cache, verified (default: all).
     Fetch {
-        /// alex, vgg, squeeze.
-        #[arg(value_parser = parse_net)]
+        /// Trunks to download (default: all).
+        #[arg(value_parser = NetParser)]
         nets: Vec<Net>,
     },
     /// Check cached trunks against torchvision's published SHA-256 (default: all found).
     Verify {
-        /// alex, vgg, squeeze.
-        #[arg(value_parser = parse_net)]
+        /// Trunks to check (default: all those in the cache).
+        #[arg(value_parser = NetParser)]
         nets: Vec<Net>,
     },
     /// Write a checkpoint's trunk tensors as safetensors (torchvision's names, f32).
@@ -37,7 +37,7 @@ pub enum WeightsCommand {
         /// The .safetensors file to write.
         output: PathBuf,
         /// The trunk (default: recognised from the tensors).
-        #[arg(long, value_parser = parse_net)]
+        #[arg(long, value_parser = NetParser)]
         net: Option<Net>,
     },
 }

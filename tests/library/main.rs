@@ -28,6 +28,7 @@ mod perceptual;
 mod precision;
 mod protocols;
 mod reference;
+mod scripts;
 mod stlpips;
 mod threads;
 mod tiling;

@@ -9,7 +9,7 @@ use clap::ValueEnum;
 use clap::builder::RangedU64ValueParser;
 
 pub(crate) use measure::{MaskNames, MeasureArgs};
-pub(crate) use model::{LinArg, ModelArgs, parse_net};
+pub(crate) use model::{LinArg, ModelArgs, NetParser};
 
 /// The output format of the commands that print one result (`compare`, `info`, `eval`,
 /// `weights list`).

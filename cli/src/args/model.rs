@@ -1,8 +1,10 @@
 //! The model options every measuring command shares: trunk, variant, heads, weight
 //! files, device.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use lpips::weights::TrunkWeights;
 use lpips::{Lin, Lpips, LpipsError, Net, Variant};
 
@@ -12,7 +14,7 @@ use crate::error::CliError;
 #[derive(clap::Args)]
 pub(crate) struct ModelArgs {
     /// Trunk network.
-    #[arg(long, default_value = "alex", value_parser = parse_net)]
+    #[arg(long, default_value = "alex", value_parser = NetParser)]
     pub(crate) net: Net,
     /// lpips (Zhang et al. 2018), or shift-tolerant: ST-LPIPS (Ghildyal and Liu, ECCV
     /// 2022), alex or vgg, with its authors' published weights (trunk and heads in one
@@ -133,8 +135,32 @@ impl serde::Serialize for LinArg {
     }
 }
 
-pub(crate) fn parse_net(s: &str) -> Result<Net, LpipsError> {
-    s.parse()
+/// A trunk argument: parsed as the library parses it (its aliases, its error message),
+/// with `Net::ALL`'s names as clap's possible values, so that help and shell completions
+/// list the trunks there are.
+#[derive(Clone, Copy)]
+pub(crate) struct NetParser;
+
+impl TypedValueParser for NetParser {
+    type Value = Net;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Net, clap::Error> {
+        let parse: fn(&str) -> Result<Net, LpipsError> = str::parse;
+        parse.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            Net::ALL
+                .into_iter()
+                .map(|net| PossibleValue::new(net.name())),
+        ))
+    }
 }
 
 fn parse_variant(s: &str) -> Result<Variant, LpipsError> {

@@ -55,8 +55,10 @@ pub(crate) struct Conv {
     // dropped when the trunk is trained (two copies could not both follow the optimiser).
     weight_nchw: Option<Tensor>,
     // The filters in Winograd form, for 3x3 stride-1 layers on the CPU in f32 (see
-    // `winograd.rs` and `winograd_pays`); passes that need gradients never use it.
+    // `winograd/` and `winograd_pays`); passes that need gradients never use it.
     wino: Option<Winograd>,
+    // Whether `wino` serves every size (tests of its exactness), not only where it pays.
+    wino_everywhere: bool,
     bias: Tensor,
     stride: i64,
     padding: i64,
@@ -84,6 +86,7 @@ impl Conv {
             weight,
             weight_nchw: None,
             wino: None,
+            wino_everywhere: false,
             bias,
             stride,
             padding,
@@ -104,7 +107,8 @@ impl Conv {
             if !x.requires_grad()
                 && x.f_kind().ok() == Some(Kind::Float)
                 && x.device() == tch::Device::Cpu
-                && winograd_pays(n, cin, self.bias.size().first().copied().unwrap_or(0), h, w)
+                && (self.wino_everywhere
+                    || winograd_pays(n, cin, self.bias.size().first().copied().unwrap_or(0), h, w))
             {
                 return wino.forward(x);
             }
@@ -428,17 +432,18 @@ impl Trunk {
 
     /// A copy whose 3x3 stride-1 convolutions also hold their filters in Winograd form
     /// (computed here, once), used by passes without gradients on the CPU in f32 where
-    /// [`winograd_pays`]; weights on another device or kind are left as they are.
-    pub(crate) fn with_winograd(&self) -> Result<Trunk> {
+    /// [`winograd_pays`] (or, `everywhere`, on every size and channel count: for tests);
+    /// weights on another device or kind are left as they are.
+    pub(crate) fn with_winograd(&self, everywhere: bool) -> Result<Trunk> {
         self.map(
             |c| {
-                // Only where `winograd_pays` can hold (from 128 input channels): the
+                // Only where `winograd_pays` can hold (from 64 input channels): the
                 // transformed filters take 4 times the memory of the 3x3 weights.
                 let wino = if c.is_3x3_same()
                     && c.weight
                         .size()
                         .get(1)
-                        .is_some_and(|&cin| cin >= WINOGRAD_MIN_CIN)
+                        .is_some_and(|&cin| everywhere || cin >= WINOGRAD_MIN_CIN)
                     && c.weight.device() == tch::Device::Cpu
                     && c.weight.f_kind().ok() == Some(Kind::Float)
                 {
@@ -450,6 +455,7 @@ impl Trunk {
                     weight: c.weight.shallow_clone(),
                     weight_nchw: c.weight_nchw.as_ref().map(Tensor::shallow_clone),
                     wino,
+                    wino_everywhere: everywhere,
                     bias: c.bias.shallow_clone(),
                     ..*c
                 })
@@ -539,18 +545,27 @@ fn infallible<T>(r: std::result::Result<T, std::convert::Infallible>) -> T {
 }
 
 /// Input channels from which the Winograd path can pay (see `winograd_pays`).
-const WINOGRAD_MIN_CIN: i64 = 128;
+const WINOGRAD_MIN_CIN: i64 = 64;
+
+/// Multiply-adds of direct convolution per tap (`N H W Cin Cout`) from which a call is
+/// large enough for the Winograd path to pay (see `winograd_pays`).
+const WINOGRAD_MIN_WORK: i64 = 200_000_000;
 
 /// Whether the Winograd path is faster than oneDNN's direct convolution for a 3x3 layer
 /// of this shape (batch, channels in and out, map), as measured on the trunks' layers
 /// (docs/benchmarks.md, "Winograd convolution"); not a stable interface.
 #[doc(hidden)]
 pub fn winograd_pays(n: i64, cin: i64, cout: i64, h: i64, w: i64) -> bool {
-    // Measured with examples/conv_layers.rs: 2x to 1.5x faster from 128 input channels on
-    // maps of 8 px and more; with 64 channels or fewer the transforms cost about what the
-    // products save (0.8x to 1.1x), and on smaller maps the padding of the 4x4 tiles does.
-    let _ = (n, cout);
-    cin >= WINOGRAD_MIN_CIN && h.min(w) >= 8
+    // Measured with examples/conv_layers.rs (2 threads): 1.1x to 2.2x faster from 64 input
+    // channels once a call holds 2e8 multiply-adds per tap (e.g. 64 -> 64 channels on
+    // 64x64 maps at batch 16, 512 -> 512 on 8x8 at batch 16); smaller calls break even
+    // or lose (0.85x to 1.03x: blocks of few tiles), and so do fewer channels (16 -> 64:
+    // 0.53x) and maps under 8 px, where the 4x4 tiles are mostly padding.
+    let work = [n, h, w, cin, cout]
+        .iter()
+        .try_fold(1i64, |acc, &v| acc.checked_mul(v.max(0)))
+        .unwrap_or(i64::MAX);
+    cin >= WINOGRAD_MIN_CIN && h.min(w) >= 8 && work >= WINOGRAD_MIN_WORK
 }
 
 /// The same values with channels-last (NHWC) strides, which oneDNN convolves and pools

@@ -38,6 +38,7 @@ pub struct LpipsBuilder {
     resize: Resize,
     precision: Precision,
     no_winograd: bool,
+    winograd_everywhere: bool,
     device: Option<Device>,
     trunk: TrunkWeights,
     heads_file: Option<PathBuf>,
@@ -177,6 +178,16 @@ impl LpipsBuilder {
     /// build the model again, or turn this off.
     pub fn winograd(mut self, on: bool) -> Self {
         self.no_winograd = !on;
+        self
+    }
+
+    /// The Winograd path on every 3x3 stride-1 layer and input size, not only where it
+    /// is faster: what the reference tests check its exactness with (their small inputs
+    /// would otherwise stay on direct convolution). Not a stable interface.
+    #[doc(hidden)]
+    pub fn winograd_everywhere(mut self) -> Self {
+        self.no_winograd = false;
+        self.winograd_everywhere = true;
         self
     }
 
@@ -333,7 +344,7 @@ impl LpipsBuilder {
         // Winograd filters for the CPU's f32 passes without gradients (`winograd`).
         let trunk =
             if !self.no_winograd && device == Device::Cpu && self.precision == Precision::F32 {
-                trunk.with_winograd()?
+                trunk.with_winograd(self.winograd_everywhere)?
             } else {
                 trunk
             };

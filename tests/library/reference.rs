@@ -8,11 +8,37 @@ use crate::common;
 use crate::common::{LINS, assert_close, model, read_tensors};
 use lpips::{InputRange, Lpips, Net};
 
+/// The trunk's file, with the Winograd path on every 3x3 layer whatever the size (the
+/// oracle's inputs are too small for it to pay, and so to be chosen, on its own).
+fn everywhere(net: Net, lin: lpips::Lin) -> lpips::LpipsBuilder {
+    Lpips::builder()
+        .net(net)
+        .lin(lin)
+        .winograd_everywhere()
+        .trunk_file(common::oracle_file(&format!(
+            "trunk_{}.safetensors",
+            net.name()
+        )))
+}
+
 fn check_net(net: Net) {
     let oracle = read_tensors(&format!("outputs_{}.safetensors", net.name()));
     let (in0, in1) = (&oracle["in0"], &oracle["in1"]);
     for (lin, label) in LINS {
-        let scalar = model(net, lin);
+        // The default choice per layer, checked against the reference on the totals.
+        let chosen = model(net, lin);
+        assert!(
+            chosen.winograd(),
+            "{net}: filters for its larger 3x3 layers"
+        );
+        let out = chosen.forward_layers(in0, in1).unwrap();
+        assert_close(
+            &out.total,
+            &oracle[&format!("{label}/scalar")],
+            &format!("{net} {label} scalar, default choice"),
+        );
+        let scalar = everywhere(net, lin).build().unwrap();
+        assert!(scalar.winograd());
         let out = scalar.forward_layers(in0, in1).unwrap();
         assert_close(
             &out.total,
@@ -40,9 +66,7 @@ fn check_net(net: Net) {
             )))
             .build()
             .unwrap();
-        // SqueezeNet's 3x3 layers have 16 to 64 input channels: none pays (docs/benchmarks.md).
         assert!(!direct.winograd());
-        assert_eq!(scalar.winograd(), net != Net::Squeeze, "{net}");
         let out = direct.forward_layers(in0, in1).unwrap();
         assert_close(
             &out.total,
@@ -56,16 +80,7 @@ fn check_net(net: Net) {
             &format!("{net} {label} distance_batch, no Winograd"),
         );
 
-        let spatial = Lpips::builder()
-            .net(net)
-            .lin(lin)
-            .spatial(true)
-            .trunk_file(common::oracle_file(&format!(
-                "trunk_{}.safetensors",
-                net.name()
-            )))
-            .build()
-            .unwrap();
+        let spatial = everywhere(net, lin).spatial(true).build().unwrap();
         let out = spatial.forward_layers(in0, in1).unwrap();
         assert_close(
             &out.total,
@@ -77,14 +92,8 @@ fn check_net(net: Net) {
             assert_close(layer, &oracle[&key], &format!("{net} {key}"));
         }
 
-        let unit = Lpips::builder()
-            .net(net)
-            .lin(lin)
+        let unit = everywhere(net, lin)
             .input_range(InputRange::ZeroToOne)
-            .trunk_file(common::oracle_file(&format!(
-                "trunk_{}.safetensors",
-                net.name()
-            )))
             .build()
             .unwrap();
         let got = unit

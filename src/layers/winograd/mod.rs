@@ -7,16 +7,18 @@
 //! rounded to f32); the 36 element-wise products summed over input channels are 36 matrix
 //! products, `M[k] = V[k] U[k]` (tiles x Cin by Cin x Cout, libtorch's batched SGEMM);
 //! each output tile is `Aᵀ M A`, plus the bias. The input and output transforms are
-//! this file's loops over channels (16 at a time, which the compiler vectorises), fused
+//! this file's loops over channels (16 at a time; `vector.rs` with AVX-512), fused
 //! with the gathering of tiles and the scattering of outputs into the channels-last map,
 //! and they run on blocks of tiles small enough for the transformed tiles of a block to
 //! stay in cache between the transform, the products and the inverse transform. The
-//! blocks are shared among `tch::get_num_threads()` threads, each running libtorch
-//! single-threaded: no barrier between the steps.
+//! blocks are shared among `tch::get_num_threads()` threads, libtorch's own OpenMP
+//! ones where it has them (`team.rs`): no barrier between the steps.
 //!
 //! In real arithmetic the result is the convolution's; in f32 the transforms' rounding
 //! makes it a few times less accurate than direct convolution (measured in
 //! docs/benchmarks.md, "Winograd convolution"), far inside LPIPS's tolerance.
+
+use std::sync::Mutex;
 
 use tch::{Device, Kind, Tensor};
 
@@ -175,50 +177,44 @@ impl Winograd {
             let end = tile_rows * (t + 1) / threads;
             let len = geo.output_offset(end) - geo.output_offset(done);
             let (part, tail) = rest.split_at_mut(len);
-            parts.push((done..end, part, products(&self.u)));
+            parts.push(Mutex::new(Some((done..end, part, products(&self.u)))));
             rest = tail;
             done = end;
         }
-        std::thread::scope(|s| -> Result<()> {
-            let mut parts = parts.into_iter();
-            let first = parts.next();
-            let handles: Vec<_> = parts
-                .map(|(rows, part, products)| {
-                    std::thread::Builder::new()
-                        .name("lpips-winograd".to_string())
-                        .spawn_scoped(s, move || {
-                            if matches!(products, Products::Libtorch(_)) {
-                                tch::set_num_threads(1);
-                            }
-                            let _guard = tch::no_grad_guard();
-                            run_rows(products, bias, geo, input, part, rows)
-                        })
-                })
-                .collect();
-            let mut result = match first {
-                Some((rows, part, products)) => {
-                    if matches!(products, Products::Libtorch(_)) {
-                        tch::set_num_threads(1);
-                    }
-                    run_rows(products, bias, geo, input, part, rows)
+        let results: Vec<Mutex<Option<Result<()>>>> =
+            (0..threads).map(|_| Mutex::new(None)).collect();
+        let job = |t: usize| {
+            let part = parts.get(t).and_then(|p| p.lock().ok()?.take());
+            if let Some((rows, part, products)) = part {
+                if matches!(products, Products::Libtorch(_)) {
+                    tch::set_num_threads(1);
                 }
-                None => Ok(()),
-            };
-            for handle in handles {
-                let r = match handle {
-                    Ok(h) => h.join().unwrap_or_else(|_| {
-                        Err(LpipsError::Torch(tch::TchError::Kind(
-                            "a Winograd convolution thread panicked".into(),
-                        )))
-                    }),
-                    Err(e) => Err(LpipsError::Torch(tch::TchError::Kind(format!(
-                        "could not start a Winograd convolution thread: {e}"
-                    )))),
-                };
-                result = result.and(r);
+                let _guard = tch::no_grad_guard();
+                let r = run_rows(products, bias, geo, input, part, rows);
+                if let Some(mut slot) = results.get(t).and_then(|r| r.lock().ok()) {
+                    *slot = Some(r);
+                }
             }
-            result
-        })
+        };
+        let fine = team::for_each(threads, &job);
+        // A part whose thread could not start is done here.
+        (0..threads).for_each(job);
+        let mut result = if fine {
+            Ok(())
+        } else {
+            Err(LpipsError::Internal(
+                "a Winograd convolution thread panicked".into(),
+            ))
+        };
+        for slot in results {
+            let r = slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(LpipsError::Internal(
+                    "a Winograd part was not computed".into(),
+                ))
+            });
+            result = result.and(r);
+        }
+        result
     }
 }
 
@@ -252,15 +248,24 @@ fn run_rows(
         Products::Own(u) => {
             let mut v = vec![0f32; v_len];
             let mut m = vec![0f32; m_len];
+            let registers = vector::serves(geo);
             let mut start = first;
             while start < last {
                 let count = block.min(last - start);
                 for slot in 0..count {
-                    input_tile(geo, input, start + slot, &mut v, slot, block);
+                    if registers {
+                        vector::input_tile(geo, input, start + slot, &mut v, slot, block);
+                    } else {
+                        input_tile(geo, input, start + slot, &mut v, slot, block);
+                    }
                 }
                 kernel::products(&v, u, &mut m, block, count, geo.cin, geo.cout);
                 for slot in 0..count {
-                    output_tile(geo, &m, slot, block, bias, start + slot, output, base);
+                    if registers {
+                        vector::output_tile(geo, &m, slot, block, bias, start + slot, output, base);
+                    } else {
+                        output_tile(geo, &m, slot, block, bias, start + slot, output, base);
+                    }
                 }
                 start += count;
             }
@@ -506,153 +511,9 @@ fn output_tile(
     }
 }
 
-/// The 36 products of a block, `M[p] = V[p] U[p]`, with AVX-512: 6 tiles x 64 output
-/// channels of accumulators in registers, `U`'s rows read in place (no packing), input
-/// channels summed in order (so every tile's sums are formed alike, whatever its place
-/// in the block). Built only with Rust 1.89 or later (`lpips_avx512`, from build.rs),
-/// where these intrinsics are stable; the crate's MSRV is older.
-#[allow(clippy::incompatible_msrv)]
-mod kernel {
-    #[cfg(all(target_arch = "x86_64", lpips_avx512))]
-    use std::arch::x86_64::{
-        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
-        _mm512_storeu_ps,
-    };
-
-    use super::{LANES, POINTS};
-
-    /// Whether this CPU runs the kernel.
-    pub(super) fn available() -> bool {
-        #[cfg(all(target_arch = "x86_64", lpips_avx512))]
-        {
-            std::arch::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(all(target_arch = "x86_64", lpips_avx512)))]
-        {
-            false
-        }
-    }
-
-    /// `M[p][0..rows] = V[p][0..rows] U[p]` for the 36 points: `v` is `36 x block x cin`,
-    /// `u` `36 x cin x cout`, `m` `36 x block x cout`; `cout` a multiple of 16. Does
-    /// nothing unless [`available`] and the sizes hold.
-    pub(super) fn products(
-        v: &[f32],
-        u: &[f32],
-        m: &mut [f32],
-        block: usize,
-        rows: usize,
-        cin: usize,
-        cout: usize,
-    ) {
-        let sizes_hold = rows <= block
-            && cout % LANES == 0
-            && v.len() >= POINTS * block * cin
-            && u.len() >= POINTS * cin * cout
-            && m.len() >= POINTS * block * cout;
-        if !(sizes_hold && available()) {
-            return;
-        }
-        #[cfg(all(target_arch = "x86_64", lpips_avx512))]
-        for p in 0..POINTS {
-            // SAFETY: AVX-512F is there (checked above); the slices hold point p's
-            // matrices (sizes checked above), which is all `point` reads and writes.
-            unsafe {
-                point(
-                    &v[p * block * cin..][..block * cin],
-                    &u[p * cin * cout..][..cin * cout],
-                    &mut m[p * block * cout..][..block * cout],
-                    rows,
-                    cin,
-                    cout,
-                );
-            }
-        }
-    }
-
-    /// One point's product, `rows x cin` by `cin x cout`.
-    #[cfg(all(target_arch = "x86_64", lpips_avx512))]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn point(v: &[f32], u: &[f32], m: &mut [f32], rows: usize, cin: usize, cout: usize) {
-        let mut n0 = 0;
-        while n0 + 4 * LANES <= cout {
-            unsafe { panel::<4>(v, u, m, rows, cin, cout, n0) };
-            n0 += 4 * LANES;
-        }
-        while n0 + LANES <= cout {
-            unsafe { panel::<1>(v, u, m, rows, cin, cout, n0) };
-            n0 += LANES;
-        }
-    }
-
-    /// Output channels `n0..n0 + 16 C` of every row.
-    #[cfg(all(target_arch = "x86_64", lpips_avx512))]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn panel<const C: usize>(
-        v: &[f32],
-        u: &[f32],
-        m: &mut [f32],
-        rows: usize,
-        cin: usize,
-        cout: usize,
-        n0: usize,
-    ) {
-        let mut r0 = 0;
-        while r0 + 6 <= rows {
-            unsafe { tile::<6, C>(v, u, m, r0, cin, cout, n0) };
-            r0 += 6;
-        }
-        unsafe {
-            match rows - r0 {
-                1 => tile::<1, C>(v, u, m, r0, cin, cout, n0),
-                2 => tile::<2, C>(v, u, m, r0, cin, cout, n0),
-                3 => tile::<3, C>(v, u, m, r0, cin, cout, n0),
-                4 => tile::<4, C>(v, u, m, r0, cin, cout, n0),
-                5 => tile::<5, C>(v, u, m, r0, cin, cout, n0),
-                _ => {}
-            }
-        }
-    }
-
-    /// Rows `r0..r0 + R`, output channels `n0..n0 + 16 C`: R x C registers of sums.
-    #[cfg(all(target_arch = "x86_64", lpips_avx512))]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn tile<const R: usize, const C: usize>(
-        v: &[f32],
-        u: &[f32],
-        m: &mut [f32],
-        r0: usize,
-        cin: usize,
-        cout: usize,
-        n0: usize,
-    ) {
-        // SAFETY (every pointer below): the callers keep r0 + R <= rows <= block and
-        // n0 + 16 C <= cout, so rows r0..r0 + R of `v` (cin each) and of `m` (cout each)
-        // and columns n0..n0 + 16 C of `u`'s cin rows are inside the slices.
-        let mut acc = [[_mm512_setzero_ps(); C]; R];
-        let a = v.as_ptr();
-        let b = u.as_ptr();
-        for k in 0..cin {
-            let mut bk = [_mm512_setzero_ps(); C];
-            for (j, bj) in bk.iter_mut().enumerate() {
-                *bj = unsafe { _mm512_loadu_ps(b.add(k * cout + n0 + LANES * j)) };
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let ai: __m512 = _mm512_set1_ps(unsafe { *a.add((r0 + i) * cin + k) });
-                for (sum, bj) in row.iter_mut().zip(bk.iter()) {
-                    *sum = _mm512_fmadd_ps(ai, *bj, *sum);
-                }
-            }
-        }
-        let c = m.as_mut_ptr();
-        for (i, row) in acc.iter().enumerate() {
-            for (j, sum) in row.iter().enumerate() {
-                unsafe { _mm512_storeu_ps(c.add((r0 + i) * cout + n0 + LANES * j), *sum) };
-            }
-        }
-    }
-}
+mod kernel;
+mod team;
+mod vector;
 
 fn to_usize(v: i64) -> Result<usize> {
     usize::try_from(v).map_err(|_| {

@@ -14,7 +14,7 @@ Prints: pairs (each trunk, 64x64 and 256x256, batch 1 and 8), 2AFC triplets (ref
 p0, p1 per item: the reference's scoring loop calls the model twice, we run each image
 through the trunk once), peak resident memory of each job, model construction, GFLOP/s
 for alex and vgg at 256x256 against this CPU's peak, `lpips dirs` (via
-bench_folders.py), and the whole workflows `lpips eval 2afc` and `lpips train` against
+bench_folders.py and bench_dirs_photos.py), and the whole workflows `lpips eval 2afc` and `lpips train` against
 the reference's scripts plus the CLI on a busy machine (via bench_workflows.py).
 
 Both sides run in the same environment: OpenMP threads bound to cores (unbound, the
@@ -270,6 +270,8 @@ def main():
         print()
     if "dirs" in only:
         subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_folders.py")], check=True)
+        # `lpips dirs --batch-size 8` on 256x256 photographs against the reference's batched loop.
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_dirs_photos.py")], check=True)
     if "workflows" in only:
         # `lpips eval 2afc` and `lpips train` against the reference's scripts, and the
         # CLI on a busy machine (its own LPIPS_BENCH_ONLY=eval,train,busy).

@@ -31,8 +31,6 @@ use mask::weight_tensor;
 use pooling::{upsample, weighted_average};
 use scaling::ScalingLayer;
 
-// Batch x height x width up to which both inputs share one trunk pass (benches/trunks.rs).
-const JOINT_PASS_MAX_PIXELS: i64 = 64 * 64 * 8;
 // More pixels (N x H x W) than memory could hold: 2^44 f32 values are 64 TiB.
 const MAX_PIXELS: i64 = 1 << 44;
 
@@ -492,9 +490,8 @@ impl Lpips {
 
     fn compute(&self, a: &Tensor, b: &Tensor, spatial: bool) -> Result<LayerDistances> {
         let (n, h, w) = (a.size()[0], a.size()[2], a.size()[3]);
-        // Small inputs go through the trunk as one batch, which halves per-op overhead;
-        // large ones separately, which measured faster on CPU (activations stay in cache).
-        let (fa, fb) = if a.size() == b.size() && n * h * w <= JOINT_PASS_MAX_PIXELS {
+        // Small inputs go through the trunk as one batch (`TrunkSpec::joint_pass_pixels`).
+        let (fa, fb) = if a.size() == b.size() && n * h * w <= self.spec.joint_pass_pixels {
             let both = self.features_canonical(&Tensor::f_cat(&[a, b], 0)?)?;
             (both.narrow(0, n)?, both.narrow(n, n)?)
         } else {

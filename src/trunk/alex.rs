@@ -33,4 +33,5 @@ pub(super) static SPEC: TrunkSpec = TrunkSpec {
         heads_v0_0: include_bytes!("../../weights/v0.0/alex.safetensors"),
     },
     init: Init::TorchDefault,
+    joint_pass_pixels: 256 * 256 * 8,
 };

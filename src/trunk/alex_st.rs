@@ -49,4 +49,5 @@ pub(super) static SPEC: TrunkSpec = TrunkSpec {
     },
     holds: Holds::WholeModel { base_url: BASE_URL, cache_subfolder: "stlpips" },
     init: Init::TorchDefault,
+    joint_pass_pixels: 64 * 64 * 8,
 };

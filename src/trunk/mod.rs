@@ -123,6 +123,11 @@ pub(crate) struct TrunkSpec {
     pub(crate) holds: Holds,
     /// How the untrained network is initialised.
     pub(crate) init: Init,
+    /// Batch x height x width up to which both inputs of a comparison share one trunk
+    /// pass (it halves per-operation overhead and fills the Winograd blocks; larger
+    /// inputs go separately, which measured faster where activations then stay in
+    /// cache): docs/benchmarks.md.
+    pub(crate) joint_pass_pixels: i64,
 }
 
 /// The trunk of a variant: the plain ones for [`Variant::Lpips`], the shift-tolerant

@@ -37,4 +37,5 @@ pub(super) static SPEC: TrunkSpec = TrunkSpec {
         heads_v0_0: include_bytes!("../../weights/v0.0/squeeze.safetensors"),
     },
     init: Init::KaimingUniform,
+    joint_pass_pixels: 64 * 64 * 8,
 };

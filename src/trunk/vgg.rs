@@ -34,4 +34,5 @@ pub(super) static SPEC: TrunkSpec = TrunkSpec {
         heads_v0_0: include_bytes!("../../weights/v0.0/vgg.safetensors"),
     },
     init: Init::KaimingNormalFanOut,
+    joint_pass_pixels: 64 * 64 * 8,
 };

@@ -9,8 +9,9 @@
 //! - same-size images go through the trunk together, in batches of up to
 //!   [`Options::batch_size`] (at most that many decoded images wait, whatever the mix of
 //!   sizes: when that many are pending, the fullest size group runs under-filled);
-//! - on the CPU with more than one libtorch thread, a batch is split across
-//!   single-threaded trunk workers ([`crate::workers`]), which keeps a busy machine fast;
+//! - on the CPU with more than one libtorch thread, a batch of images up to 128x128 is
+//!   split across single-threaded trunk workers ([`crate::workers`]), which keeps a busy
+//!   machine fast; larger images go in one pass on libtorch's threads;
 //! - each image's features are computed once, however many pairs it is in, and dropped
 //!   as soon as no pending pair needs them;
 //! - a batch whose trunk pass fails (libtorch out of memory on a huge image) is retried
@@ -419,8 +420,9 @@ pub struct Options {
     pub batch_size: usize,
     /// Threads decoding images. Default: the machine's cores.
     pub decode_threads: usize,
-    /// Single-threaded trunk workers on the CPU; `None` (default): libtorch's thread
-    /// count (`tch::get_num_threads`), 0 or 1: no workers (libtorch's own threads).
+    /// Single-threaded trunk workers on the CPU, for batches of images up to 128x128;
+    /// `None` (default): libtorch's thread count (`tch::get_num_threads`), 0 or 1: no
+    /// workers (libtorch's own threads).
     pub trunk_workers: Option<usize>,
     /// Also return each pair's spatial map ([`PairResult::map`], image-sized, masked
     /// pixels set to 0 as [`crate::maps::mask_map`] does).
@@ -560,6 +562,16 @@ fn hw(t: &Tensor) -> (i64, i64) {
         s.get(2).copied().unwrap_or(0),
         s.get(3).copied().unwrap_or(0),
     )
+}
+
+/// Images (height x width) above which a batch goes through the trunk as one pass on
+/// libtorch's threads rather than split among the single-threaded workers: there the
+/// per-operation overhead the split saves is small, and one pass runs the Winograd
+/// convolutions on every core (vgg, 256x256 photographs, batch 8: docs/benchmarks.md).
+const POOL_MAX_PIXELS: i64 = 128 * 128;
+
+fn large_pass(size: Option<(i64, i64)>) -> bool {
+    size.is_some_and(|(h, w)| h.saturating_mul(w) > POOL_MAX_PIXELS)
 }
 
 /// Images of at least this many pixels (256 x 256) trim the heap before their trunk
@@ -885,7 +897,9 @@ impl State<'_> {
         self.last_size = size;
         let model = self.model;
         let result = match self.pool {
-            Some(pool) if ids.len() >= 2 * pool.len() => pooled_features(pool, &tensors),
+            Some(pool) if ids.len() >= 2 * pool.len() && !large_pass(size) => {
+                pooled_features(pool, &tensors)
+            }
             _ => catch(|| features(model, &tensors)).map(|f| vec![f]),
         };
         match result {

@@ -1,6 +1,7 @@
 //! Measuring the pairs: a thin layer over the library's folder engine
 //! ([`lpips::engine`]: images decoded on worker threads while the trunk runs, trunk
-//! passes over same-size batches on single-threaded trunk workers, features kept only
+//! passes over same-size batches on single-threaded trunk workers for small images,
+//! features kept only
 //! while a pending pair needs them, a failed batch retried image by image). This side
 //! turns its results into rows, writes the spatial maps, prints each failure on stderr
 //! and stops the engine when a signal arrives.

@@ -634,6 +634,20 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_callers_each_get_their_own_result() {
+        // Several threads of a user's, each calling with libtorch's default thread count:
+        // each gets its own OpenMP team (or threads), and its own correct output.
+        std::thread::scope(|s| {
+            for seed in 0..3 {
+                s.spawn(move || {
+                    tch::manual_seed(10 + seed);
+                    check(2, 64, 64, 20, 28, true);
+                });
+            }
+        });
+    }
+
+    #[test]
     fn several_threads_split_the_rows() {
         tch::manual_seed(3);
         let before = tch::get_num_threads();

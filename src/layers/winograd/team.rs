@@ -6,8 +6,11 @@
 //! libtorch's Linux builds load, is reached by name at run time (`GOMP_parallel`, the
 //! entry that `#pragma omp parallel` compiles to); without it, scoped threads do the work.
 
+#![cfg_attr(not(unix), allow(dead_code))]
+
 use std::ffi::{c_int, c_uint, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+#[cfg(unix)]
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -21,6 +24,12 @@ struct Gomp {
     num_threads: Query,
 }
 
+#[cfg(not(unix))]
+fn gomp() -> Option<&'static Gomp> {
+    None
+}
+
+#[cfg(unix)]
 fn gomp() -> Option<&'static Gomp> {
     static GOMP: OnceLock<Option<Gomp>> = OnceLock::new();
     GOMP.get_or_init(|| {

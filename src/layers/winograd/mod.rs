@@ -336,12 +336,25 @@ impl Geometry {
         self.w.div_ceil(TILE)
     }
 
+    /// Tile `tile` (global index, row-major over images, tile rows and tile columns) as
+    /// (image, tile row, tile column).
+    fn place(&self, tile: usize) -> (usize, usize, usize) {
+        let (row, tx) = (tile / self.tiles_w(), tile % self.tiles_w());
+        (row / self.tiles_h(), row % self.tiles_h(), tx)
+    }
+
     /// Where tile row `row` (global) starts in the NHWC output; `n * tiles_h` gives the end.
     fn output_offset(&self, row: usize) -> usize {
         let th = self.tiles_h();
         let (image, tr) = (row / th, row % th);
         ((image * self.h + TILE * tr) * self.w) * self.cout
     }
+}
+
+/// Which of a tile's rows or columns fall inside the map: those of the tile starting at
+/// `start - 1` (`start` is `TILE` times the tile's index, the first ones in the padding).
+fn inside(start: usize, side: usize) -> [Option<usize>; ALPHA] {
+    std::array::from_fn(|i| (start + i).checked_sub(1).filter(|&p| p < side))
 }
 
 /// `Bᵀ d` for six vectors of lanes.
@@ -422,15 +435,8 @@ fn input_tile(
     slot: usize,
     block: usize,
 ) {
-    let (tw, th) = (geo.tiles_w(), geo.tiles_h());
-    let (row, tx) = (tile / tw, tile % tw);
-    let (image, ty) = (row / th, row % th);
+    let (image, ty, tx) = geo.place(tile);
     let cin = geo.cin;
-    // Which of the tile's rows and columns fall inside the map (the first ones start at
-    // TILE * ty - 1 and TILE * tx - 1, in the padding for the first tiles).
-    let inside = |start: usize, side: usize| -> [Option<usize>; ALPHA] {
-        std::array::from_fn(|i| (start + i).checked_sub(1).filter(|&p| p < side))
-    };
     let ys = inside(TILE * ty, geo.h);
     let xs = inside(TILE * tx, geo.w);
     let mut t = [[[0f32; LANES]; ALPHA]; ALPHA];
@@ -476,9 +482,7 @@ fn output_tile(
     output: &mut [f32],
     base: usize,
 ) {
-    let (tw, th) = (geo.tiles_w(), geo.tiles_h());
-    let (row, tx) = (tile / tw, tile % tw);
-    let (image, ty) = (row / th, row % th);
+    let (image, ty, tx) = geo.place(tile);
     let cout = geo.cout;
     let rows = TILE.min(geo.h - TILE * ty);
     let cols = TILE.min(geo.w - TILE * tx);

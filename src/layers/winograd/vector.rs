@@ -11,16 +11,11 @@ use std::arch::x86_64::{
     _mm512_storeu_ps, _mm512_sub_ps,
 };
 
-use super::{ALPHA, Geometry, LANES, POINTS, TILE};
+use super::{ALPHA, Geometry, LANES, POINTS, TILE, inside};
 
 /// Whether the vector transforms serve this geometry (else the portable loops do).
 pub(super) fn serves(geo: &Geometry) -> bool {
     super::kernel::available() && geo.cin % LANES == 0 && geo.cout % LANES == 0
-}
-
-/// Which of a tile's rows or columns fall inside the map (they start at `start - 1`).
-fn inside(start: usize, side: usize) -> [Option<usize>; ALPHA] {
-    std::array::from_fn(|i| (start + i).checked_sub(1).filter(|&p| p < side))
 }
 
 /// [`super::input_tile`] with registers; does nothing unless [`serves`] and the slices
@@ -132,9 +127,7 @@ unsafe fn input_avx512(
     slot: usize,
     block: usize,
 ) {
-    let (tw, th) = (geo.tiles_w(), geo.tiles_h());
-    let (row, tx) = (tile / tw, tile % tw);
-    let (image, ty) = (row / th, row % th);
+    let (image, ty, tx) = geo.place(tile);
     let cin = geo.cin;
     let ys = inside(TILE * ty, geo.h);
     let xs = inside(TILE * tx, geo.w);
@@ -185,9 +178,7 @@ unsafe fn output_avx512(
     output: &mut [f32],
     base: usize,
 ) {
-    let (tw, th) = (geo.tiles_w(), geo.tiles_h());
-    let (row, tx) = (tile / tw, tile % tw);
-    let (image, ty) = (row / th, row % th);
+    let (image, ty, tx) = geo.place(tile);
     let cout = geo.cout;
     let rows = TILE.min(geo.h - TILE * ty);
     let cols = TILE.min(geo.w - TILE * tx);

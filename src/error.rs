@@ -498,6 +498,9 @@ pub enum WeightProblem {
         /// `LpipsBuilder::model_file`.
         published: Option<&'static str>,
     },
+    /// It holds a whole `lpips.LPIPS` model (`net.slice*`, `lin*` and scaling tensors)
+    /// where a torchvision trunk is read.
+    WholeModelAsTrunk,
     /// A whole model's file does not hold exactly the model's tensors.
     ModelKeys {
         /// Tensors the model needs that the file lacks, as `name (shape)`.
@@ -558,6 +561,10 @@ impl WeightProblem {
             WeightProblem::NotAWholeModel { published } => {
                 not_a_whole_model(source_name, *published)
             }
+            WeightProblem::WholeModelAsTrunk => format!(
+                "{source_name} holds a whole lpips.LPIPS model (trunk, heads and scaling \
+                 layer), not a torchvision trunk: give it with `LpipsBuilder::model_file`"
+            ),
             WeightProblem::ModelKeys {
                 missing,
                 unexpected,

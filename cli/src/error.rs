@@ -243,6 +243,13 @@ fn worded_weights(e: &LpipsError) -> Option<String> {
         ),
         LpipsError::Weights {
             source_name,
+            problem: WeightProblem::WholeModelAsTrunk,
+        } => format!(
+            "{source_name} holds a whole lpips.LPIPS model (trunk, heads and scaling layer), \
+             not a torchvision trunk: pass it with `--model FILE` instead of `--trunk`"
+        ),
+        LpipsError::Weights {
+            source_name,
             problem: WeightProblem::NotAWholeModel { published: None },
         } => format!(
             "{source_name} holds a torchvision trunk only, but --model reads a whole \

@@ -505,16 +505,22 @@ fn read_weights(path: &std::path::Path, role: WeightRole) -> Result<TensorMap> {
     })
 }
 
-/// A trunk source the model cannot use: when it holds another net's trunk, says so.
+/// A trunk source the model cannot use: when it holds a whole `lpips.LPIPS` model or
+/// another net's trunk, says so.
 fn another_net(e: LpipsError, net: Net, source: &TensorMap) -> LpipsError {
     match e {
         LpipsError::Weights {
             problem: WeightProblem::Missing { .. } | WeightProblem::Shape { .. },
             ..
-        } => match weights::other_trunk(net, source) {
-            Some(found) => WeightProblem::OtherNet { net, found }.at(&source.source_name),
-            None => e,
-        },
+        } => {
+            if source.names().iter().any(|n| n.starts_with("net.slice")) {
+                return WeightProblem::WholeModelAsTrunk.at(&source.source_name);
+            }
+            match weights::other_trunk(net, source) {
+                Some(found) => WeightProblem::OtherNet { net, found }.at(&source.source_name),
+                None => e,
+            }
+        }
         e => e,
     }
 }

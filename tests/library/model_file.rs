@@ -140,4 +140,23 @@ fn whole_model_files_are_strict() {
         err.to_string().contains("replaces the trunk source"),
         "{err}"
     );
+    // The other way round: a whole model given as the trunk.
+    let err = Lpips::builder()
+        .trunk_file(oracle_file("stlpips/model_alex.pth"))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LpipsError::Weights {
+                problem: WeightProblem::WholeModelAsTrunk,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("LpipsBuilder::model_file"),
+        "{err}"
+    );
 }

@@ -153,6 +153,19 @@ fn weight_files_that_cannot_be_opened_or_fit_another_net_name_the_flags() {
         "{err}"
     );
     assert!(err.contains("`--net alex`"), "{err}");
+    // A whole lpips.LPIPS model given as a trunk: the flag it belongs to.
+    let err = cli_error(
+        lpips(home.path())
+            .arg("compare")
+            .arg(img("0"))
+            .arg(img("1"))
+            .arg("--trunk")
+            .arg(oracle_file("stlpips/model_alex.pth")),
+    );
+    assert!(
+        err.contains("holds a whole lpips.LPIPS model") && err.contains("`--model FILE`"),
+        "{err}"
+    );
 }
 
 fn train_set() -> PathBuf {

@@ -246,8 +246,7 @@ fn run_rows(
     let (v_len, m_len) = (POINTS * block * geo.cin, POINTS * block * geo.cout);
     match products {
         Products::Own(u) => {
-            let mut v = vec![0f32; v_len];
-            let mut m = vec![0f32; m_len];
+            let (mut v, mut m) = (zeros(v_len)?, zeros(m_len)?);
             let registers = vector::serves(geo);
             let mut start = first;
             while start < last {
@@ -518,6 +517,20 @@ fn output_tile(
 mod kernel;
 mod team;
 mod vector;
+
+/// A zeroed buffer of `len` values, or an error where memory runs out (its size follows
+/// `LPIPS_WINOGRAD_BLOCK_KB` and the channel counts, so it is not left to abort).
+fn zeros(len: usize) -> Result<Vec<f32>> {
+    let mut buffer = Vec::new();
+    buffer
+        .try_reserve_exact(len)
+        .map_err(|_| LpipsError::OutOfMemory {
+            what: "the Winograd convolution's block buffers".into(),
+            bytes: u64::try_from(len).unwrap_or(u64::MAX).saturating_mul(4),
+        })?;
+    buffer.resize(len, 0.0);
+    Ok(buffer)
+}
 
 fn to_usize(v: i64) -> Result<usize> {
     usize::try_from(v).map_err(|_| {

@@ -3,6 +3,7 @@
 
 use tch::{Kind, Tensor, nn};
 
+pub(crate) mod team;
 mod winograd;
 
 use crate::config::{Net, Variant};
@@ -102,6 +103,18 @@ impl Conv {
     /// `small_maps_nchw`: whether small maps may take the NCHW path (not inside fire
     /// modules, where the layout changes cost more than they saved).
     fn forward(&self, x: &Tensor, small_maps_nchw: bool) -> Result<Tensor> {
+        Ok(self.forward_then(x, small_maps_nchw, false)?.0)
+    }
+
+    /// [`Conv::forward`], and whether a ReLU was applied too: the Winograd path does it
+    /// as it writes the outputs when `relu` asks (a pass over the map saved); libtorch's
+    /// convolution leaves it to the caller.
+    fn forward_then(
+        &self,
+        x: &Tensor,
+        small_maps_nchw: bool,
+        relu: bool,
+    ) -> Result<(Tensor, bool)> {
         let size = x.size();
         if let (Some(wino), &[n, cin, h, w]) = (&self.wino, &size[..]) {
             if !x.requires_grad()
@@ -110,7 +123,7 @@ impl Conv {
                 && (self.wino_everywhere
                     || winograd_pays(n, cin, self.bias.size().first().copied().unwrap_or(0), h, w))
             {
-                return wino.forward(x);
+                return Ok((wino.forward_then(x, relu)?, relu));
             }
         }
         let (x, weight) = match &self.weight_nchw {
@@ -120,14 +133,15 @@ impl Conv {
             Some(_) => (channels_last(x)?, &self.weight),
             None => (x.shallow_clone(), &self.weight),
         };
-        Ok(x.f_conv2d(
+        let y = x.f_conv2d(
             weight,
             Some(&self.bias),
             [self.stride; 2],
             [self.padding; 2],
             [1, 1],
             1,
-        )?)
+        )?;
+        Ok((y, false))
     }
 
     fn share(&self) -> Conv {
@@ -296,9 +310,19 @@ impl Layer {
         })
     }
 
-    /// `in_place` lets a ReLU overwrite its input: allowed when nothing else holds it
-    /// (not a tap), as torchvision's `ReLU(inplace=True)`; it saves a pass over memory.
-    fn forward(&self, x: Tensor, in_place: bool) -> Result<Tensor> {
+    /// The layer's output. `in_place` lets a ReLU overwrite its input: allowed when nothing
+    /// else holds it (not a tap), as torchvision's `ReLU(inplace=True)`; it saves a pass
+    /// over memory. `relu`: the ReLU that follows a convolution may be applied there, where
+    /// its path can (then the second value is true and the caller skips that ReLU).
+    fn forward_then(&self, x: Tensor, in_place: bool, relu: bool) -> Result<(Tensor, bool)> {
+        Ok(match self {
+            Layer::Conv(conv) => conv.forward_then(&x, true, relu)?,
+            other => (other.forward_alone(x, in_place)?, false),
+        })
+    }
+
+    /// Each layer on its own (see [`Layer::forward_then`]).
+    fn forward_alone(&self, x: Tensor, in_place: bool) -> Result<Tensor> {
         Ok(match self {
             Layer::Conv(conv) => conv.forward(&x, true)?,
             Layer::Relu if in_place => {
@@ -322,9 +346,11 @@ impl Layer {
                 let mut s = f.squeeze.forward(&x, false)?;
                 let _ = s.f_relu_()?;
                 let mut e1 = f.expand1x1.forward(&s, false)?;
-                let mut e3 = f.expand3x3.forward(&s, false)?;
+                let (mut e3, done) = f.expand3x3.forward_then(&s, false, true)?;
                 let _ = e1.f_relu_()?;
-                let _ = e3.f_relu_()?;
+                if !done {
+                    let _ = e3.f_relu_()?;
+                }
                 Tensor::f_cat(&[e1, e3], 1)?
             }
             Layer::BlurPool(b) => b.forward(&x)?,
@@ -356,9 +382,15 @@ impl Trunk {
         let mut h = channels_last(x)?;
         let mut start = 0;
         for &end in self.taps {
-            for (i, layer) in self.layers[start..end].iter().enumerate() {
+            let slice = &self.layers[start..end];
+            let mut skip_relu = false;
+            for (i, layer) in slice.iter().enumerate() {
+                if std::mem::take(&mut skip_relu) && matches!(layer, Layer::Relu) {
+                    continue;
+                }
                 // The first layer of a slice reads the previous tap: never in place.
-                h = layer.forward(h, i > 0)?;
+                let relu_next = matches!(slice.get(i + 1), Some(Layer::Relu));
+                (h, skip_relu) = layer.forward_then(h, i > 0, relu_next)?;
             }
             outs.push(h.shallow_clone());
             start = end;
@@ -418,11 +450,16 @@ impl Trunk {
     pub(crate) fn to_channels_last(&self) -> Result<Trunk> {
         self.map(
             |c| {
+                // Detached from the variables they were loaded into (which require
+                // gradients): where a layout change is a view (1x1 filters, NCHW
+                // copies), autograd would otherwise track the frozen weights and build
+                // a graph through the trunk on every pass.
+                let weight = c.weight.f_detach()?;
                 Ok(Conv {
-                    weight: channels_last(&c.weight)?,
-                    weight_nchw: Some(c.weight.f_contiguous()?),
+                    weight: channels_last(&weight)?,
+                    weight_nchw: Some(weight.f_contiguous()?),
                     wino: c.wino.as_ref().map(Winograd::share),
-                    bias: c.bias.shallow_clone(),
+                    bias: c.bias.f_detach()?,
                     ..*c
                 })
             },

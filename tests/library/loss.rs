@@ -42,6 +42,25 @@ fn frozen() {
     }
 }
 
+/// Inputs that need no gradient through a frozen model: no autograd graph is built (it
+/// would hold every activation until the result is dropped), on every trunk and on the
+/// small maps where the trunk convolves with its NCHW copy of the weights.
+#[test]
+fn inputs_without_gradient_build_no_graph() {
+    for net in [Net::Alex, Net::Vgg, Net::Squeeze] {
+        let oracle = common::read_tensors(&format!("outputs_{}.safetensors", net.name()));
+        let m = common::model(net, Lin::V0_1);
+        let out = m.forward_layers(&oracle["in0"], &oracle["in1"]).unwrap();
+        assert!(
+            !out.total.requires_grad(),
+            "{net}: the result tracks a gradient"
+        );
+        for (k, layer) in out.layers.iter().enumerate() {
+            assert!(!layer.requires_grad(), "{net}: layer {k} tracks a gradient");
+        }
+    }
+}
+
 /// A trunk whose every feature is zero: the reference's square root has an infinite
 /// derivative there and its gradient is NaN; ours must be a finite zero.
 #[test]
@@ -137,4 +156,35 @@ fn optimise() {
         losses[0],
         losses[29]
     );
+}
+
+/// Heads being trained (as `lpips train` trains them) on inputs that need no gradient:
+/// the trunk may take the CPU kernels, but the heads' gradient must be autograd's, the
+/// same as with those kernels off.
+#[test]
+fn trained_heads_get_their_gradient_with_the_cpu_kernels_on() {
+    let oracle = common::read_tensors("outputs_vgg.safetensors");
+    let head_grads = |winograd: bool| -> Vec<Tensor> {
+        let m = Lpips::builder()
+            .net(Net::Vgg)
+            .trunk_file(common::oracle_file("trunk_vgg.safetensors"))
+            .winograd(winograd)
+            .build()
+            .unwrap();
+        let heads: Vec<Tensor> = m.weights().split_off(13 * 2);
+        for h in &heads {
+            let _ = h.set_requires_grad(true);
+        }
+        m.forward(&oracle["in0"], &oracle["in1"])
+            .unwrap()
+            .sum(Kind::Float)
+            .backward();
+        heads.iter().map(|h| h.grad().copy()).collect()
+    };
+    let (on, off) = (head_grads(true), head_grads(false));
+    assert_eq!(on.len(), 5);
+    for (k, (g, want)) in on.iter().zip(&off).enumerate() {
+        assert!(g.defined(), "head {k}: no gradient");
+        common::assert_close(g, want, &format!("head {k} gradient"));
+    }
 }

@@ -12,7 +12,7 @@
 //! and they run on blocks of tiles small enough for the transformed tiles of a block to
 //! stay in cache between the transform, the products and the inverse transform. The
 //! blocks are shared among `tch::get_num_threads()` threads, libtorch's own OpenMP
-//! ones where it has them (`team.rs`): no barrier between the steps.
+//! ones where it has them (`../team.rs`): no barrier between the steps.
 //!
 //! In real arithmetic the result is the convolution's; in f32 the transforms' rounding
 //! makes it a few times less accurate than direct convolution (measured in
@@ -22,6 +22,7 @@ use std::sync::Mutex;
 
 use tch::{Device, Kind, Tensor};
 
+use super::team;
 use crate::error::{LpipsError, Result};
 
 /// Output tile side.
@@ -99,6 +100,12 @@ impl Winograd {
     /// The convolution of `x` (`N x Cin x H x W`, f32, on the CPU, any layout) with
     /// padding 1; the result has channels-last strides.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_then(x, false)
+    }
+
+    /// [`Winograd::forward`], followed by a ReLU when `relu` (applied as each output is
+    /// written, which spares the ReLU's own pass over the map; NaN stays NaN).
+    pub(crate) fn forward_then(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let (n, c, h, w) = x.size4()?;
         let kind = x.f_kind()?;
         if kind != Kind::Float || x.device() != Device::Cpu || c != self.cin as i64 {
@@ -116,6 +123,7 @@ impl Winograd {
             w: to_usize(w)?,
             cin: self.cin,
             cout: self.cout,
+            relu,
         };
         let out = Tensor::f_empty([n, h, w, self.cout as i64], (Kind::Float, Device::Cpu))?;
         if geometry.n * geometry.h * geometry.w * self.cin * self.cout == 0 {
@@ -324,6 +332,8 @@ struct Geometry {
     w: usize,
     cin: usize,
     cout: usize,
+    /// A ReLU on the outputs as they are written.
+    relu: bool,
 }
 
 impl Geometry {
@@ -504,6 +514,10 @@ fn output_tile(
                 let mut y = [0f32; LANES];
                 for ((y, o), b) in y.iter_mut().zip(o).zip(b) {
                     *y = o + b;
+                    // Not `max`, which would turn NaN into 0.
+                    if geo.relu && *y < 0.0 {
+                        *y = 0.0;
+                    }
                 }
                 if let Some(at) = at.checked_sub(base) {
                     store(output, at, lanes, &y);
@@ -515,7 +529,6 @@ fn output_tile(
 }
 
 mod kernel;
-mod team;
 mod vector;
 
 /// A zeroed buffer of `len` values, or an error where memory runs out (its size follows
@@ -647,6 +660,35 @@ mod tests {
                 check(n, 20, 24, h, w, true);
                 check(n, 5, 7, h, w, false);
             }
+        }
+    }
+
+    #[test]
+    fn the_relu_epilogue_equals_a_relu_after_it() {
+        tch::manual_seed(4);
+        // 64 channels take the AVX-512 transforms where the CPU has them, 24 the portable
+        // ones; a NaN in the input spreads to outputs, which the ReLU must keep NaN.
+        for (cin, cout) in [(64, 64), (20, 24)] {
+            let x = Tensor::randn([2, cin, 11, 13], (Kind::Float, Device::Cpu));
+            let _ = x.get(1).get(3).get(5).get(6).fill_(f64::NAN);
+            let wt = Tensor::randn([cout, cin, 3, 3], (Kind::Float, Device::Cpu));
+            let b = Tensor::randn([cout], (Kind::Float, Device::Cpu));
+            let wino = Winograd::new(&wt, &b).unwrap();
+            let plain = wino.forward(&x).unwrap().relu();
+            let fused = wino.forward_then(&x, true).unwrap();
+            assert!(plain.isnan().any().int64_value(&[]) == 1);
+            assert!(
+                plain.isnan().equal(&fused.isnan()),
+                "{cin} -> {cout}: NaN not where the ReLU leaves it"
+            );
+            let finite = plain.isfinite();
+            assert!(
+                plain
+                    .masked_select(&finite)
+                    .equal(&fused.masked_select(&finite)),
+                "{cin} -> {cout}: the fused ReLU differs from ReLU after the convolution"
+            );
+            assert!(fused.masked_select(&finite).min().double_value(&[]) >= 0.0);
         }
     }
 

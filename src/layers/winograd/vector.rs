@@ -7,8 +7,8 @@
 
 #[cfg(all(target_arch = "x86_64", lpips_avx512))]
 use std::arch::x86_64::{
-    __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
-    _mm512_storeu_ps, _mm512_sub_ps,
+    __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_mul_ps, _mm512_set1_ps,
+    _mm512_setzero_ps, _mm512_storeu_ps, _mm512_sub_ps,
 };
 
 use super::{ALPHA, Geometry, LANES, POINTS, TILE, inside};
@@ -195,13 +195,17 @@ unsafe fn output_avx512(
         });
         // SAFETY: c0 + 16 <= cout <= bias.len() (checked by the caller).
         let b = unsafe { _mm512_loadu_ps(bias.as_ptr().add(c0)) };
+        let zero = _mm512_setzero_ps();
         for q in 0..cols {
             let out = at(std::array::from_fn(|i| t[i][q]));
             for (p, o) in out.iter().enumerate().take(rows) {
                 let at = ((image * geo.h + TILE * ty + p) * geo.w + TILE * tx + q) * cout + c0;
                 if let Some(at) = at.checked_sub(base).filter(|at| at + LANES <= len) {
+                    let y = _mm512_add_ps(*o, b);
+                    // max(0, y) is y where y is NaN (the second operand wins).
+                    let y = if geo.relu { _mm512_max_ps(zero, y) } else { y };
                     // SAFETY: checked just above to lie inside `output`.
-                    unsafe { _mm512_storeu_ps(dst.add(at), _mm512_add_ps(*o, b)) };
+                    unsafe { _mm512_storeu_ps(dst.add(at), y) };
                 }
             }
         }

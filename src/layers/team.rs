@@ -1,4 +1,5 @@
-//! Runs the Winograd blocks on libtorch's own OpenMP threads. Threads of our own would
+//! Runs this crate's own CPU kernels (the Winograd blocks, the fused heads) on libtorch's own
+//! OpenMP threads. Threads of our own would
 //! compete for the cores with libtorch's OpenMP workers, which keep spinning for a while
 //! after each of libtorch's parallel operations (libgomp's default wait policy): on 2
 //! cores that cancelled the Winograd path's gain in a whole trunk pass (vgg 64x64 batch 8:
@@ -86,7 +87,7 @@ extern "C" fn member(data: *mut c_void) {
 /// Calls `job(part)` for every part in `0..parts`, each once, spread over up to `parts`
 /// threads; false if a call panicked (or a thread could not start and its part did not
 /// run: the caller runs what is left).
-pub(super) fn for_each(parts: usize, job: &(dyn Fn(usize) + Sync)) -> bool {
+pub(crate) fn for_each(parts: usize, job: &(dyn Fn(usize) + Sync)) -> bool {
     if parts <= 1 {
         return (0..parts).all(|p| catch_unwind(AssertUnwindSafe(|| job(p))).is_ok());
     }

@@ -8,11 +8,11 @@ use crate::config::{Heads, ModelId, Net, Variant, Version};
 use crate::error::{LpipsError, Result};
 
 // The reference's epsilon in unit normalisation.
-const EPS: f64 = 1e-10;
+pub(super) const EPS: f64 = 1e-10;
 // Sums of squares below this are raised to it before the square root, so that an
 // all-zero feature vector has a finite (zero) gradient instead of the reference's NaN.
 // Values are unchanged: such vectors normalise to zero either way.
-const MIN_SQUARED_NORM: f64 = 1e-30;
+pub(super) const MIN_SQUARED_NORM: f64 = 1e-30;
 
 /// Unit length along channels, with the reference's epsilon.
 pub(crate) fn normalize_tensor(x: &Tensor) -> Result<Tensor> {

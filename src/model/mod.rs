@@ -4,6 +4,7 @@
 
 mod builder;
 mod features;
+mod fused_heads;
 mod heads;
 mod mask;
 mod pooling;
@@ -248,9 +249,35 @@ impl Lpips {
         if let Some(core) = self.tile_core(a, b, false)? {
             return self.tiled_head_maps(a, b, core);
         }
-        let fa = self.features_canonical(a)?;
-        let fb = self.features_canonical(b)?;
-        self.lins.head_maps(&fa, &fb)
+        let (ra, rb) = (self.trunk_canonical(a)?, self.trunk_canonical(b)?);
+        ra.iter()
+            .zip(&rb)
+            .enumerate()
+            .map(|(k, (fa, fb))| self.raw_head_map(k, fa, fb))
+            .collect()
+    }
+
+    /// One tap's head map of two raw trunk outputs: in one pass (`fused_heads`) where
+    /// the model's CPU kernels are on (see [`LpipsBuilder::winograd`]) and no gradient
+    /// is wanted, else `normalize_tensor` and the head as libtorch operations.
+    fn raw_head_map(&self, k: usize, fa: &Tensor, fb: &Tensor) -> Result<Tensor> {
+        if let Some(map) = self.fused_head_map(k, fa, fb)? {
+            return Ok(map);
+        }
+        self.lins
+            .head_map(k, &normalize_tensor(fa)?, &normalize_tensor(fb)?)
+    }
+
+    /// [`Lpips::raw_head_map`]'s fused pass, or None where it does not apply.
+    fn fused_head_map(&self, k: usize, fa: &Tensor, fb: &Tensor) -> Result<Option<Tensor>> {
+        if !self.trunk.has_winograd() || self.lins.train_dropout.is_some() {
+            return Ok(None);
+        }
+        let head = self.lins.heads.as_ref().and_then(|h| h.get(k));
+        if self.lins.heads.is_some() && head.is_none() {
+            return Ok(None);
+        }
+        fused_heads::head_map(fa, fb, head)
     }
 
     /// Distances (`N x 1 x 1 x 1`) or maps (`N x 1 x H x W`) of canonical inputs without
@@ -363,14 +390,14 @@ impl Lpips {
                     Ok(x.f_narrow(2, r.x0, r.x1 - r.x0)?
                         .f_narrow(3, c.x0, c.x1 - c.x0)?)
                 };
-                let fa = self.features_canonical(&crop(a)?)?;
-                let fb = self.features_canonical(&crop(b)?)?;
+                let fa = self.trunk_canonical(&crop(a)?)?;
+                let fb = self.trunk_canonical(&crop(b)?)?;
                 for (l, tap) in geom.taps.iter().enumerate() {
                     let (ro, co) = (r.outs[l], c.outs[l]);
                     if ro.0 >= ro.1 || co.0 >= co.1 {
                         continue;
                     }
-                    let d = self.lins.head_map(l, &fa.layers[l], &fb.layers[l])?;
+                    let d = self.raw_head_map(l, &fa[l], &fb[l])?;
                     tiling::stitch(&acc[l], &d, tap.stride, (r, ro), (c, co))?;
                 }
             }
@@ -465,19 +492,10 @@ impl Lpips {
 
     /// Trunk features of canonical inputs, unit-normalised in f32.
     fn features_canonical(&self, x: &Tensor) -> Result<Features> {
-        let x = match &self.scaling {
-            Some(scaling) => scaling.forward(x)?,
-            None => x.shallow_clone(),
-        };
-        let x = match self.precision {
-            Precision::F32 => x,
-            other => x.f_to_kind(other.kind())?,
-        };
         let layers = self
-            .trunk
-            .forward(&x)?
+            .trunk_canonical(x)?
             .iter()
-            .map(|f| normalize_tensor(&f.f_to_kind(Kind::Float)?))
+            .map(normalize_tensor)
             .collect::<Result<Vec<_>>>()?;
         Ok(Features {
             layers,
@@ -488,16 +506,83 @@ impl Lpips {
         })
     }
 
+    /// The trunk's raw features (before `normalize_tensor`) at each tap, in f32.
+    fn trunk_canonical(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let x = match &self.scaling {
+            Some(scaling) => scaling.forward(x)?,
+            None => x.shallow_clone(),
+        };
+        let x = match self.precision {
+            Precision::F32 => x,
+            other => x.f_to_kind(other.kind())?,
+        };
+        self.trunk
+            .forward(&x)?
+            .iter()
+            .map(|f| Ok(f.f_to_kind(Kind::Float)?))
+            .collect()
+    }
+
     fn compute(&self, a: &Tensor, b: &Tensor, spatial: bool) -> Result<LayerDistances> {
         let (n, h, w) = (a.size()[0], a.size()[2], a.size()[3]);
         // Small inputs go through the trunk as one batch (`TrunkSpec::joint_pass_pixels`).
-        let (fa, fb) = if a.size() == b.size() && n * h * w <= self.spec.joint_pass_pixels {
-            let both = self.features_canonical(&Tensor::f_cat(&[a, b], 0)?)?;
-            (both.narrow(0, n)?, both.narrow(n, n)?)
+        let (ra, rb) = if a.size() == b.size() && n * h * w <= self.spec.joint_pass_pixels {
+            let both = self.trunk_canonical(&Tensor::f_cat(&[a, b], 0)?)?;
+            let half = |start| {
+                both.iter()
+                    .map(|f| Ok(f.f_narrow(0, start, n)?))
+                    .collect::<Result<Vec<_>>>()
+            };
+            (half(0)?, half(n)?)
         } else {
-            (self.features_canonical(a)?, self.features_canonical(b)?)
+            (self.trunk_canonical(a)?, self.trunk_canonical(b)?)
         };
-        self.compare(&fa, &fb, spatial, true)
+        if let Some(out) = self.fused(&ra, &rb, spatial, h, w)? {
+            return Ok(out);
+        }
+        let features = |layers: Vec<Tensor>| -> Result<Features> {
+            Ok(Features {
+                layers: layers.iter().map(normalize_tensor).collect::<Result<_>>()?,
+                deferred: None,
+                height: h,
+                width: w,
+                model: self.id(),
+            })
+        };
+        self.compare(&features(ra)?, &features(rb)?, spatial, true)
+    }
+
+    /// [`Lpips::compute`]'s comparison in one pass per tap over the raw features
+    /// (`fused_heads`), where the model's CPU kernels are on (see
+    /// [`LpipsBuilder::winograd`]) and the features need no gradient; None otherwise.
+    fn fused(
+        &self,
+        a: &[Tensor],
+        b: &[Tensor],
+        spatial: bool,
+        h: i64,
+        w: i64,
+    ) -> Result<Option<LayerDistances>> {
+        let mut layers = Vec::with_capacity(a.len());
+        for (k, (fa, fb)) in a.iter().zip(b).enumerate() {
+            let Some(map) = self.fused_head_map(k, fa, fb)? else {
+                return Ok(None);
+            };
+            layers.push(if spatial {
+                upsample(&map, h, w)?
+            } else {
+                map.f_mean_dim([2, 3].as_slice(), true, None::<Kind>)?
+            });
+        }
+        let mut total: Option<Tensor> = None;
+        for d in &layers {
+            total = Some(match total {
+                Some(t) => t.f_add(d)?,
+                None => d.shallow_clone(),
+            });
+        }
+        let total = total.ok_or(LpipsError::EmptyBatch)?;
+        Ok(Some(LayerDistances { total, layers }))
     }
 
     /// The settings that [`Features`] record.

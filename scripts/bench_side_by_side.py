@@ -22,7 +22,9 @@ scheduler now and then left a whole process 30-50% slower), and, unless
 LPIPS_BENCH_MALLOC=default, glibc told to keep freed memory (what
 `lpips::tune_cpu_allocator` does and the `lpips` command does itself; with glibc's
 defaults, page faults on fresh activation memory cost up to a quarter of the time on
-large inputs, on both sides, and make single runs bimodal).
+large inputs, on both sides, and make single runs bimodal) and libtorch's allocator
+told to use transparent huge pages (THP_MEM_ALLOC_ENABLE=1, which the `lpips` command
+also sets itself).
 
 Environment: LPIPS_BENCH_THREADS (default: all cores), LPIPS_BENCH_ROUNDS (default 5),
 LPIPS_BENCH_SECONDS per round and side (default 1), LPIPS_BENCH_ONLY (comma-separated
@@ -95,8 +97,10 @@ def worker(job, net, size, batch, seconds, threads):
     print(json.dumps({"times": times, "peak_rss_kib": peak}))
 
 
-# The same settings as lpips::tune_cpu_allocator, through glibc's environment variables.
-TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(2 ** 32 - 1)}
+# The same settings as lpips::tune_cpu_allocator, through glibc's environment variables,
+# and libtorch's allocator on transparent huge pages, as the `lpips` command sets it.
+TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(2 ** 32 - 1),
+                "THP_MEM_ALLOC_ENABLE": "1"}
 
 
 def bench_env(threads):

@@ -161,7 +161,8 @@
 //! Batches amortise per-call work; the thread count is libtorch's
 //! (`lpips::tch::set_num_threads`). [`runtime::tune_cpu_allocator`] (glibc, opt-in because it is
 //! process-wide) keeps freed activation memory for the next batch, which spares page
-//! faults on large inputs. On a busy machine, run the program with
+//! faults on large inputs; `THP_MEM_ALLOC_ENABLE=1` in the program's environment puts
+//! libtorch's large blocks on huge pages (fewer faults still). On a busy machine, run the program with
 //! `OMP_WAIT_POLICY=PASSIVE` in its environment (libgomp reads it at start-up; see "As a
 //! training loss" and docs/library.md, "A busy machine"), and for many small images use
 //! single-threaded workers ([`workers::with_workers`]) or the [`engine`], which need no

@@ -119,6 +119,7 @@ fn main() -> ExitCode {
     }
     // Keeps freed activation memory for the next batch (see the function's docs).
     lpips::runtime::tune_cpu_allocator();
+    huge_pages();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -127,6 +128,23 @@ fn main() -> ExitCode {
             }
             e.exit_code()
         }
+    }
+}
+
+/// The variable by which libtorch's CPU allocator backs allocations of 2 MiB and more
+/// with transparent huge pages (aligned, `madvise(MADV_HUGEPAGE)`); it reads it once, at
+/// its first allocation.
+const HUGE_PAGES: &str = "THP_MEM_ALLOC_ENABLE";
+
+/// Large activations on huge pages, unless the user chose: a fresh 4 KiB page costs a
+/// page fault on first touch, and on large inputs those faults took a quarter of the
+/// time (VGG 256x256 batch 8: 1.62 -> 1.31 s; docs/benchmarks.md, "Huge pages").
+fn huge_pages() {
+    if std::env::var_os(HUGE_PAGES).is_none() {
+        // SAFETY: called from `main` before any thread is started (neither clap nor the
+        // logger starts one) and before libtorch's first allocation, so nothing reads
+        // the environment concurrently.
+        unsafe { std::env::set_var(HUGE_PAGES, "1") };
     }
 }
 

@@ -9,7 +9,7 @@ mod winograd;
 use crate::config::{Net, Variant};
 use crate::error::{LpipsError, Result};
 use crate::trunk::{LayerSpec, TrunkSpec};
-use winograd::Winograd;
+use winograd::LazyWinograd;
 
 // Below this many pixels on the shorter side, a convolution runs on NCHW input with NCHW
 // weights: oneDNN's channels-last kernels were about twice as slow on AlexNet's 3x3 and
@@ -57,7 +57,7 @@ pub(crate) struct Conv {
     weight_nchw: Option<Tensor>,
     // The filters in Winograd form, for 3x3 stride-1 layers on the CPU in f32 (see
     // `winograd/` and `winograd_pays`); passes that need gradients never use it.
-    wino: Option<Winograd>,
+    wino: Option<LazyWinograd>,
     // Whether `wino` serves every size (tests of its exactness), not only where it pays.
     wino_everywhere: bool,
     bias: Tensor,
@@ -123,7 +123,9 @@ impl Conv {
                 && (self.wino_everywhere
                     || winograd_pays(n, cin, self.bias.size().first().copied().unwrap_or(0), h, w))
             {
-                return Ok((wino.forward_then(x, relu)?, relu));
+                if let Some(wino) = wino.get() {
+                    return Ok((wino.forward_then(x, relu)?, relu));
+                }
             }
         }
         let (x, weight) = match &self.weight_nchw {
@@ -148,7 +150,7 @@ impl Conv {
         Conv {
             weight: self.weight.shallow_clone(),
             weight_nchw: self.weight_nchw.as_ref().map(Tensor::shallow_clone),
-            wino: self.wino.as_ref().map(Winograd::share),
+            wino: self.wino.clone(),
             bias: self.bias.shallow_clone(),
             ..*self
         }
@@ -163,7 +165,7 @@ impl Conv {
             },
             // The transformed filters serve f32 only.
             wino: match &self.wino {
-                Some(w) if kind == Kind::Float => Some(w.share()),
+                Some(w) if kind == Kind::Float => Some(w.clone()),
                 _ => None,
             },
             bias: self.bias.f_to_kind(kind)?,
@@ -458,7 +460,7 @@ impl Trunk {
                 Ok(Conv {
                     weight: channels_last(&weight)?,
                     weight_nchw: Some(weight.f_contiguous()?),
-                    wino: c.wino.as_ref().map(Winograd::share),
+                    wino: c.wino.clone(),
                     bias: c.bias.f_detach()?,
                     ..*c
                 })
@@ -468,7 +470,8 @@ impl Trunk {
     }
 
     /// A copy whose 3x3 stride-1 convolutions also hold their filters in Winograd form
-    /// (computed here, once), used by passes without gradients on the CPU in f32 where
+    /// (transformed at the first pass that takes the path, once per model:
+    /// `winograd/lazy.rs`), used by passes without gradients on the CPU in f32 where
     /// [`winograd_pays`] (or, `everywhere`, on every size and channel count: for tests);
     /// weights on another device or kind are left as they are.
     pub(crate) fn with_winograd(&self, everywhere: bool) -> Result<Trunk> {
@@ -484,7 +487,7 @@ impl Trunk {
                     && c.weight.device() == tch::Device::Cpu
                     && c.weight.f_kind().ok() == Some(Kind::Float)
                 {
-                    Some(Winograd::new(&c.weight, &c.bias)?)
+                    Some(LazyWinograd::new(&c.weight, &c.bias))
                 } else {
                     None
                 };

@@ -211,3 +211,84 @@ fn weighted_sum(x: &[f32], y: &[f32], w: &[f32], nx: f32, ny: f32) -> f32 {
     add(&mut acc, tails.0, tails.1, tails.2);
     acc.iter().sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::features::normalize_tensor;
+
+    /// The reference's formula as libtorch operations.
+    fn reference(a: &Tensor, b: &Tensor, head: Option<&Tensor>) -> Tensor {
+        let d = (normalize_tensor(a).unwrap() - normalize_tensor(b).unwrap()).square();
+        match head {
+            Some(w) => d.conv2d(w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1),
+            None => d.sum_dim_intlist(1, true, None::<Kind>),
+        }
+    }
+
+    fn close(got: &Tensor, want: &Tensor) {
+        assert_eq!(got.size(), want.size());
+        let diff = (got - want).abs().max().double_value(&[]);
+        let scale = want.abs().max().double_value(&[]);
+        assert!(diff <= 1e-6 + 1e-5 * scale, "{diff} against {scale}");
+    }
+
+    #[test]
+    fn equals_the_reference_formula_on_every_shape() {
+        tch::manual_seed(3);
+        let opts = (Kind::Float, Device::Cpu);
+        // Channels that are and are not multiples of the 16 lanes, one image against
+        // many either way, and enough pixels for several threads.
+        for (na, nb, c, h, w) in [
+            (3, 3, 37, 5, 7),
+            (1, 3, 16, 4, 4),
+            (2, 1, 64, 3, 9),
+            (2, 2, 20, 40, 30),
+            (1, 1, 5, 1, 1),
+        ] {
+            let a = Tensor::randn([na, c, h, w], opts);
+            let b = Tensor::randn([nb, c, h, w], opts);
+            let head = Tensor::rand([1, c, 1, 1], opts);
+            for head in [None, Some(&head)] {
+                let got = head_map(&a, &b, head).unwrap().expect("applies");
+                close(&got, &reference(&a, &b, head));
+            }
+            // A channels-last map (the trunk's layout) gives the same.
+            let a_cl = crate::layers::channels_last(&a).unwrap();
+            let got = head_map(&a_cl, &b, Some(&head)).unwrap().expect("applies");
+            close(&got, &reference(&a, &b, Some(&head)));
+        }
+    }
+
+    #[test]
+    fn zero_features_give_zero_and_nan_stays_nan() {
+        let opts = (Kind::Float, Device::Cpu);
+        let zeros = Tensor::zeros([1, 24, 3, 3], opts);
+        let got = head_map(&zeros, &zeros, None).unwrap().expect("applies");
+        assert_eq!(got.abs().max().double_value(&[]), 0.0);
+        let nan = Tensor::randn([1, 24, 3, 3], opts);
+        let _ = nan.get(0).get(5).get(1).get(2).fill_(f64::NAN);
+        let got = head_map(&nan, &zeros, None).unwrap().expect("applies");
+        assert!(got.get(0).get(0).get(1).get(2).double_value(&[]).is_nan());
+        assert_eq!(got.isnan().sum(Kind::Int64).int64_value(&[]), 1);
+    }
+
+    #[test]
+    fn gradients_and_other_kinds_are_left_to_libtorch() {
+        let opts = (Kind::Float, Device::Cpu);
+        let a = Tensor::randn([1, 8, 2, 2], opts);
+        let head = Tensor::rand([1, 8, 1, 1], opts).set_requires_grad(true);
+        assert!(
+            head_map(&a.copy().set_requires_grad(true), &a, None)
+                .unwrap()
+                .is_none()
+        );
+        assert!(head_map(&a, &a, Some(&head)).unwrap().is_none());
+        let _guard = tch::no_grad_guard();
+        assert!(head_map(&a, &a, Some(&head)).unwrap().is_some());
+        let half = a.to_kind(Kind::Half);
+        assert!(head_map(&half, &half, None).unwrap().is_none());
+        let other = Tensor::randn([1, 9, 2, 2], opts);
+        assert!(head_map(&a, &other, None).unwrap().is_none());
+    }
+}

@@ -574,14 +574,7 @@ impl Lpips {
                 map.f_mean_dim([2, 3].as_slice(), true, None::<Kind>)?
             });
         }
-        let mut total: Option<Tensor> = None;
-        for d in &layers {
-            total = Some(match total {
-                Some(t) => t.f_add(d)?,
-                None => d.shallow_clone(),
-            });
-        }
-        let total = total.ok_or(LpipsError::EmptyBatch)?;
+        let total = layer_sum(&layers)?;
         Ok(Some(LayerDistances { total, layers }))
     }
 
@@ -636,14 +629,7 @@ impl Lpips {
             });
         }
         let layers = self.lins.per_layer(a, b, spatial)?;
-        let mut total: Option<Tensor> = None;
-        for d in &layers {
-            total = Some(match total {
-                Some(t) => t.f_add(d)?,
-                None => d.shallow_clone(),
-            });
-        }
-        let total = total.ok_or(LpipsError::EmptyBatch)?;
+        let total = layer_sum(&layers)?;
         Ok(LayerDistances {
             total,
             layers: if keep_layers { layers } else { Vec::new() },
@@ -735,6 +721,13 @@ fn finite_vec(values: Vec<f32>) -> Result<Vec<f32>> {
         }),
         None => Ok(values),
     }
+}
+
+/// The sum of the taps' contributions, in the taps' order (the reference's).
+fn layer_sum(layers: &[Tensor]) -> Result<Tensor> {
+    let (first, rest) = layers.split_first().ok_or(LpipsError::EmptyBatch)?;
+    rest.iter()
+        .try_fold(first.shallow_clone(), |t, d| Ok(t.f_add(d)?))
 }
 
 fn finite(t: &Tensor) -> Result<()> {

@@ -3,8 +3,8 @@
 //! 2016): 36 multiplications per 4x4 output tile and channel pair instead of 144.
 //!
 //! Each 6x6 input tile `d` (overlapping its neighbours by 2) is transformed to
-//! `V = Bᵀ d B`, the filters once, when the model is built, to `U = G g Gᵀ` (in f64, then
-//! rounded to f32); the 36 element-wise products summed over input channels are 36 matrix
+//! `V = Bᵀ d B`, the filters once, at the first pass that uses them (`lazy.rs`), to
+//! `U = G g Gᵀ` (in f64, then rounded to f32); the 36 element-wise products summed over input channels are 36 matrix
 //! products, `M[k] = V[k] U[k]` (tiles x Cin by Cin x Cout, libtorch's batched SGEMM);
 //! each output tile is `Aᵀ M A`, plus the bias. The input and output transforms are
 //! this file's loops over channels (16 at a time; `vector.rs` with AVX-512), fused
@@ -18,9 +18,13 @@
 //! makes it a few times less accurate than direct convolution (measured in
 //! docs/benchmarks.md, "Winograd convolution"), far inside LPIPS's tolerance.
 
+mod lazy;
+
 use std::sync::Mutex;
 
 use tch::{Device, Kind, Tensor};
+
+pub(crate) use lazy::LazyWinograd;
 
 use super::team;
 use crate::error::{LpipsError, Result};
@@ -66,16 +70,24 @@ impl Winograd {
                 weight.device()
             ))));
         }
-        let g: Vec<f64> = G.iter().flatten().copied().collect();
-        let g = Tensor::f_from_slice(&g)?.f_view([ALPHA as i64, 3])?;
-        let w = weight.f_to_kind(Kind::Double)?.f_contiguous()?;
-        // (Cout, Cin, 6, 6) = G w Gᵀ for each filter, then (6, 6, Cin, Cout).
-        let u = g
+        // G w Gᵀ for every filter at once: U[i][j] = sum over a, b of G[i][a] w[a][b]
+        // G[j][b], i.e. (G ⊗ G) times each filter's 9 values, as one product per input
+        // channel whose rows are already U's (a batched product of 6x3 by 3x3 matrices per
+        // filter and a transposing copy of U took 0.8 s for VGG16's filters).
+        let kron: Vec<f64> = (0..POINTS)
+            .flat_map(|ij| (0..9).map(move |ab| G[ij / ALPHA][ab / 3] * G[ij % ALPHA][ab % 3]))
+            .collect();
+        let kron = Tensor::f_from_slice(&kron)?.f_view([POINTS as i64, 9])?;
+        // (Cout, Cin, 3, 3) -> (Cin, 9, Cout) -> (Cin, 36, Cout) -> (36, Cin, Cout).
+        let w = weight
+            .f_to_kind(Kind::Double)?
+            .f_reshape([cout, cin, 9])?
+            .f_permute([1, 2, 0])?
+            .f_contiguous()?;
+        let u = kron
             .f_matmul(&w)?
-            .f_matmul(&g.f_transpose(0, 1)?)?
-            .f_permute([2, 3, 1, 0])?
-            .f_reshape([POINTS as i64, cin, cout])?
             .f_to_kind(Kind::Float)?
+            .f_permute([1, 0, 2])?
             .f_contiguous()?;
         let bias = Vec::<f32>::try_from(bias.f_to_kind(Kind::Float)?.f_contiguous()?)?;
         let (cin, cout) = (to_usize(cin)?, to_usize(cout)?);

@@ -165,17 +165,20 @@ impl LpipsBuilder {
         self
     }
 
-    /// Whether the trunk's 3x3 stride-1 convolutions may run as Winograd's F(4x4, 3x3) on
-    /// the CPU (default true): fewer multiplications, their filters transformed once here.
-    /// Only f32 passes without gradients use it (distances, features, maps, the folder
-    /// commands, tiles, BAPPS evaluation), and only on layer shapes where it measured
-    /// faster than libtorch's direct convolution; `forward` on inputs that require
-    /// gradients, training, GPUs and half precision keep libtorch's convolution. Its
-    /// rounding differs from direct convolution's by about 1e-6 relative, far within the
-    /// reference tolerance (docs/benchmarks.md, "Winograd convolution"); turn it off for
-    /// results equal bit for bit to earlier versions. Weights changed in place after
-    /// `build` (through [`Lpips::weights`]) are not seen by the transformed filters:
-    /// build the model again, or turn this off.
+    /// Whether the model's own CPU kernels are on (default true): the trunk's 3x3
+    /// stride-1 convolutions as Winograd's F(4x4, 3x3) (fewer multiplications; each
+    /// layer's filters transformed once, at the first pass that uses them, and shared by
+    /// every handle), and the comparison stage (`normalize_tensor`, the squared
+    /// difference and the heads) in one pass per tap. Only f32 passes without gradients
+    /// use them (distances, features, maps, the folder commands, tiles, BAPPS
+    /// evaluation), and the convolutions only on layer shapes where they measured faster
+    /// than libtorch's direct convolution; `forward` on inputs that require gradients,
+    /// heads or trunks being trained, GPUs and half precision keep libtorch's operations.
+    /// The rounding differs from libtorch's by about 1e-6 relative, far within the
+    /// reference tolerance (docs/benchmarks.md, "Winograd convolution"); turn this off
+    /// for results equal bit for bit to earlier versions. Trunk weights changed in place
+    /// (through [`Lpips::weights`]) after a pass has used the transformed filters are not
+    /// seen by them: build the model again, or turn this off.
     pub fn winograd(mut self, on: bool) -> Self {
         self.no_winograd = !on;
         self

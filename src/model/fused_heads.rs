@@ -47,7 +47,6 @@ pub(crate) fn head_map(a: &Tensor, b: &Tensor, head: Option<&Tensor>) -> Result<
         Some(_) => return Ok(None),
         None => vec![1.0; usize::try_from(c).unwrap_or(0)],
     };
-    let out = Tensor::f_empty([n, 1, h, w], (Kind::Float, Device::Cpu))?;
     let shape = Shape {
         pixels: to_usize(h)? * to_usize(w)?,
         channels: to_usize(c)?,
@@ -61,6 +60,7 @@ pub(crate) fn head_map(a: &Tensor, b: &Tensor, head: Option<&Tensor>) -> Result<
             (Kind::Float, Device::Cpu),
         )?));
     }
+    let out = Tensor::f_empty([n, 1, h, w], (Kind::Float, Device::Cpu))?;
     // Channels-last and contiguous: each pixel's channels side by side.
     let (a, b) = (nhwc(a)?, nhwc(b)?);
     let (a_len, b_len) = (

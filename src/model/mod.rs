@@ -29,7 +29,7 @@ pub use features::Features;
 use features::normalize_tensor;
 use heads::NetLinLayers;
 use mask::weight_tensor;
-use pooling::{upsample, weighted_average};
+use pooling::{pool_map, weighted_average};
 use scaling::ScalingLayer;
 
 // More pixels (N x H x W) than memory could hold: 2^44 f32 values are 64 TiB.
@@ -289,11 +289,7 @@ impl Lpips {
         let (h, w) = (a.size()[2], a.size()[3]);
         let mut total: Option<Tensor> = None;
         for d in self.tiled_head_maps(a, b, core)? {
-            let v = if spatial {
-                upsample(&d, h, w)?
-            } else {
-                d.f_mean_dim([2, 3].as_slice(), true, None::<Kind>)?
-            };
+            let v = pool_map(&d, spatial, h, w)?;
             total = Some(match total {
                 Some(t) => t.f_add(&v)?,
                 None => v,
@@ -568,11 +564,7 @@ impl Lpips {
             let Some(map) = self.fused_head_map(k, fa, fb)? else {
                 return Ok(None);
             };
-            layers.push(if spatial {
-                upsample(&map, h, w)?
-            } else {
-                map.f_mean_dim([2, 3].as_slice(), true, None::<Kind>)?
-            });
+            layers.push(pool_map(&map, spatial, h, w)?);
         }
         let total = layer_sum(&layers)?;
         Ok(Some(LayerDistances { total, layers }))

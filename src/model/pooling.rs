@@ -12,6 +12,16 @@ pub(crate) fn spatial_average(x: &Tensor) -> Result<Tensor> {
     Ok(x.f_mean_dim([2, 3].as_slice(), false, None::<Kind>)?)
 }
 
+/// A layer's `N x 1 x h x w` head map pooled to its contribution: upsampled to
+/// `height x width` when `spatial`, else averaged over space (`N x 1 x 1 x 1`).
+pub(crate) fn pool_map(map: &Tensor, spatial: bool, height: i64, width: i64) -> Result<Tensor> {
+    if spatial {
+        upsample(map, height, width)
+    } else {
+        Ok(map.f_mean_dim([2, 3].as_slice(), true, None::<Kind>)?)
+    }
+}
+
 /// A layer's `N x 1 x h x w` map upsampled to `height x width`.
 pub(crate) fn upsample(x: &Tensor, height: i64, width: i64) -> Result<Tensor> {
     Ok(x.f_upsample_bilinear2d([height, width], false, None, None)?)
